@@ -1,0 +1,214 @@
+//! The wire format: a small fixed envelope around a postcard-encoded [`Message`].
+//!
+//! ```text
+//! byte 0      magic 0x56 ('V')
+//! byte 1      wire version (1)
+//! bytes 2..6  cluster id (u32, little endian; FNV-1a of the cluster name, truncated)
+//! byte 6      flags: low nibble = length of the trailing authentication tag in 8-byte units
+//!             (0 today; the authentication issue fills it in)
+//! bytes 7..   postcard body, then the tag
+//! ```
+//! Decoding never panics: every failure is a [`DecodeError`] and the datagram is dropped.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DecodeError;
+use crate::member::{fnv1a, MemberRecord, NodeId};
+
+/// First byte of every Vigil datagram.
+pub const MAGIC: u8 = 0x56;
+/// Wire version this build speaks.
+pub const WIRE_VERSION: u8 = 1;
+/// Bytes before the body.
+pub const HEADER_LEN: usize = 7;
+
+/// Derives the 32-bit cluster id carried in every envelope from the cluster's name.
+pub fn cluster_id(name: &str) -> u32 {
+    fnv1a(name.as_bytes()) as u32
+}
+
+/// Who sent a message, at which life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// The sender's id.
+    pub id: NodeId,
+    /// The sender's generation.
+    pub generation: u64,
+    /// The sender's incarnation.
+    pub incarnation: u64,
+    /// Fingerprint of the sender's whole member table, to spot divergence cheaply.
+    pub summary: u64,
+}
+
+/// A piece of membership news, spread by gossip.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Update {
+    /// A member's record (join, refutation, conviction, leave, eviction, new metadata).
+    Record(MemberRecord),
+    /// `by` accuses `subject` of being dead at (generation, incarnation).
+    Accuse {
+        /// The accused member.
+        subject: NodeId,
+        /// Its generation as the accuser knew it.
+        generation: u64,
+        /// Its incarnation as the accuser knew it.
+        incarnation: u64,
+        /// The accuser (one of the subject's observers).
+        by: NodeId,
+    },
+}
+
+/// Every message of the protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Sent every heartbeat interval to each of the sender's observers.
+    Heartbeat {
+        /// The sender.
+        from: Sender,
+        /// Heartbeat counter.
+        seq: u64,
+        /// Piggybacked news.
+        updates: Vec<Update>,
+    },
+    /// A gossip round's message to a random peer.
+    Gossip {
+        /// The sender.
+        from: Sender,
+        /// News.
+        updates: Vec<Update>,
+    },
+    /// A new or restarted node introduces itself to a seed.
+    Join {
+        /// The joiner's own record.
+        record: MemberRecord,
+    },
+    /// Anti-entropy, step 1: the fingerprints of `ranges.len()` slices of the table.
+    SyncDigest {
+        /// The sender.
+        from: Sender,
+        /// XOR of record fingerprints per slice (slice = id hash modulo the count).
+        ranges: Vec<u32>,
+        /// Whether the receiver should answer with its own digest (push-pull).
+        reply: bool,
+    },
+    /// Anti-entropy, step 2: full records of the slices that differed.
+    SyncRecords {
+        /// The sender.
+        from: Sender,
+        /// Records.
+        records: Vec<MemberRecord>,
+    },
+    /// A cheap "are we in sync?" question (used to re-contact seeds).
+    Probe {
+        /// The sender.
+        from: Sender,
+        /// The sender's gossip address, so a seed can answer an unknown node.
+        reply_to: SocketAddr,
+    },
+    /// Answer to a probe.
+    ProbeAck {
+        /// The sender.
+        from: Sender,
+    },
+}
+
+impl Message {
+    /// The sender block, if the message has one.
+    pub fn sender(&self) -> Option<&Sender> {
+        match self {
+            Message::Heartbeat { from, .. }
+            | Message::Gossip { from, .. }
+            | Message::SyncDigest { from, .. }
+            | Message::SyncRecords { from, .. }
+            | Message::Probe { from, .. }
+            | Message::ProbeAck { from } => Some(from),
+            Message::Join { .. } => None,
+        }
+    }
+
+    /// A short name for metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Heartbeat { .. } => "heartbeat",
+            Message::Gossip { .. } => "gossip",
+            Message::Join { .. } => "join",
+            Message::SyncDigest { .. } => "sync_digest",
+            Message::SyncRecords { .. } => "sync_records",
+            Message::Probe { .. } => "probe",
+            Message::ProbeAck { .. } => "probe_ack",
+        }
+    }
+}
+
+/// Encodes `msg` into a datagram for cluster `cluster`.
+pub fn encode(cluster: u32, msg: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    out.push(MAGIC);
+    out.push(WIRE_VERSION);
+    out.extend_from_slice(&cluster.to_le_bytes());
+    out.push(0);
+    // Serializing into a Vec cannot fail for these types (no maps with non-string keys,
+    // no unsized sequences); fall back to an empty body rather than panic.
+    match postcard::to_extend(msg, out) {
+        Ok(v) => v,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Decodes a datagram, checking magic, version, cluster id and size.
+pub fn decode(cluster: u32, max_len: usize, bytes: &[u8]) -> Result<Message, DecodeError> {
+    if bytes.len() > max_len {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    if bytes[0] != MAGIC {
+        return Err(DecodeError::BadMagic(bytes[0]));
+    }
+    if bytes[1] != WIRE_VERSION {
+        return Err(DecodeError::UnsupportedVersion(bytes[1]));
+    }
+    let id = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+    if id != cluster {
+        return Err(DecodeError::ForeignCluster(id));
+    }
+    let tag_len = usize::from(bytes[6] & 0x0f) * 8;
+    let body_end = bytes
+        .len()
+        .checked_sub(tag_len)
+        .filter(|&e| e >= HEADER_LEN)
+        .ok_or(DecodeError::TooShort(bytes.len()))?;
+    let (msg, rest) = postcard::take_from_bytes::<Message>(&bytes[HEADER_LEN..body_end])
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+/// Encoded size of one update, used to pack messages under the datagram limit.
+pub fn update_len(u: &Update) -> usize {
+    encoded_len(u)
+}
+
+/// Encoded size of one record.
+pub fn record_len(r: &MemberRecord) -> usize {
+    encoded_len(r)
+}
+
+fn encoded_len<T: Serialize>(v: &T) -> usize {
+    postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX / 4)
+}
+
+/// Worst-case bytes a sequence length prefix takes (varint of a count below 2^21).
+pub const SEQ_PREFIX_MAX: usize = 3;
+
+#[cfg(test)]
+mod tests;

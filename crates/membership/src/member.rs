@@ -1,0 +1,335 @@
+//! Member identity and the replicated member record, with its merge order.
+//!
+//! A record is owned by its member: only the member raises its `incarnation` (to refute a
+//! suspicion) or its `meta_version` (to publish new metadata). Other nodes may only push a
+//! record towards "worse" states (suspect, failed, removed) or set `voter`. Merging two copies
+//! is a join in a lattice, so gossip can deliver copies in any order, any number of times.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// A member's name, unique in the cluster (from config, never from the hostname).
+pub type NodeId = String;
+
+/// Liveness state of a record, as gossiped. DEGRADED is not here: it is derived from the
+/// health score of an `Alive` member (see [`crate::health`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Liveness {
+    /// Believed alive.
+    Alive,
+    /// Accused by at least one observer and not yet refuted.
+    Suspect,
+    /// Convicted: a side holding quorum judged it dead at this generation.
+    Failed,
+    /// Left gracefully.
+    Left,
+    /// Evicted by a side holding quorum; kept as a tombstone.
+    Removed,
+}
+
+impl Liveness {
+    /// Terminal states end a generation: nothing at the same generation overrides them
+    /// except a later terminal state.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Liveness::Failed | Liveness::Left | Liveness::Removed)
+    }
+}
+
+/// Status as operators see it (the seed's values plus LEFT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Alive and scoring at or above the degraded threshold.
+    Healthy,
+    /// Alive but scoring below the degraded threshold.
+    Degraded,
+    /// Suspected by an observer, not yet convicted.
+    Suspect,
+    /// Convicted as failed.
+    Failed,
+    /// Left gracefully.
+    Left,
+}
+
+impl Status {
+    /// The upper-case name used in JSON and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Healthy => "HEALTHY",
+            Status::Degraded => "DEGRADED",
+            Status::Suspect => "SUSPECT",
+            Status::Failed => "FAILED",
+            Status::Left => "LEFT",
+        }
+    }
+
+    /// All statuses, for metrics that must report zeros too.
+    pub const ALL: [Status; 5] = [
+        Status::Healthy,
+        Status::Degraded,
+        Status::Suspect,
+        Status::Failed,
+        Status::Left,
+    ];
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Health signals a node measures about itself, quantized so that small wobbles do not
+/// cause gossip. All in percent (0-100).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HealthSignals {
+    /// CPU load, percent of all cores.
+    pub cpu_pct: u8,
+    /// Memory in use, percent of the total.
+    pub mem_pct: u8,
+    /// Share of failed requests over the recent window, percent.
+    pub error_pct: u8,
+}
+
+impl HealthSignals {
+    /// Rounds each signal to a step of 5 percent and clamps it to 100, so that
+    /// gossip carries a change only when a signal moves noticeably.
+    pub fn quantized(self) -> Self {
+        fn q(v: u8) -> u8 {
+            ((v.min(100) as u16 + 2) / 5 * 5).min(100) as u8
+        }
+        HealthSignals {
+            cpu_pct: q(self.cpu_pct),
+            mem_pct: q(self.mem_pct),
+            error_pct: q(self.error_pct),
+        }
+    }
+}
+
+/// Versioned metadata a member publishes about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Role of the process (gateway, coordinator, producer, consumer, ...).
+    pub role: String,
+    /// Failure-domain zone label.
+    pub zone: String,
+    /// Optional rack label inside the zone.
+    pub rack: String,
+    /// Where the member serves HTTP, if it does.
+    pub http_addr: Option<String>,
+    /// Last self-reported health signals.
+    pub signals: HealthSignals,
+    /// Free key/values.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The replicated record of one member.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The member's id.
+    pub id: NodeId,
+    /// Gossip address peers should send to (the advertised one).
+    pub addr: SocketAddr,
+    /// Larger at every process start: a restart supersedes the old self at once.
+    pub generation: u64,
+    /// Raised by the member to refute a suspicion within a generation.
+    pub incarnation: u64,
+    /// Liveness at (generation, incarnation).
+    pub liveness: Liveness,
+    /// Raised by the member when it publishes new metadata.
+    pub meta_version: u64,
+    /// The metadata at `meta_version`.
+    pub meta: Metadata,
+    /// Admitted as a voter by a side holding quorum. Sticks to the id across generations
+    /// until the member leaves or is removed.
+    pub voter: bool,
+}
+
+/// What merging a received record into the local copy changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeOutcome {
+    /// The local copy already knew everything in the received one.
+    Stale,
+    /// The local copy changed.
+    Updated,
+}
+
+impl MemberRecord {
+    /// Precedence of liveness within one generation: terminal states win over any
+    /// incarnation; otherwise the higher incarnation wins, then the worse liveness.
+    fn liveness_key(&self) -> (u64, bool, u64, Liveness) {
+        if self.liveness.is_terminal() {
+            (self.generation, true, 0, self.liveness)
+        } else {
+            (self.generation, false, self.incarnation, self.liveness)
+        }
+    }
+
+    /// Merges `other` (a copy of the same member's record) into `self`.
+    pub fn merge(&mut self, other: &MemberRecord) -> MergeOutcome {
+        debug_assert_eq!(self.id, other.id);
+        let before = self.clone();
+        match other.generation.cmp(&self.generation) {
+            std::cmp::Ordering::Greater => {
+                // A new life: everything comes from the newer copy, but the voter seat
+                // sticks to the id unless the old life ended by leaving or removal.
+                let keep_voter =
+                    self.voter && !matches!(self.liveness, Liveness::Left | Liveness::Removed);
+                *self = other.clone();
+                self.voter = other.voter || keep_voter;
+            }
+            std::cmp::Ordering::Less => return MergeOutcome::Stale,
+            std::cmp::Ordering::Equal => {
+                if other.liveness_key() > self.liveness_key() {
+                    self.incarnation = other.incarnation;
+                    self.liveness = other.liveness;
+                }
+                if other.meta_version > self.meta_version {
+                    self.meta_version = other.meta_version;
+                    self.meta = other.meta.clone();
+                    self.addr = other.addr;
+                }
+                self.voter |= other.voter;
+                if matches!(self.liveness, Liveness::Left | Liveness::Removed) {
+                    self.voter = false;
+                }
+            }
+        }
+        if *self == before {
+            MergeOutcome::Stale
+        } else {
+            MergeOutcome::Updated
+        }
+    }
+
+    /// Whether the member counts as reachable in this record (alive or merely suspected is
+    /// decided by the caller; this says "not ended").
+    pub fn is_live(&self) -> bool {
+        !self.liveness.is_terminal()
+    }
+
+    /// A 64-bit fingerprint of the versioned parts, for table summaries.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = fnv1a(self.id.as_bytes());
+        for v in [
+            self.generation,
+            self.incarnation,
+            self.liveness as u64,
+            self.meta_version,
+            self.voter as u64,
+        ] {
+            h = mix(h ^ v);
+        }
+        h
+    }
+}
+
+/// FNV-1a: a stable hash (std's `DefaultHasher` may change between releases, and every
+/// node must agree on rings and summaries).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// SplitMix64 finalizer: spreads bits so that nearby inputs land far apart.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(generation: u64, incarnation: u64, liveness: Liveness) -> MemberRecord {
+        MemberRecord {
+            id: "a".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            generation,
+            incarnation,
+            liveness,
+            meta_version: 0,
+            meta: Metadata::default(),
+            voter: false,
+        }
+    }
+
+    #[test]
+    fn suspect_is_refuted_by_higher_incarnation() {
+        let mut r = rec(1, 0, Liveness::Suspect);
+        assert_eq!(r.merge(&rec(1, 1, Liveness::Alive)), MergeOutcome::Updated);
+        assert_eq!(r.liveness, Liveness::Alive);
+    }
+
+    #[test]
+    fn suspect_wins_over_alive_at_same_incarnation() {
+        let mut r = rec(1, 3, Liveness::Alive);
+        r.merge(&rec(1, 3, Liveness::Suspect));
+        assert_eq!(r.liveness, Liveness::Suspect);
+        assert_eq!(r.merge(&rec(1, 3, Liveness::Alive)), MergeOutcome::Stale);
+    }
+
+    #[test]
+    fn failed_is_never_alive_again_at_the_same_generation() {
+        let mut r = rec(1, 2, Liveness::Failed);
+        assert_eq!(r.merge(&rec(1, 99, Liveness::Alive)), MergeOutcome::Stale);
+        assert_eq!(r.liveness, Liveness::Failed);
+        r.merge(&rec(2, 0, Liveness::Alive));
+        assert_eq!((r.generation, r.liveness), (2, Liveness::Alive));
+    }
+
+    #[test]
+    fn older_generation_is_ignored() {
+        let mut r = rec(5, 0, Liveness::Alive);
+        assert_eq!(r.merge(&rec(4, 9, Liveness::Removed)), MergeOutcome::Stale);
+    }
+
+    #[test]
+    fn voter_seat_survives_a_restart_but_not_a_leave() {
+        let mut r = rec(1, 0, Liveness::Alive);
+        r.voter = true;
+        r.merge(&rec(2, 0, Liveness::Alive));
+        assert!(r.voter);
+        r.merge(&rec(2, 0, Liveness::Left));
+        assert!(!r.voter);
+        r.merge(&rec(3, 0, Liveness::Alive));
+        assert!(!r.voter);
+    }
+
+    #[test]
+    fn merge_is_commutative_on_liveness() {
+        let a = rec(1, 2, Liveness::Suspect);
+        let b = rec(1, 3, Liveness::Alive);
+        let mut x = a.clone();
+        x.merge(&b);
+        let mut y = b.clone();
+        y.merge(&a);
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn quantized_signals_step_by_five() {
+        let s = HealthSignals {
+            cpu_pct: 42,
+            mem_pct: 200,
+            error_pct: 3,
+        }
+        .quantized();
+        assert_eq!(
+            s,
+            HealthSignals {
+                cpu_pct: 40,
+                mem_pct: 100,
+                error_pct: 5
+            }
+        );
+    }
+}

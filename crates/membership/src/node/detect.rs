@@ -1,0 +1,282 @@
+//! Heartbeats, phi-accrual monitoring, accusations and conviction.
+//!
+//! Each node heartbeats its K observers and watches the members it observes. An observer
+//! whose phi for a subject crosses the threshold, or that has heard nothing for the hard
+//! failure timeout, accuses the subject; accusations spread by gossip and make the subject
+//! SUSPECT everywhere. The subject refutes by raising its incarnation. A node convicts
+//! (FAILED) only when it holds quorum, the suspicion has lasted the suspicion timeout, and
+//! enough distinct observers accused (from distinct zones when the observers span zones),
+//! so one slow or cut-off observer cannot evict a healthy member.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{Event, Node, Output};
+use crate::codec::{Message, Sender, Update};
+use crate::detector::PhiDetector;
+use crate::member::{Liveness, NodeId};
+
+/// Accusations against one subject at one (generation, incarnation).
+#[derive(Debug, Clone)]
+pub(crate) struct Suspicion {
+    pub generation: u64,
+    pub incarnation: u64,
+    pub accusers: BTreeSet<NodeId>,
+    pub since: Duration,
+}
+
+impl Node {
+    fn refresh_my_observers(&mut self) {
+        if self.observers_epoch != self.table.ring_epoch {
+            let zone = self.my_record().meta.zone.clone();
+            self.my_observers = self.table.rings.observers(&self.me, &zone);
+            self.observers_epoch = self.table.ring_epoch;
+        }
+    }
+
+    pub(super) fn send_heartbeats(&mut self, _now: std::time::Duration, out: &mut impl Output) {
+        self.refresh_my_observers();
+        self.hb_seq += 1;
+        let targets: Vec<_> = self
+            .my_observers
+            .iter()
+            .filter_map(|id| self.table.get(id))
+            .map(|e| e.record.addr)
+            .collect();
+        for to in targets {
+            let empty = Message::Heartbeat {
+                from: self.sender(),
+                seq: self.hb_seq,
+                updates: Vec::new(),
+            };
+            let budget = self.piggyback_budget(&empty);
+            let updates = if self.queue.is_empty() {
+                Vec::new()
+            } else {
+                self.take_updates(budget)
+            };
+            let msg = Message::Heartbeat {
+                from: self.sender(),
+                seq: self.hb_seq,
+                updates,
+            };
+            self.stats.heartbeats_sent += 1;
+            self.send(to, &msg, out);
+        }
+    }
+
+    pub(super) fn on_heartbeat(&mut self, now: Duration, sender: &Sender) {
+        if let Some(d) = self.detectors.get_mut(&sender.id) {
+            d.heartbeat(now);
+        } else if self
+            .table
+            .get(&sender.id)
+            .is_some_and(|e| e.record.generation == sender.generation)
+        {
+            // maybe we just became one of its observers: look again at the next check
+            self.subjects_epoch = u64::MAX;
+        }
+        if let Some(e) = self.table.get_mut(&sender.id) {
+            if e.record.generation == sender.generation {
+                e.last_heard = Some(now);
+            }
+        }
+    }
+
+    /// Starts and stops watching members as the rings change, then accuses the silent ones.
+    pub(super) fn check_subjects(&mut self, now: Duration, out: &mut impl Output) {
+        if self.subjects_epoch != self.table.ring_epoch {
+            self.subjects_epoch = self.table.ring_epoch;
+            let subjects = self.table.rings.subjects(&self.me);
+            self.detectors.retain(|id, _| subjects.contains(id));
+            for id in subjects {
+                let c = &self.config;
+                self.detectors.entry(id).or_insert_with(|| {
+                    PhiDetector::new(
+                        now,
+                        c.heartbeat_interval,
+                        c.phi_window,
+                        c.phi_min_std_deviation,
+                        c.acceptable_heartbeat_pause,
+                    )
+                });
+            }
+        }
+        let mut accuse: Vec<(NodeId, u64, u64)> = Vec::new();
+        for (id, d) in &self.detectors {
+            let Some(e) = self.table.get(id) else {
+                continue;
+            };
+            let r = &e.record;
+            if r.liveness.is_terminal() {
+                continue;
+            }
+            let silent = now.saturating_sub(d.last_arrival());
+            if d.phi(now) <= self.config.phi_threshold && silent < self.config.failure_timeout {
+                continue;
+            }
+            let already = self.suspicions.get(id).is_some_and(|s| {
+                (s.generation, s.incarnation) == (r.generation, r.incarnation)
+                    && s.accusers.contains(&self.me)
+            });
+            if !already {
+                accuse.push((id.clone(), r.generation, r.incarnation));
+            }
+        }
+        accuse.sort();
+        for (subject, generation, incarnation) in accuse {
+            self.stats.accusations += 1;
+            let me = self.me.clone();
+            self.on_accusation(now, &subject, generation, incarnation, &me, out);
+        }
+    }
+
+    /// Records an accusation (ours or heard), spreads it if it is news, refutes it if it is
+    /// about this node.
+    pub(super) fn on_accusation(
+        &mut self,
+        now: Duration,
+        subject: &str,
+        generation: u64,
+        incarnation: u64,
+        by: &str,
+        out: &mut impl Output,
+    ) {
+        if subject == self.me {
+            let mine = self.my_record();
+            if (mine.generation, mine.incarnation) == (generation, incarnation) {
+                let mut rec = mine.clone();
+                rec.incarnation += 1;
+                self.stats.refutations += 1;
+                self.apply_record(now, &rec, true, out);
+                // answer the accuser at once rather than waiting for gossip to reach it
+                if let Some(addr) = self.table.get(by).map(|e| e.record.addr) {
+                    let msg = Message::Gossip {
+                        from: self.sender(),
+                        updates: vec![Update::Record(rec)],
+                    };
+                    self.send(addr, &msg, out);
+                }
+            }
+            return;
+        }
+        let Some(entry) = self.table.get(subject) else {
+            return;
+        };
+        let r = entry.record.clone();
+        if (r.generation, r.incarnation) != (generation, incarnation) || r.liveness.is_terminal() {
+            return;
+        }
+        let s = self
+            .suspicions
+            .entry(subject.to_string())
+            .or_insert_with(|| Suspicion {
+                generation,
+                incarnation,
+                accusers: BTreeSet::new(),
+                since: now,
+            });
+        if !s.accusers.insert(by.to_string()) {
+            return;
+        }
+        self.queue.push(Update::Accuse {
+            subject: subject.to_string(),
+            generation,
+            incarnation,
+            by: by.to_string(),
+        });
+        if r.liveness == Liveness::Alive {
+            let mut suspect = r;
+            suspect.liveness = Liveness::Suspect;
+            if let Some(change) = self.table.merge(now, &suspect) {
+                // the accusation itself carries the news: no need to queue the record too
+                self.after_change(now, &change, out);
+            }
+        }
+    }
+
+    /// Convicts suspects with enough independent accusers, once the suspicion is old enough,
+    /// and only while holding quorum.
+    pub(super) fn convict(&mut self, now: Duration, out: &mut impl Output) {
+        if !self.quorum || self.suspicions.is_empty() {
+            return;
+        }
+        let mut guilty: Vec<NodeId> = Vec::new();
+        for (id, s) in &self.suspicions {
+            if now.saturating_sub(s.since) < self.config.suspicion_timeout {
+                continue;
+            }
+            let Some(e) = self.table.get(id) else {
+                continue;
+            };
+            let r = &e.record;
+            if r.liveness != Liveness::Suspect
+                || (r.generation, r.incarnation) != (s.generation, s.incarnation)
+            {
+                continue;
+            }
+            let observers = self.table.rings.observers(id, &r.meta.zone);
+            let zone_of = |n: &str| {
+                self.table
+                    .get(n)
+                    .map(|e| e.record.meta.zone.clone())
+                    .unwrap_or_default()
+            };
+            let observer_zones: BTreeSet<String> = observers.iter().map(|o| zone_of(o)).collect();
+            let (have, possible) = if observer_zones.len() >= 2 {
+                let accuser_zones: BTreeSet<String> =
+                    s.accusers.iter().map(|a| zone_of(a)).collect();
+                (accuser_zones.len(), observer_zones.len())
+            } else {
+                (s.accusers.len(), observers.len())
+            };
+            let needed = self.config.confirmations.min(possible).max(1);
+            if have >= needed {
+                guilty.push(id.clone());
+            }
+        }
+        guilty.sort();
+        for id in guilty {
+            if let Some(mut r) = self.record(&id).cloned() {
+                r.liveness = Liveness::Failed;
+                self.apply_record(now, &r, true, out);
+            }
+        }
+    }
+
+    /// After this process itself stalled, restart every silence and suspicion clock.
+    pub(super) fn forgive_own_pause(&mut self, now: Duration) {
+        for d in self.detectors.values_mut() {
+            d.reset_silence(now);
+        }
+        for s in self.suspicions.values_mut() {
+            s.since = now;
+        }
+    }
+
+    /// Emits an event when quorum or leadership changes.
+    pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
+        let voters = self.table.voters();
+        let reachable = self.table.reachable_voters().len();
+        let quorum = !self.left
+            && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
+        let leader = if quorum {
+            crate::quorum::leader(self.table.reachable_voters().iter().map(String::as_str))
+                .map(str::to_string)
+        } else {
+            None
+        };
+        if quorum != self.quorum {
+            self.quorum = quorum;
+            out.event(Event::QuorumChanged {
+                has_quorum: quorum,
+                reachable,
+                voters,
+            });
+        }
+        if leader != self.leader {
+            self.leader = leader.clone();
+            out.event(Event::LeaderChanged { leader });
+        }
+    }
+}

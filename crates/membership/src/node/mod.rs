@@ -1,0 +1,868 @@
+//! [`Node`]: one member's protocol state machine.
+//!
+//! Inputs: datagrams ([`Node::handle_datagram`]), timeouts ([`Node::handle_timeout`]) and
+//! operator commands ([`Node::leave`], [`Node::force_remove`], [`Node::set_signals`]), each
+//! with the current time. Outputs: datagrams and [`Event`]s through an [`Output`].
+//!
+//! The submodules split the work: `table` keeps the member table and its indexes,
+//! `detect` runs heartbeats, phi, accusations and conviction, `sync` does joins and
+//! anti-entropy, `decide` takes the quorum-side decisions (admission, eviction, leader).
+
+mod decide;
+mod detect;
+mod sync;
+mod table;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::codec::{self, Message, Sender, Update};
+use crate::config::Config;
+use crate::detector::PhiDetector;
+use crate::error::{CommandError, ConfigError, DecodeError};
+use crate::gossip::BroadcastQueue;
+use crate::health;
+use crate::member::{HealthSignals, Liveness, MemberRecord, Metadata, NodeId, Status};
+use crate::view::{ClusterView, MemberView};
+
+use detect::Suspicion;
+use table::{Change, Table};
+
+/// Who this node is at this process start.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Unique id (from config, never from the hostname).
+    pub id: NodeId,
+    /// The gossip address peers should use (the advertised one, not necessarily the bind).
+    pub addr: SocketAddr,
+    /// Larger at every process start (the runtime uses wall-clock milliseconds).
+    pub generation: u64,
+    /// Initial metadata (role, zone, HTTP address, ...).
+    pub meta: Metadata,
+    /// Cluster name: datagrams of other clusters are rejected.
+    pub cluster: String,
+}
+
+/// Where a node's effects go. The runtime sends datagrams and logs or counts events.
+pub trait Output {
+    /// Send `datagram` to `to` (best effort, like UDP).
+    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>);
+    /// Something an operator would want to know happened.
+    fn event(&mut self, event: Event);
+}
+
+/// Notifications, one per change an operator cares about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A member appeared in this node's view.
+    MemberJoined {
+        /// The member.
+        id: NodeId,
+        /// Its generation.
+        generation: u64,
+    },
+    /// A known member came back with a newer generation (restart).
+    MemberRejoined {
+        /// The member.
+        id: NodeId,
+        /// Its new generation.
+        generation: u64,
+    },
+    /// A member became SUSPECT in this node's view.
+    MemberSuspected {
+        /// The member.
+        id: NodeId,
+        /// The first accuser this node heard of.
+        by: NodeId,
+    },
+    /// A suspected member proved it is alive.
+    MemberRefuted {
+        /// The member.
+        id: NodeId,
+        /// Its new incarnation.
+        incarnation: u64,
+    },
+    /// A member became FAILED in this node's view.
+    MemberFailed {
+        /// The member.
+        id: NodeId,
+        /// The generation that failed.
+        generation: u64,
+        /// How long this node had not heard from it, when it watched it directly.
+        silent_for: Option<Duration>,
+    },
+    /// A failed member was evicted (kept as a tombstone).
+    MemberEvicted {
+        /// The member.
+        id: NodeId,
+    },
+    /// A member left gracefully.
+    MemberLeft {
+        /// The member.
+        id: NodeId,
+    },
+    /// This node gained or lost quorum.
+    QuorumChanged {
+        /// Whether it holds quorum now.
+        has_quorum: bool,
+        /// Voters it reaches (itself included).
+        reachable: usize,
+        /// Voters it knows.
+        voters: usize,
+    },
+    /// The leader this node recognizes changed (None: no valid leader here).
+    LeaderChanged {
+        /// The new leader.
+        leader: Option<NodeId>,
+    },
+    /// This node learnt it had been declared failed or removed and came back with a new
+    /// generation.
+    SelfRejoined {
+        /// The new generation.
+        generation: u64,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Another process claims this node's id with a newer generation.
+    IdConflict {
+        /// The contested id.
+        id: NodeId,
+        /// The other process's generation.
+        generation: u64,
+    },
+}
+
+/// Counters, for metrics and the simulator.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Heartbeat datagrams sent.
+    pub heartbeats_sent: u64,
+    /// Heartbeat datagrams received.
+    pub heartbeats_received: u64,
+    /// Members this node saw turn FAILED.
+    pub failures_detected: u64,
+    /// Datagrams sent (all kinds).
+    pub messages_sent: u64,
+    /// Datagrams received and decoded (all kinds).
+    pub messages_received: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received (decoded or not).
+    pub bytes_received: u64,
+    /// Datagrams rejected by the decoder.
+    pub decode_errors: u64,
+    /// Anti-entropy exchanges this node started.
+    pub syncs_started: u64,
+    /// Accusations this node made as an observer.
+    pub accusations: u64,
+    /// Times this node refuted a suspicion of itself.
+    pub refutations: u64,
+    /// Largest datagram sent.
+    pub max_datagram_sent: u64,
+}
+
+/// One member's protocol state machine. See the module docs.
+pub struct Node {
+    config: Config,
+    cluster: u32,
+    me: NodeId,
+    table: Table,
+    queue: BroadcastQueue,
+    detectors: HashMap<NodeId, PhiDetector>,
+    subjects_epoch: u64,
+    my_observers: Vec<NodeId>,
+    observers_epoch: u64,
+    suspicions: HashMap<NodeId, Suspicion>,
+    seeds: Vec<SocketAddr>,
+    bootstrap: bool,
+    rng: SmallRng,
+    next_heartbeat: Duration,
+    next_tick: Duration,
+    next_seed_contact: Duration,
+    last_timeout: Option<Duration>,
+    last_sync: Option<Duration>,
+    hb_seq: u64,
+    stats: Stats,
+    quorum: bool,
+    leader: Option<NodeId>,
+    left: bool,
+    started: bool,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.me)
+            .field("generation", &self.generation())
+            .field("members", &self.table.len())
+            .field("has_quorum", &self.quorum)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Creates a node that will join through `seeds` (none, or its own address first in the
+    /// list: it bootstraps a new cluster and admits itself as the first voter).
+    pub fn new(
+        identity: Identity,
+        config: Config,
+        seeds: Vec<SocketAddr>,
+        now: Duration,
+        rng_seed: u64,
+    ) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let bootstrap = seeds.first().is_none_or(|s| *s == identity.addr);
+        let seeds: Vec<SocketAddr> = seeds.into_iter().filter(|s| *s != identity.addr).collect();
+        let mut rng = SmallRng::seed_from_u64(rng_seed);
+        let mut table = Table::new(config.observers);
+        let me = MemberRecord {
+            id: identity.id.clone(),
+            addr: identity.addr,
+            generation: identity.generation,
+            incarnation: 0,
+            liveness: Liveness::Alive,
+            meta_version: 1,
+            meta: Metadata {
+                signals: identity.meta.signals.quantized(),
+                ..identity.meta
+            },
+            voter: false,
+        };
+        table.merge(now, &me);
+        let first_beat = now + config.heartbeat_interval.mul_f64(rng.random::<f64>());
+        let first_tick = now + config.gossip_interval.mul_f64(rng.random::<f64>());
+        Ok(Node {
+            cluster: codec::cluster_id(&identity.cluster),
+            me: identity.id,
+            table,
+            queue: BroadcastQueue::new(),
+            detectors: HashMap::new(),
+            subjects_epoch: u64::MAX,
+            my_observers: Vec::new(),
+            observers_epoch: u64::MAX,
+            suspicions: HashMap::new(),
+            seeds,
+            bootstrap,
+            rng,
+            next_heartbeat: first_beat,
+            next_tick: first_tick,
+            next_seed_contact: now,
+            last_timeout: None,
+            last_sync: None,
+            hb_seq: 0,
+            stats: Stats::default(),
+            quorum: false,
+            leader: None,
+            left: false,
+            started: false,
+            config,
+        })
+    }
+
+    // ----------------------------------------------------------------- accessors
+
+    /// This node's id.
+    pub fn id(&self) -> &str {
+        &self.me
+    }
+
+    /// This node's current generation (raised when it rejoins after being convicted).
+    pub fn generation(&self) -> u64 {
+        self.my_record().generation
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether this node reaches a quorum of voters.
+    pub fn has_quorum(&self) -> bool {
+        self.quorum
+    }
+
+    /// The leader this node recognizes (only while it holds quorum).
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+
+    /// Whether this node has left the cluster.
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// This node's copy of a member's record.
+    pub fn record(&self, id: &str) -> Option<&MemberRecord> {
+        self.table.get(id).map(|e| &e.record)
+    }
+
+    /// Every record this node holds (tombstones included), sorted by id.
+    pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
+        self.table.records()
+    }
+
+    /// Members this node sees alive (itself included).
+    pub fn live_count(&self) -> usize {
+        self.table.alive()
+    }
+
+    /// Fingerprint of the whole table: two nodes with equal summaries hold the same view.
+    pub fn summary(&self) -> u64 {
+        self.table.summary()
+    }
+
+    /// Members this node watches directly.
+    pub fn monitored(&self) -> impl Iterator<Item = &str> {
+        self.detectors.keys().map(String::as_str)
+    }
+
+    fn my_record(&self) -> &MemberRecord {
+        // invariant: the table always holds this node's own record (never forgotten)
+        &self
+            .table
+            .get(&self.me)
+            .expect("own record is always present")
+            .record
+    }
+
+    fn sender(&self) -> Sender {
+        let me = self.my_record();
+        Sender {
+            id: me.id.clone(),
+            generation: me.generation,
+            incarnation: me.incarnation,
+            summary: self.table.summary(),
+        }
+    }
+
+    // ----------------------------------------------------------------- inputs
+
+    /// When [`Node::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Duration {
+        self.next_heartbeat.min(self.next_tick)
+    }
+
+    /// Runs whatever is due at `now`: heartbeats, a gossip round, detection, conviction,
+    /// quorum decisions, seed contact, tombstone collection.
+    pub fn handle_timeout(&mut self, now: Duration, out: &mut impl Output) {
+        if let Some(last) = self.last_timeout {
+            if now.saturating_sub(last) > self.config.local_pause_guard {
+                // This process was not scheduled for a while: the silence it measured says
+                // nothing about its peers.
+                self.forgive_own_pause(now);
+            }
+        }
+        self.last_timeout = Some(now);
+        if !self.started {
+            self.started = true;
+            self.refresh_quorum(out);
+        }
+        if self.left {
+            self.next_heartbeat = now + self.config.heartbeat_interval * 3600;
+            self.next_tick = now + self.config.gossip_interval;
+            self.gossip_round(now, out);
+            return;
+        }
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + self.config.heartbeat_interval;
+            self.send_heartbeats(now, out);
+        }
+        if now >= self.next_tick {
+            self.next_tick = now + self.config.gossip_interval;
+            self.check_subjects(now, out);
+            self.convict(now, out);
+            self.decide(now, out);
+            self.contact_seeds(now, out);
+            self.collect_tombstones(now);
+            self.gossip_round(now, out);
+        }
+    }
+
+    /// Handles one datagram from `from`. A datagram that does not decode is dropped and
+    /// counted; the node's state is unchanged.
+    pub fn handle_datagram(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut impl Output,
+    ) -> Result<(), DecodeError> {
+        self.stats.bytes_received += datagram.len() as u64;
+        let msg = match codec::decode(self.cluster, self.config.max_datagram, datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                return Err(e);
+            }
+        };
+        self.stats.messages_received += 1;
+        if self.left {
+            return Ok(());
+        }
+        if let Some(sender) = msg.sender() {
+            if sender.id == self.me {
+                return Ok(()); // our own echo, or an impostor: nothing to learn
+            }
+            self.note_sender(now, from, sender, out);
+        }
+        match msg {
+            Message::Heartbeat {
+                from: sender,
+                updates,
+                ..
+            } => {
+                self.stats.heartbeats_received += 1;
+                self.on_heartbeat(now, &sender);
+                self.apply_updates(now, updates, out);
+            }
+            Message::Gossip { updates, .. } => self.apply_updates(now, updates, out),
+            Message::Join { record } => self.on_join(now, from, record, out),
+            Message::SyncDigest { ranges, reply, .. } => {
+                self.on_sync_digest(now, from, &ranges, reply, out)
+            }
+            Message::SyncRecords { records, .. } => {
+                for r in records {
+                    self.apply_record(now, &r, false, out);
+                }
+            }
+            Message::Probe { reply_to, .. } => {
+                let ack = Message::ProbeAck {
+                    from: self.sender(),
+                };
+                self.send(reply_to, &ack, out);
+            }
+            Message::ProbeAck { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Publishes new self-measured health signals (gossiped only when a signal moves by a
+    /// 5 % step).
+    pub fn set_signals(&mut self, signals: HealthSignals) {
+        let q = signals.quantized();
+        if self.my_record().meta.signals != q {
+            self.update_own_meta(|m| m.signals = q);
+        }
+    }
+
+    /// Sets (or with `None` removes) a free key/value in this node's metadata.
+    pub fn set_tag(&mut self, key: &str, value: Option<&str>) {
+        let current = self.my_record().meta.tags.get(key).map(String::as_str);
+        if current != value {
+            let (key, value) = (key.to_string(), value.map(str::to_string));
+            self.update_own_meta(move |m| match value {
+                Some(v) => {
+                    m.tags.insert(key, v);
+                }
+                None => {
+                    m.tags.remove(&key);
+                }
+            });
+        }
+    }
+
+    fn update_own_meta(&mut self, f: impl FnOnce(&mut Metadata)) {
+        let mut rec = self.my_record().clone();
+        f(&mut rec.meta);
+        rec.meta_version += 1;
+        // time does not matter for our own record: it is never failed or tombstoned locally
+        let now = self.last_timeout.unwrap_or_default();
+        if self.table.merge(now, &rec).is_some() {
+            self.queue.push(Update::Record(rec));
+        }
+    }
+
+    /// Leaves the cluster gracefully: every member marks this one LEFT, no failure counted.
+    /// Keep calling [`Node::handle_timeout`] for a few gossip rounds before exiting so the
+    /// news spreads.
+    pub fn leave(&mut self, now: Duration, out: &mut impl Output) {
+        if self.left {
+            return;
+        }
+        let mut rec = self.my_record().clone();
+        rec.liveness = Liveness::Left;
+        rec.voter = false;
+        self.apply_record(now, &rec, true, out);
+        self.left = true;
+        self.detectors.clear();
+        self.suspicions.clear();
+        // tell a good number of members directly, so the leave does not wait for gossip
+        let targets = self.random_members(32);
+        let update = Update::Record(rec);
+        for to in targets {
+            let msg = Message::Gossip {
+                from: self.sender(),
+                updates: vec![update.clone()],
+            };
+            self.send(to, &msg, out);
+        }
+        self.refresh_quorum(out);
+    }
+
+    /// Removes a member by operator decision, without quorum or evidence. Unsafe: removing
+    /// a live member on one side of a partition can leave two sides each believing they hold
+    /// quorum. Use only for members known to be gone for good.
+    pub fn force_remove(
+        &mut self,
+        now: Duration,
+        id: &str,
+        out: &mut impl Output,
+    ) -> Result<(), CommandError> {
+        if self.left {
+            return Err(CommandError::HasLeft);
+        }
+        if id == self.me {
+            return Err(CommandError::IsSelf);
+        }
+        let mut rec = self
+            .record(id)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownMember(id.to_string()))?;
+        rec.liveness = Liveness::Removed;
+        rec.voter = false;
+        self.apply_record(now, &rec, true, out);
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- view
+
+    /// A snapshot of this node's view (tombstones excluded).
+    pub fn view(&self, now: Duration) -> ClusterView {
+        let members = self
+            .table
+            .iter()
+            .filter(|e| e.record.liveness != Liveness::Removed)
+            .map(|e| self.member_view(now, e))
+            .collect();
+        ClusterView {
+            self_id: self.me.clone(),
+            has_quorum: self.quorum,
+            leader: self.leader.clone(),
+            voters: self.table.voters(),
+            members,
+        }
+    }
+
+    fn member_view(&self, now: Duration, e: &table::Entry) -> MemberView {
+        let r = &e.record;
+        let detector = self.detectors.get(&r.id);
+        let is_me = r.id == self.me;
+        let phi = match (detector, r.liveness) {
+            _ if is_me => 0.0,
+            (Some(d), _) => d.phi(now),
+            (None, Liveness::Alive) => 0.0,
+            (None, _) => self.config.phi_threshold,
+        };
+        let score = match r.liveness {
+            Liveness::Alive | Liveness::Suspect => {
+                health::score(phi, self.config.phi_threshold, r.meta.signals)
+            }
+            _ => 0,
+        };
+        let status = match r.liveness {
+            Liveness::Alive if score < self.config.degraded_threshold => Status::Degraded,
+            Liveness::Alive => Status::Healthy,
+            Liveness::Suspect => Status::Suspect,
+            Liveness::Failed | Liveness::Removed => Status::Failed,
+            Liveness::Left => Status::Left,
+        };
+        let last_heartbeat = if is_me {
+            Some(now)
+        } else {
+            detector.map(|d| d.last_arrival()).max(e.last_heard)
+        };
+        MemberView {
+            id: r.id.clone(),
+            addr: r.addr,
+            generation: r.generation,
+            incarnation: r.incarnation,
+            status,
+            health_score: score,
+            phi: (phi * 1000.0).round() / 1000.0,
+            last_heartbeat,
+            role: r.meta.role.clone(),
+            zone: r.meta.zone.clone(),
+            rack: r.meta.rack.clone(),
+            http_addr: r.meta.http_addr.clone(),
+            voter: r.voter,
+            monitored: detector.is_some(),
+            signals: r.meta.signals,
+            tags: r.meta.tags.clone(),
+        }
+    }
+
+    // ----------------------------------------------------------------- shared plumbing
+
+    fn send(&mut self, to: SocketAddr, msg: &Message, out: &mut impl Output) {
+        let bytes = codec::encode(self.cluster, msg);
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += bytes.len() as u64;
+        self.stats.max_datagram_sent = self.stats.max_datagram_sent.max(bytes.len() as u64);
+        out.send(to, bytes);
+    }
+
+    /// Bytes left for piggybacked updates in `msg` (which has no updates yet).
+    fn piggyback_budget(&self, msg: &Message) -> usize {
+        let base = codec::encode(self.cluster, msg).len() + codec::SEQ_PREFIX_MAX;
+        self.config.max_datagram.saturating_sub(base)
+    }
+
+    fn take_updates(&mut self, budget: usize) -> Vec<Update> {
+        let limit = self.config.retransmit_limit(self.table.alive());
+        let table = &self.table;
+        self.queue.take(budget, limit, |u| match u {
+            Update::Record(r) => table
+                .get(&r.id)
+                .is_some_and(|e| e.record.generation == r.generation),
+            Update::Accuse {
+                subject,
+                generation,
+                incarnation,
+                ..
+            } => table.get(subject).is_some_and(|e| {
+                e.record.generation == *generation
+                    && e.record.incarnation == *incarnation
+                    && !e.record.liveness.is_terminal()
+            }),
+        })
+    }
+
+    /// Addresses of up to `n` distinct random live members other than this one.
+    fn random_members(&mut self, n: usize) -> Vec<SocketAddr> {
+        let mut picked: Vec<&str> = Vec::with_capacity(n);
+        let others = self.table.rings.len().saturating_sub(1);
+        let want = n.min(others);
+        let mut tries = 0;
+        while picked.len() < want && tries < want * 4 + 8 {
+            tries += 1;
+            let Some(id) = self.table.rings.random(self.rng.random()) else {
+                break;
+            };
+            if id != self.me && !picked.contains(&id) {
+                picked.push(id);
+            }
+        }
+        picked
+            .iter()
+            .filter_map(|id| self.table.get(id))
+            .map(|e| e.record.addr)
+            .collect()
+    }
+
+    fn gossip_round(&mut self, _now: Duration, out: &mut impl Output) {
+        if self.queue.is_empty() {
+            return;
+        }
+        for to in self.random_members(self.config.gossip_fanout) {
+            let empty = Message::Gossip {
+                from: self.sender(),
+                updates: Vec::new(),
+            };
+            let budget = self.piggyback_budget(&empty);
+            let updates = self.take_updates(budget);
+            if updates.is_empty() {
+                break;
+            }
+            let msg = Message::Gossip {
+                from: self.sender(),
+                updates,
+            };
+            self.send(to, &msg, out);
+        }
+    }
+
+    fn apply_updates(&mut self, now: Duration, updates: Vec<Update>, out: &mut impl Output) {
+        for u in updates {
+            match u {
+                Update::Record(r) => {
+                    self.apply_record(now, &r, false, out);
+                }
+                Update::Accuse {
+                    subject,
+                    generation,
+                    incarnation,
+                    by,
+                } => {
+                    self.on_accusation(now, &subject, generation, incarnation, &by, out);
+                }
+            }
+        }
+    }
+
+    /// Merges a record (received, or decided here when `local`), reacts to news about this
+    /// node, re-broadcasts what changed and emits events.
+    fn apply_record(
+        &mut self,
+        now: Duration,
+        incoming: &MemberRecord,
+        local: bool,
+        out: &mut impl Output,
+    ) {
+        if incoming.id == self.me && !local {
+            self.on_news_about_me(now, incoming, out);
+            return;
+        }
+        let Some(change) = self.table.merge(now, incoming) else {
+            return;
+        };
+        self.queue.push(Update::Record(change.new.clone()));
+        self.after_change(now, &change, out);
+    }
+
+    fn after_change(&mut self, now: Duration, change: &Change, out: &mut impl Output) {
+        let new = &change.new;
+        let id = new.id.clone();
+        let same_life = change
+            .old
+            .as_ref()
+            .is_some_and(|o| o.generation == new.generation);
+        match &change.old {
+            None => out.event(Event::MemberJoined {
+                id: id.clone(),
+                generation: new.generation,
+            }),
+            Some(old) if old.generation != new.generation => out.event(Event::MemberRejoined {
+                id: id.clone(),
+                generation: new.generation,
+            }),
+            _ => {}
+        }
+        if !same_life
+            || change.old.as_ref().map(|o| (o.incarnation, o.liveness))
+                != Some((new.incarnation, new.liveness))
+        {
+            // a new life or a new incarnation ends any suspicion of the old one
+            if let Some(s) = self.suspicions.get(&id) {
+                if (s.generation, s.incarnation) != (new.generation, new.incarnation)
+                    || new.liveness.is_terminal()
+                {
+                    self.suspicions.remove(&id);
+                }
+            }
+        }
+        if !same_life {
+            self.detectors.remove(&id);
+        }
+        let old_liveness = change
+            .old
+            .as_ref()
+            .filter(|_| same_life)
+            .map(|o| o.liveness);
+        if old_liveness != Some(new.liveness) {
+            match new.liveness {
+                Liveness::Alive if old_liveness == Some(Liveness::Suspect) => {
+                    out.event(Event::MemberRefuted {
+                        id: id.clone(),
+                        incarnation: new.incarnation,
+                    })
+                }
+                Liveness::Suspect => {
+                    let by = self
+                        .suspicions
+                        .get(&id)
+                        .and_then(|s| s.accusers.iter().next().cloned())
+                        .unwrap_or_default();
+                    out.event(Event::MemberSuspected { id: id.clone(), by });
+                }
+                Liveness::Failed => {
+                    self.stats.failures_detected += 1;
+                    let silent_for = self
+                        .detectors
+                        .get(&id)
+                        .map(|d| now.saturating_sub(d.last_arrival()));
+                    out.event(Event::MemberFailed {
+                        id: id.clone(),
+                        generation: new.generation,
+                        silent_for,
+                    });
+                }
+                Liveness::Left => out.event(Event::MemberLeft { id: id.clone() }),
+                Liveness::Removed => out.event(Event::MemberEvicted { id: id.clone() }),
+                Liveness::Alive => {}
+            }
+        }
+        if new.liveness.is_terminal() {
+            self.detectors.remove(&id);
+        }
+        self.refresh_quorum(out);
+    }
+
+    /// Someone says something about this node: refute a suspicion, come back after a
+    /// conviction, adopt a voter seat.
+    fn on_news_about_me(&mut self, now: Duration, news: &MemberRecord, out: &mut impl Output) {
+        let mine = self.my_record().clone();
+        if news.generation > mine.generation {
+            out.event(Event::IdConflict {
+                id: self.me.clone(),
+                generation: news.generation,
+            });
+            self.rejoin(
+                now,
+                news.generation + 1,
+                news.voter,
+                "another process used this id with a newer generation",
+                out,
+            );
+            return;
+        }
+        if news.generation < mine.generation {
+            return;
+        }
+        match news.liveness {
+            Liveness::Failed | Liveness::Removed | Liveness::Left => {
+                let keep_voter = mine.voter && news.liveness == Liveness::Failed;
+                let reason = match news.liveness {
+                    Liveness::Failed => "declared failed",
+                    Liveness::Removed => "evicted",
+                    _ => "reported as left",
+                };
+                self.rejoin(now, mine.generation + 1, keep_voter, reason, out);
+            }
+            Liveness::Alive | Liveness::Suspect => {
+                let refute = news.incarnation > mine.incarnation
+                    || (news.incarnation == mine.incarnation && news.liveness == Liveness::Suspect);
+                let mut rec = mine.clone();
+                rec.voter |= news.voter;
+                if refute {
+                    rec.incarnation = news.incarnation + 1;
+                    self.stats.refutations += 1;
+                }
+                if rec != mine {
+                    self.apply_record(now, &rec, true, out);
+                }
+            }
+        }
+    }
+
+    fn rejoin(
+        &mut self,
+        now: Duration,
+        generation: u64,
+        voter: bool,
+        reason: &'static str,
+        out: &mut impl Output,
+    ) {
+        let mut rec = self.my_record().clone();
+        rec.generation = generation;
+        rec.incarnation = 0;
+        rec.liveness = Liveness::Alive;
+        rec.voter = voter;
+        self.apply_record(now, &rec, true, out);
+        out.event(Event::SelfRejoined { generation, reason });
+        // announce the new life to seeds and a few members at once
+        self.next_seed_contact = now;
+        let join = Message::Join { record: rec };
+        for to in self.random_members(self.config.gossip_fanout) {
+            self.send(to, &join, out);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Joining and anti-entropy.
+//!
+//! A joiner sends its record to its seeds; a seed answers with its whole table (paged
+//! into datagrams). Afterwards every message carries the sender's table summary; when it
+//! differs from ours, we start (at most once per anti-entropy interval) a push-pull
+//! exchange: we send per-slice fingerprints, the peer answers with the records of the
+//! slices that differ and its own fingerprints, and we answer with ours. Seeds are probed
+//! every rejoin interval (every second while alone), so an isolated node or a healed
+//! partition finds its way back.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{Node, Output};
+use crate::codec::{self, Message, Sender};
+use crate::member::MemberRecord;
+
+/// Most datagrams one sync answer may take (the rest waits for the next exchange).
+const MAX_SYNC_DATAGRAMS: usize = 64;
+/// Largest slice count we accept in a digest.
+const MAX_SLICES: usize = 256;
+
+impl Node {
+    /// Slices to cut the table into so a digest fits one datagram and each slice stays small.
+    fn slice_count(&self) -> usize {
+        (self.table.len() / 8).next_power_of_two().clamp(1, 128)
+    }
+
+    pub(super) fn note_sender(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        sender: &Sender,
+        out: &mut impl Output,
+    ) {
+        if sender.summary == self.table.summary() {
+            return;
+        }
+        let due = self
+            .last_sync
+            .is_none_or(|t| now.saturating_sub(t) >= self.config.anti_entropy_interval);
+        if due {
+            self.start_sync(now, from, out);
+        }
+    }
+
+    pub(super) fn start_sync(&mut self, now: Duration, to: SocketAddr, out: &mut impl Output) {
+        self.last_sync = Some(now);
+        self.stats.syncs_started += 1;
+        let ranges = self.table.slice_fingerprints(self.slice_count());
+        let msg = Message::SyncDigest {
+            from: self.sender(),
+            ranges,
+            reply: true,
+        };
+        self.send(to, &msg, out);
+    }
+
+    pub(super) fn on_sync_digest(
+        &mut self,
+        _now: Duration,
+        from: SocketAddr,
+        ranges: &[u32],
+        reply: bool,
+        out: &mut impl Output,
+    ) {
+        let n = ranges.len();
+        if n == 0 || n > MAX_SLICES || !n.is_power_of_two() {
+            return;
+        }
+        let mine = self.table.slice_fingerprints(n);
+        let differs: Vec<bool> = mine.iter().zip(ranges).map(|(a, b)| a != b).collect();
+        if !differs.contains(&true) {
+            return;
+        }
+        let records: Vec<MemberRecord> = self
+            .table
+            .records_in_slices(n, &differs)
+            .into_iter()
+            .cloned()
+            .collect();
+        self.send_records(from, records, out);
+        if reply {
+            let msg = Message::SyncDigest {
+                from: self.sender(),
+                ranges: mine,
+                reply: false,
+            };
+            self.send(from, &msg, out);
+        }
+    }
+
+    /// Sends `records` to `to`, as many datagrams as needed (up to a cap).
+    pub(super) fn send_records(
+        &mut self,
+        to: SocketAddr,
+        records: Vec<MemberRecord>,
+        out: &mut impl Output,
+    ) {
+        let empty = Message::SyncRecords {
+            from: self.sender(),
+            records: Vec::new(),
+        };
+        let budget = self.piggyback_budget(&empty);
+        let mut page: Vec<MemberRecord> = Vec::new();
+        let mut used = 0;
+        let mut sent = 0;
+        for r in records {
+            let len = codec::record_len(&r);
+            if len > budget {
+                continue; // cannot happen with bounded metadata; never send an oversize datagram
+            }
+            if used + len > budget {
+                let msg = Message::SyncRecords {
+                    from: self.sender(),
+                    records: std::mem::take(&mut page),
+                };
+                self.send(to, &msg, out);
+                sent += 1;
+                used = 0;
+                if sent >= MAX_SYNC_DATAGRAMS {
+                    return;
+                }
+            }
+            used += len;
+            page.push(r);
+        }
+        if !page.is_empty() {
+            let msg = Message::SyncRecords {
+                from: self.sender(),
+                records: page,
+            };
+            self.send(to, &msg, out);
+        }
+    }
+
+    pub(super) fn on_join(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        record: MemberRecord,
+        out: &mut impl Output,
+    ) {
+        if record.id == self.me {
+            return;
+        }
+        self.apply_record(now, &record, false, out);
+        let all: Vec<MemberRecord> = self.table.records().cloned().collect();
+        self.send_records(from, all, out);
+    }
+
+    /// While alone, knock on every seed each second; afterwards probe one seed per rejoin
+    /// interval (a mismatching summary in its answer starts a sync).
+    pub(super) fn contact_seeds(&mut self, now: Duration, out: &mut impl Output) {
+        if now < self.next_seed_contact || self.seeds.is_empty() {
+            return;
+        }
+        let alone = self.table.rings.len() <= 1;
+        if alone {
+            self.next_seed_contact = now + Duration::from_secs(1);
+            let join = Message::Join {
+                record: self.my_record().clone(),
+            };
+            for to in self.seeds.clone() {
+                self.send(to, &join, out);
+            }
+        } else {
+            self.next_seed_contact = now + self.config.seed_rejoin_interval;
+            let i = self.rng_index(self.seeds.len());
+            let to = self.seeds[i];
+            let msg = Message::Probe {
+                from: self.sender(),
+                reply_to: self.my_record().addr,
+            };
+            self.send(to, &msg, out);
+        }
+    }
+
+    fn rng_index(&mut self, n: usize) -> usize {
+        use rand::Rng;
+        self.rng.random_range(0..n)
+    }
+}

@@ -1,0 +1,219 @@
+//! The member table and the indexes derived from it (rings, voters, reachable voters,
+//! pending evictions, tombstones, the summary fingerprint), kept in step in one place.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::member::{mix, Liveness, MemberRecord, MergeOutcome, NodeId};
+use crate::ring::Rings;
+
+/// One member in the table.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub record: MemberRecord,
+    /// Last fresh news (heartbeat or newer record).
+    pub last_heard: Option<Duration>,
+}
+
+/// What one merge changed.
+#[derive(Debug, Clone)]
+pub(crate) struct Change {
+    pub old: Option<MemberRecord>,
+    pub new: MemberRecord,
+}
+
+#[derive(Debug)]
+pub(crate) struct Table {
+    entries: BTreeMap<NodeId, Entry>,
+    pub rings: Rings,
+    summary: u64,
+    voters: BTreeSet<NodeId>,
+    reachable: BTreeSet<NodeId>,
+    pub non_voters: BTreeSet<NodeId>,
+    pub failed_since: BTreeMap<NodeId, Duration>,
+    pub tombstones: BTreeMap<NodeId, Duration>,
+    alive: usize,
+    /// Bumped whenever the set of live members (the rings) changes.
+    pub ring_epoch: u64,
+}
+
+impl Table {
+    pub fn new(observers: usize) -> Self {
+        Table {
+            entries: BTreeMap::new(),
+            rings: Rings::new(observers),
+            summary: 0,
+            voters: BTreeSet::new(),
+            reachable: BTreeSet::new(),
+            non_voters: BTreeSet::new(),
+            failed_since: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            alive: 0,
+            ring_epoch: 0,
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        self.entries.get_mut(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn summary(&self) -> u64 {
+        self.summary
+    }
+
+    pub fn alive(&self) -> usize {
+        self.alive
+    }
+
+    pub fn voters(&self) -> usize {
+        self.voters.len()
+    }
+
+    pub fn reachable_voters(&self) -> &BTreeSet<NodeId> {
+        &self.reachable
+    }
+
+    fn unindex(&mut self, r: &MemberRecord) {
+        self.summary ^= r.fingerprint();
+        if r.liveness == Liveness::Alive {
+            self.alive -= 1;
+        }
+        self.voters.remove(&r.id);
+        self.reachable.remove(&r.id);
+        self.non_voters.remove(&r.id);
+    }
+
+    fn index(&mut self, r: &MemberRecord, now: Duration) {
+        self.summary ^= r.fingerprint();
+        let counts_as_voter = r.voter && !matches!(r.liveness, Liveness::Left | Liveness::Removed);
+        if counts_as_voter {
+            self.voters.insert(r.id.clone());
+        }
+        match r.liveness {
+            Liveness::Alive => {
+                self.alive += 1;
+                if counts_as_voter {
+                    self.reachable.insert(r.id.clone());
+                } else {
+                    self.non_voters.insert(r.id.clone());
+                }
+            }
+            Liveness::Suspect => {}
+            Liveness::Failed => {
+                self.failed_since.entry(r.id.clone()).or_insert(now);
+            }
+            Liveness::Left | Liveness::Removed => {
+                self.tombstones.entry(r.id.clone()).or_insert(now);
+            }
+        }
+        if r.liveness != Liveness::Failed {
+            self.failed_since.remove(&r.id);
+        }
+        if !matches!(r.liveness, Liveness::Left | Liveness::Removed) {
+            self.tombstones.remove(&r.id);
+        }
+        let on_ring = r.is_live();
+        let changed = if on_ring {
+            self.rings.insert(&r.id, &r.meta.zone)
+        } else {
+            self.rings.remove(&r.id)
+        };
+        if changed {
+            self.ring_epoch += 1;
+        }
+    }
+
+    /// Merges `incoming` into the table. Unknown members that already ended are not added
+    /// (an old tombstone must not come back through gossip after it was collected).
+    pub fn merge(&mut self, now: Duration, incoming: &MemberRecord) -> Option<Change> {
+        match self.entries.get_mut(&incoming.id) {
+            None => {
+                if !incoming.is_live() {
+                    return None;
+                }
+                let entry = Entry {
+                    record: incoming.clone(),
+                    last_heard: Some(now),
+                };
+                self.entries.insert(incoming.id.clone(), entry);
+                self.index(incoming, now);
+                Some(Change {
+                    old: None,
+                    new: incoming.clone(),
+                })
+            }
+            Some(entry) => {
+                let old = entry.record.clone();
+                if entry.record.merge(incoming) == MergeOutcome::Stale {
+                    return None;
+                }
+                entry.last_heard = Some(now);
+                let new = entry.record.clone();
+                self.unindex(&old);
+                if old.generation != new.generation {
+                    // a zone change across restarts must move the member on the rings
+                    if self.rings.remove(&old.id) {
+                        self.ring_epoch += 1;
+                    }
+                }
+                self.index(&new, now);
+                Some(Change {
+                    old: Some(old),
+                    new,
+                })
+            }
+        }
+    }
+
+    /// Forgets a member entirely (tombstone collection).
+    pub fn forget(&mut self, id: &str) {
+        if let Some(e) = self.entries.remove(id) {
+            self.unindex(&e.record);
+            if self.rings.remove(id) {
+                self.ring_epoch += 1;
+            }
+        }
+        self.failed_since.remove(id);
+        self.tombstones.remove(id);
+    }
+
+    /// The slice of the table an id falls into when it is cut into `n` slices.
+    pub fn slice_of(id: &str, n: usize) -> usize {
+        (mix(crate::member::fnv1a(id.as_bytes())) % n as u64) as usize
+    }
+
+    /// Fingerprint per slice (XOR of record fingerprints, truncated to 32 bits).
+    pub fn slice_fingerprints(&self, n: usize) -> Vec<u32> {
+        let mut out = vec![0u32; n];
+        for e in self.entries.values() {
+            out[Self::slice_of(&e.record.id, n)] ^= e.record.fingerprint() as u32;
+        }
+        out
+    }
+
+    /// Records in the given slices, sorted by id.
+    pub fn records_in_slices(&self, n: usize, slices: &[bool]) -> Vec<&MemberRecord> {
+        self.entries
+            .values()
+            .map(|e| &e.record)
+            .filter(|r| slices[Self::slice_of(&r.id, n)])
+            .collect()
+    }
+
+    /// All records, sorted by id.
+    pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
+        self.entries.values().map(|e| &e.record)
+    }
+}
