@@ -43,6 +43,11 @@ impl Rings {
         self.zones.is_empty()
     }
 
+    /// Every member on the rings (in no particular order).
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.zones.keys().map(String::as_str)
+    }
+
     /// Whether `id` is on the rings.
     pub fn contains(&self, id: &str) -> bool {
         self.zones.contains_key(id)

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::codec::{self, Message, Sender, Update};
@@ -638,17 +639,30 @@ impl Node {
 
     /// Addresses of up to `n` distinct random live members other than this one.
     fn random_members(&mut self, n: usize) -> Vec<SocketAddr> {
-        let mut picked: Vec<&str> = Vec::with_capacity(n);
-        let others = self.table.rings.len().saturating_sub(1);
+        let others = self.table.rings.len() - usize::from(self.table.rings.contains(&self.me));
         let want = n.min(others);
-        let mut tries = 0;
-        while picked.len() < want && tries < want * 4 + 8 {
-            tries += 1;
-            let Some(id) = self.table.rings.random(self.rng.random()) else {
-                break;
-            };
-            if id != self.me && !picked.contains(&id) {
-                picked.push(id);
+        let mut picked: Vec<&str> = Vec::with_capacity(want);
+        if others <= 4 * want {
+            // few members: shuffle them all (ring arcs are too uneven to sample from)
+            let mut all: Vec<&str> = self
+                .table
+                .rings
+                .members()
+                .filter(|id| *id != self.me)
+                .collect();
+            all.sort_unstable();
+            all.shuffle(&mut self.rng);
+            picked.extend(all.into_iter().take(want));
+        } else {
+            let mut tries = 0;
+            while picked.len() < want && tries < want * 8 {
+                tries += 1;
+                let Some(id) = self.table.rings.random(self.rng.random()) else {
+                    break;
+                };
+                if id != self.me && !picked.contains(&id) {
+                    picked.push(id);
+                }
             }
         }
         picked
@@ -866,3 +880,6 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
