@@ -1,0 +1,415 @@
+//! Behaviour of one node, observed through the effects it emits. A tiny pump moves
+//! datagrams between a handful of nodes with a fixed 1 ms latency and no loss.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::codec::{decode, encode};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+#[derive(Default)]
+struct Capture {
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+impl Output for Capture {
+    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        self.sent.push((to, datagram));
+    }
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+fn addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946))
+}
+
+fn node(i: usize, seeds: &[usize], config: Config) -> Node {
+    let identity = Identity {
+        id: format!("n{i}"),
+        addr: addr(i),
+        generation: 1,
+        meta: Metadata {
+            role: "test".into(),
+            zone: "z".into(),
+            ..Default::default()
+        },
+        cluster: "test".into(),
+    };
+    Node::new(
+        identity,
+        config,
+        seeds.iter().map(|s| addr(*s)).collect(),
+        MS(0),
+        i as u64,
+    )
+    .unwrap()
+}
+
+/// A few nodes, a clock, datagrams in flight; `down` nodes neither send nor receive.
+struct Pump {
+    nodes: Vec<Node>,
+    now: Duration,
+    flight: Vec<(Duration, SocketAddr, SocketAddr, Vec<u8>)>,
+    events: Vec<(usize, Event)>,
+    down: Vec<bool>,
+}
+
+impl Pump {
+    fn new(n: usize, config: Config) -> Self {
+        let nodes = (0..n)
+            .map(|i| node(i, if i == 0 { &[] } else { &[0] }, config.clone()))
+            .collect();
+        Pump {
+            nodes,
+            now: MS(0),
+            flight: Vec::new(),
+            events: Vec::new(),
+            down: vec![false; n],
+        }
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += MS(1);
+            let now = self.now;
+            let mut due = Vec::new();
+            self.flight.retain(|m| {
+                if m.0 <= now {
+                    due.push(m.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            for (_, from, to, bytes) in due {
+                let Some(i) = self.nodes.iter().position(|n| n.my_record().addr == to) else {
+                    continue;
+                };
+                if self.down[i] {
+                    continue;
+                }
+                let mut cap = Capture::default();
+                let _ = self.nodes[i].handle_datagram(now, from, &bytes, &mut cap);
+                self.absorb(i, cap);
+            }
+            for i in 0..self.nodes.len() {
+                if !self.down[i] && self.nodes[i].poll_timeout() <= now {
+                    let mut cap = Capture::default();
+                    self.nodes[i].handle_timeout(now, &mut cap);
+                    self.absorb(i, cap);
+                }
+            }
+        }
+    }
+
+    fn absorb(&mut self, i: usize, cap: Capture) {
+        let from = self.nodes[i].my_record().addr;
+        for (to, bytes) in cap.sent {
+            self.flight.push((self.now + MS(1), from, to, bytes));
+        }
+        self.events.extend(cap.events.into_iter().map(|e| (i, e)));
+    }
+
+    fn status(&self, observer: usize, subject: usize) -> Option<Status> {
+        self.nodes[observer]
+            .view(self.now)
+            .member(&format!("n{subject}"))
+            .map(|m| m.status)
+    }
+}
+
+#[test]
+fn bootstrap_node_admits_itself_and_leads() {
+    let mut p = Pump::new(1, Config::default());
+    p.run_for(MS(300));
+    assert!(p.nodes[0].has_quorum());
+    assert_eq!(p.nodes[0].leader(), Some("n0"));
+}
+
+#[test]
+fn a_joiner_learns_the_table_and_is_admitted_as_voter() {
+    let mut p = Pump::new(4, Config::default());
+    p.run_for(MS(2000));
+    for i in 0..4 {
+        let v = p.nodes[i].view(p.now);
+        assert_eq!(
+            v.members.len(),
+            4,
+            "n{i} sees {:?}",
+            v.members.iter().map(|m| &m.id).collect::<Vec<_>>()
+        );
+        assert!(
+            v.members
+                .iter()
+                .all(|m| m.status == Status::Healthy && m.voter),
+            "n{i}: {v:?}"
+        );
+        assert!(v.has_quorum);
+        assert_eq!(v.leader.as_deref(), Some("n0"));
+    }
+    assert!(p
+        .events
+        .iter()
+        .any(|(i, e)| *i == 0 && matches!(e, Event::MemberJoined { id, .. } if id == "n3")));
+}
+
+#[test]
+fn heartbeats_go_only_to_observers() {
+    let config = Config {
+        observers: 2,
+        confirmations: 2,
+        ..Config::default()
+    };
+    let mut p = Pump::new(6, config);
+    p.run_for(MS(3000));
+    let before: Vec<u64> = p.nodes.iter().map(|n| n.stats().heartbeats_sent).collect();
+    p.run_for(MS(5000));
+    for (i, n) in p.nodes.iter().enumerate() {
+        let sent = n.stats().heartbeats_sent - before[i];
+        assert!(
+            (9..=11).contains(&sent),
+            "n{i} sent {sent} heartbeats in 5 s to 2 observers"
+        );
+        assert_eq!(n.monitored().count(), n.monitored().count().min(6));
+    }
+}
+
+#[test]
+fn an_accusation_of_a_live_node_is_refuted_with_a_higher_incarnation() {
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(2000));
+    let target = &mut p.nodes[1];
+    let inc = target.my_record().incarnation;
+    let accuse = Message::Gossip {
+        from: Sender {
+            id: "n2".into(),
+            generation: 1,
+            incarnation: 0,
+            summary: 0,
+        },
+        updates: vec![Update::Accuse {
+            subject: "n1".into(),
+            generation: 1,
+            incarnation: inc,
+            by: "n2".into(),
+        }],
+    };
+    let mut cap = Capture::default();
+    target
+        .handle_datagram(
+            p.now,
+            addr(2),
+            &encode(codec::cluster_id("test"), &accuse),
+            &mut cap,
+        )
+        .unwrap();
+    assert_eq!(target.my_record().incarnation, inc + 1);
+    let refutation = cap.sent.iter().find_map(|(to, bytes)| {
+        let Ok(Message::Gossip { updates, .. }) = decode(codec::cluster_id("test"), 1400, bytes)
+        else {
+            return None;
+        };
+        (*to == addr(2)).then_some(updates)
+    });
+    assert!(
+        matches!(refutation.as_deref(), Some([Update::Record(r)]) if r.incarnation == inc + 1 && r.liveness == Liveness::Alive),
+        "{refutation:?}"
+    );
+}
+
+#[test]
+fn one_accuser_alone_cannot_convict() {
+    let mut p = Pump::new(5, Config::default());
+    p.run_for(MS(2000));
+    let subject = p.nodes[3].my_record().clone();
+    let accuse = Message::Gossip {
+        from: Sender {
+            id: "n4".into(),
+            generation: 1,
+            incarnation: 0,
+            summary: 0,
+        },
+        updates: vec![Update::Accuse {
+            subject: "n3".into(),
+            generation: 1,
+            incarnation: subject.incarnation,
+            by: "n4".into(),
+        }],
+    };
+    // deliver the accusation to n0 only, and keep n3 from refuting by taking it down
+    p.down[3] = true;
+    let mut cap = Capture::default();
+    p.nodes[0]
+        .handle_datagram(
+            p.now,
+            addr(4),
+            &encode(codec::cluster_id("test"), &accuse),
+            &mut cap,
+        )
+        .unwrap();
+    p.absorb(0, cap);
+    assert_eq!(p.status(0, 3), Some(Status::Suspect));
+    // not enough time for the real observers to notice n3's silence
+    p.run_for(MS(1600));
+    assert_ne!(p.status(0, 3), Some(Status::Failed));
+}
+
+#[test]
+fn a_crashed_node_is_failed_everywhere_then_evicted() {
+    let config = Config {
+        eviction_grace_period: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let mut p = Pump::new(5, config);
+    p.run_for(MS(3000));
+    p.down[4] = true;
+    p.run_for(MS(6000));
+    for i in 0..4 {
+        assert_eq!(p.status(i, 4), Some(Status::Failed), "n{i}");
+    }
+    p.run_for(MS(6000));
+    for i in 0..4 {
+        assert_eq!(p.status(i, 4), None, "n{i} still lists n4");
+        assert_eq!(p.nodes[i].view(p.now).voters, 4);
+        assert!(p.nodes[i].has_quorum());
+    }
+    assert!(p
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::MemberEvicted { id } if id == "n4")));
+}
+
+#[test]
+fn a_minority_cannot_convict_or_lead() {
+    let mut p = Pump::new(5, Config::default());
+    p.run_for(MS(3000));
+    for i in 2..5 {
+        p.down[i] = true;
+    }
+    p.run_for(MS(20_000));
+    for i in 0..2 {
+        assert!(!p.nodes[i].has_quorum(), "n{i} claims quorum");
+        assert_eq!(p.nodes[i].leader(), None);
+        for j in 2..5 {
+            assert_eq!(p.status(i, j), Some(Status::Suspect), "n{i} about n{j}");
+        }
+    }
+}
+
+#[test]
+fn graceful_leave_is_seen_at_once_and_counts_no_failure() {
+    let mut p = Pump::new(4, Config::default());
+    p.run_for(MS(2000));
+    let mut cap = Capture::default();
+    let now = p.now;
+    p.nodes[2].leave(now, &mut cap);
+    p.absorb(2, cap);
+    p.run_for(MS(50));
+    for i in [0, 1, 3] {
+        assert_eq!(p.status(i, 2), Some(Status::Left), "n{i}");
+        assert_eq!(p.nodes[i].stats().failures_detected, 0);
+    }
+    assert!(p.nodes[2].has_left());
+}
+
+#[test]
+fn garbage_is_rejected_and_counted() {
+    let mut n = node(0, &[], Config::default());
+    let mut cap = Capture::default();
+    assert!(n
+        .handle_datagram(MS(1), addr(1), b"\x56\x01garbage", &mut cap)
+        .is_err());
+    assert!(n.handle_datagram(MS(1), addr(1), &[], &mut cap).is_err());
+    assert_eq!(n.stats().decode_errors, 2);
+    assert!(cap.sent.is_empty());
+}
+
+#[test]
+fn news_of_its_own_failure_makes_a_node_rejoin_with_a_new_generation() {
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(2000));
+    let mut dead = p.nodes[1].my_record().clone();
+    dead.liveness = Liveness::Failed;
+    let msg = Message::Gossip {
+        from: Sender {
+            id: "n0".into(),
+            generation: 1,
+            incarnation: 0,
+            summary: 0,
+        },
+        updates: vec![Update::Record(dead)],
+    };
+    let mut cap = Capture::default();
+    p.nodes[1]
+        .handle_datagram(
+            p.now,
+            addr(0),
+            &encode(codec::cluster_id("test"), &msg),
+            &mut cap,
+        )
+        .unwrap();
+    assert_eq!(p.nodes[1].generation(), 2);
+    assert!(cap
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::SelfRejoined { generation: 2, .. })));
+}
+
+#[test]
+fn force_remove_refuses_self_and_unknown() {
+    let mut n = node(0, &[], Config::default());
+    let mut cap = Capture::default();
+    assert_eq!(
+        n.force_remove(MS(1), "n0", &mut cap),
+        Err(CommandError::IsSelf)
+    );
+    assert_eq!(
+        n.force_remove(MS(1), "nope", &mut cap),
+        Err(CommandError::UnknownMember("nope".into()))
+    );
+}
+
+#[test]
+fn every_datagram_fits_the_limit_even_with_big_tables() {
+    let mut n = node(0, &[], Config::default());
+    let mut cap = Capture::default();
+    n.handle_timeout(MS(1), &mut cap);
+    for i in 1..500 {
+        let rec = MemberRecord {
+            id: format!("member-with-a-long-name-{i:04}"),
+            addr: addr(i % 250),
+            generation: 1,
+            incarnation: 0,
+            liveness: Liveness::Alive,
+            meta_version: 1,
+            meta: Metadata {
+                role: "producer".into(),
+                zone: "eu-west-1a".into(),
+                ..Default::default()
+            },
+            voter: false,
+        };
+        let join = Message::Join { record: rec };
+        n.handle_datagram(
+            MS(2),
+            addr(i % 250),
+            &encode(codec::cluster_id("test"), &join),
+            &mut cap,
+        )
+        .unwrap();
+    }
+    for t in 0..50 {
+        n.handle_timeout(MS(100 * t + 10), &mut cap);
+    }
+    assert!(!cap.sent.is_empty());
+    let max = cap.sent.iter().map(|(_, b)| b.len()).max().unwrap();
+    assert!(max <= 1400, "datagram of {max} bytes");
+    let _: BTreeMap<(), ()> = BTreeMap::new();
+}
