@@ -1,0 +1,814 @@
+//! The scenarios behind `vigil-sim`: each one builds a cluster, injects its faults, checks
+//! its liveness properties with deadlines, and fills a [`Report`].
+//!
+//! Every scenario starts with a cold join (all nodes at once; node 0 bootstraps, the others
+//! join through nodes 0-2) and a 10 s steady window that measures bandwidth, then:
+//! - `join`: late joiners and graceful leaves, one at a time (spread of one change);
+//! - `crash`: crashes one node at a time and times suspicion and conviction;
+//! - `pause`: freezes one node for `pause` and checks how the cluster and the node recover;
+//! - `partition`: cuts a minority off for `partition`, checks quorum on both sides, heals;
+//! - `churn`: random crashes, restarts, joins, leaves and short pauses, then settles;
+//! - `jitter`: a long quiet run on a noisy network, counting false positives.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use crate::invariants::Violation;
+use crate::network::NetworkConfig;
+use crate::report::{percentile, round3, Bandwidth, ConfigEcho, Messages, Report};
+use crate::sim::{derive_seed, Sim, SimConfig, SimError};
+use crate::tracker::Predicate;
+
+/// The scenarios `vigil-sim` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scenario {
+    /// Cold join, then late joins and graceful leaves.
+    Join,
+    /// Crashes, one after another; detection times.
+    Crash,
+    /// One node frozen, then resumed with a backlog.
+    Pause,
+    /// Majority/minority partition, then heal.
+    Partition,
+    /// Random crashes, restarts, joins, leaves and pauses.
+    Churn,
+    /// A long run with latency jitter and loss, counting false positives.
+    Jitter,
+}
+
+impl Scenario {
+    /// Every scenario, in documentation order.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::Join,
+        Scenario::Crash,
+        Scenario::Pause,
+        Scenario::Partition,
+        Scenario::Churn,
+        Scenario::Jitter,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Join => "join",
+            Scenario::Crash => "crash",
+            Scenario::Pause => "pause",
+            Scenario::Partition => "partition",
+            Scenario::Churn => "churn",
+            Scenario::Jitter => "jitter",
+        }
+    }
+
+    /// Virtual duration when none is given.
+    pub fn default_duration(self) -> Duration {
+        Duration::from_secs(match self {
+            Scenario::Join | Scenario::Crash | Scenario::Pause => 60,
+            Scenario::Partition => 90,
+            Scenario::Churn => 120,
+            Scenario::Jitter => 3600,
+        })
+    }
+}
+
+impl FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Scenario::ALL.iter().map(|x| x.name()).collect();
+                format!("unknown scenario `{s}` (one of: {})", names.join(", "))
+            })
+    }
+}
+
+/// Every knob of a scenario run. `None` means "the scenario's or the core's default".
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioParams {
+    /// Which scenario.
+    pub scenario: Scenario,
+    /// Nodes at the start.
+    pub nodes: usize,
+    /// Run seed.
+    pub seed: u64,
+    /// Virtual duration.
+    pub duration: Option<Duration>,
+    /// Gossip fanout (default: `Config::for_cluster_size`).
+    pub fanout: Option<usize>,
+    /// Phi threshold.
+    pub phi: Option<f64>,
+    /// Hard failure timeout.
+    pub failure_timeout: Option<Duration>,
+    /// Heartbeat interval.
+    pub heartbeat: Option<Duration>,
+    /// Gossip interval.
+    pub gossip_interval: Option<Duration>,
+    /// Mean link latency.
+    pub latency: Duration,
+    /// Latency standard deviation (default 0; 100 ms for `jitter`).
+    pub jitter: Option<Duration>,
+    /// Loss probability (default 0; 5 % for `jitter`).
+    pub loss: Option<f64>,
+    /// Pause length for `pause`.
+    pub pause: Duration,
+    /// Partition length for `partition`.
+    pub partition: Duration,
+    /// Minority size for `partition` (default: just under half).
+    pub minority: Option<usize>,
+    /// Crashes for `crash` (default: min(5, (nodes - 1) / 2)).
+    pub crashes: Option<usize>,
+    /// Late joins and leaves for `join` (each).
+    pub changes: usize,
+    /// Time between churn actions.
+    pub churn_interval: Duration,
+    /// Invariant check step (default 20 ms up to 100 nodes, 100 ms above).
+    pub step: Option<Duration>,
+}
+
+impl ScenarioParams {
+    /// Defaults for `scenario` at `nodes` nodes with `seed`.
+    pub fn new(scenario: Scenario, nodes: usize, seed: u64) -> Self {
+        ScenarioParams {
+            scenario,
+            nodes,
+            seed,
+            duration: None,
+            fanout: None,
+            phi: None,
+            failure_timeout: None,
+            heartbeat: None,
+            gossip_interval: None,
+            latency: Duration::from_millis(1),
+            jitter: None,
+            loss: None,
+            pause: Duration::from_secs(5),
+            partition: Duration::from_secs(30),
+            minority: None,
+            crashes: None,
+            changes: 5,
+            churn_interval: Duration::from_secs(2),
+            step: None,
+        }
+    }
+
+    /// The simulator configuration these parameters give.
+    pub fn sim_config(&self) -> SimConfig {
+        let mut core = membership::Config::for_cluster_size(self.nodes);
+        if let Some(f) = self.fanout {
+            core.gossip_fanout = f;
+        }
+        if let Some(p) = self.phi {
+            core.phi_threshold = p;
+        }
+        if let Some(t) = self.failure_timeout {
+            core.failure_timeout = t;
+        }
+        if let Some(h) = self.heartbeat {
+            core.heartbeat_interval = h;
+        }
+        if let Some(g) = self.gossip_interval {
+            core.gossip_interval = g;
+        }
+        let noisy = self.scenario == Scenario::Jitter;
+        let network = NetworkConfig {
+            latency: self.latency,
+            jitter: self.jitter.unwrap_or(if noisy {
+                Duration::from_millis(100)
+            } else {
+                Duration::ZERO
+            }),
+            loss: self.loss.unwrap_or(if noisy { 0.05 } else { 0.0 }),
+        };
+        let mut config = SimConfig::new(self.nodes, self.seed).with_core(core);
+        config.network = network;
+        if let Some(s) = self.step {
+            config.step = s;
+        }
+        config
+    }
+
+    /// The virtual duration in force.
+    pub fn duration(&self) -> Duration {
+        self.duration.unwrap_or(self.scenario.default_duration())
+    }
+
+    /// The one command that reproduces this run.
+    pub fn command(&self) -> String {
+        let d = ScenarioParams::new(self.scenario, self.nodes, self.seed);
+        let mut c = format!(
+            "cargo run --release -p sim --bin vigil-sim -- --scenario {} --nodes {} --seed {}",
+            self.scenario.name(),
+            self.nodes,
+            self.seed
+        );
+        let ms = |x: Duration| x.as_secs_f64() * 1000.0;
+        let mut add = |flag: &str, value: String| {
+            let _ = write!(c, " --{flag} {value}");
+        };
+        if let Some(x) = self.duration {
+            add("duration", x.as_secs_f64().to_string());
+        }
+        if let Some(x) = self.fanout {
+            add("fanout", x.to_string());
+        }
+        if let Some(x) = self.phi {
+            add("phi", x.to_string());
+        }
+        if let Some(x) = self.failure_timeout {
+            add("failure-timeout", ms(x).to_string());
+        }
+        if let Some(x) = self.heartbeat {
+            add("heartbeat-ms", ms(x).to_string());
+        }
+        if let Some(x) = self.gossip_interval {
+            add("gossip-interval-ms", ms(x).to_string());
+        }
+        if self.latency != d.latency {
+            add("latency-ms", ms(self.latency).to_string());
+        }
+        if let Some(x) = self.jitter {
+            add("jitter-ms", ms(x).to_string());
+        }
+        if let Some(x) = self.loss {
+            add("loss", x.to_string());
+        }
+        if self.pause != d.pause {
+            add("pause-s", self.pause.as_secs_f64().to_string());
+        }
+        if self.partition != d.partition {
+            add("partition-s", self.partition.as_secs_f64().to_string());
+        }
+        if let Some(x) = self.minority {
+            add("minority", x.to_string());
+        }
+        if let Some(x) = self.crashes {
+            add("crashes", x.to_string());
+        }
+        if self.changes != d.changes {
+            add("changes", self.changes.to_string());
+        }
+        if self.churn_interval != d.churn_interval {
+            add(
+                "churn-interval-s",
+                self.churn_interval.as_secs_f64().to_string(),
+            );
+        }
+        if let Some(x) = self.step {
+            add("step-ms", ms(x).to_string());
+        }
+        c
+    }
+}
+
+/// Runs one scenario. A violated invariant stops the run and is reported in
+/// [`Report::violation`] (with [`Report::reproduce`]); only a bad configuration is an error.
+pub fn run(params: &ScenarioParams) -> Result<Report, SimError> {
+    let wall = Instant::now();
+    let mut run = Run::new(params)?;
+    let result = match params.scenario {
+        Scenario::Join => run.join(),
+        Scenario::Crash => run.crash(),
+        Scenario::Pause => run.pause(),
+        Scenario::Partition => run.partition(),
+        Scenario::Churn => run.churn(),
+        Scenario::Jitter => run.jitter(),
+    };
+    if let Err(v) = result {
+        run.report.violation = Some(v.to_string());
+    }
+    Ok(run.finish(wall))
+}
+
+/// One scenario run in progress.
+struct Run {
+    p: ScenarioParams,
+    sim: Sim,
+    rng: SmallRng,
+    report: Report,
+    spread: Vec<f64>,
+    first_suspect: Vec<f64>,
+    all_failed: Vec<f64>,
+}
+
+type Step = Result<(), Violation>;
+
+fn deadline_violation(sim: &Sim, what: String) -> Violation {
+    Violation::Deadline {
+        at: sim.now().as_secs_f64(),
+        what,
+    }
+}
+
+impl Run {
+    fn new(p: &ScenarioParams) -> Result<Run, SimError> {
+        let sim = Sim::new(p.sim_config())?;
+        Ok(Run {
+            rng: SmallRng::seed_from_u64(derive_seed(p.seed, 0xfa17, 0)),
+            report: Report {
+                scenario: p.scenario.name().into(),
+                nodes: p.nodes,
+                seed: p.seed,
+                reproduce: p.command(),
+                ..Report::default()
+            },
+            p: p.clone(),
+            sim,
+            spread: Vec::new(),
+            first_suspect: Vec::new(),
+            all_failed: Vec::new(),
+        })
+    }
+
+    fn core(&self) -> &membership::Config {
+        &self.sim.config().core
+    }
+
+    fn outcome(&mut self, key: &'static str, value: serde_json::Value) {
+        self.report.outcome.insert(key, value);
+    }
+
+    /// Time for one conviction to be certain: failure timeout plus suspicion plus slack.
+    fn detection_deadline(&self) -> Duration {
+        self.core().failure_timeout + self.core().suspicion_timeout + Duration::from_secs(30)
+    }
+
+    /// Cold join: every node starts at once; waits until each sees all of them alive.
+    fn cold_start(&mut self) -> Step {
+        let expected = self.p.nodes;
+        // Process the starts scheduled at time zero (and within the start spread) first.
+        self.sim.run_until(self.sim.config().start_spread)?;
+        let t = self.sim.track(Predicate::AllAlive { expected });
+        let deadline = Duration::from_secs(60) + Duration::from_millis(20 * expected as u64);
+        if !self.sim.wait_tracker(t, deadline)? {
+            let done = self.sim.tracker(t).observers_done();
+            return Err(deadline_violation(
+                &self.sim,
+                format!("cold join did not converge: {done} of {expected} nodes see all {expected} alive"),
+            ));
+        }
+        self.report.convergence_s = self.sim.tracker(t).all_s().map(round3);
+        Ok(())
+    }
+
+    /// Runs for `window` and records bytes sent per node per second over it.
+    fn measure_bandwidth(&mut self, window: Duration) -> Step {
+        let from = self.sim.now();
+        let before = self.sim.bytes_sent();
+        let lives: Vec<_> = (0..self.sim.len())
+            .map(|i| (self.sim.process(i).is_live(), self.sim.process(i).life))
+            .collect();
+        self.sim.run_for(window)?;
+        let to = self.sim.now();
+        let secs = (to - from).as_secs_f64();
+        let rates: Vec<f64> = (0..lives.len())
+            .filter(|&i| {
+                let p = self.sim.process(i);
+                lives[i].0 && p.is_live() && p.life == lives[i].1
+            })
+            .map(|i| (self.sim.process(i).bytes_sent - before[i]) as f64 / secs)
+            .collect();
+        if !rates.is_empty() && secs > 0.0 {
+            self.report.bytes_per_node_per_s = Bandwidth {
+                mean: Some(round3(rates.iter().sum::<f64>() / rates.len() as f64)),
+                max: Some(round3(rates.iter().copied().fold(0.0, f64::max))),
+                window_s: Some([round3(from.as_secs_f64()), round3(to.as_secs_f64())]),
+                nodes_measured: rates.len(),
+            };
+        }
+        Ok(())
+    }
+
+    fn random_live(&mut self, from_index: usize) -> Option<usize> {
+        let live: Vec<usize> = self
+            .sim
+            .live_nodes()
+            .into_iter()
+            .filter(|&i| i >= from_index)
+            .collect();
+        live.choose(&mut self.rng).copied()
+    }
+
+    fn sample(&mut self, kind: &'static str, s: f64) {
+        self.spread.push(s);
+        *self.report.spread_samples.entry(kind).or_default() += 1;
+    }
+
+    /// Crashes node `i` and waits until every live member convicts it (liveness invariant:
+    /// a silent member is eventually suspected and failed by everyone).
+    fn crash_and_detect(&mut self, i: usize) -> Step {
+        let member = self.sim.process(i).id.clone();
+        let generation = self
+            .sim
+            .node(i)
+            .map_or(self.sim.process(i).generation, |n| n.generation());
+        self.sim.crash(i);
+        let suspects = self.sim.track(Predicate::Suspects {
+            member: member.clone(),
+            generation,
+        });
+        let failed = self.sim.track(Predicate::Failed {
+            member: member.clone(),
+            generation,
+        });
+        let deadline = self.sim.now() + self.detection_deadline();
+        if !self.sim.wait_tracker(failed, deadline)? {
+            let t = self.sim.tracker(failed);
+            return Err(deadline_violation(
+                &self.sim,
+                format!(
+                    "crashed member {member}@{generation} not marked FAILED by every live member within {:.1}s ({} of {} did)",
+                    self.detection_deadline().as_secs_f64(),
+                    t.observers_done(),
+                    self.sim.live_len()
+                ),
+            ));
+        }
+        let s = self.sim.tracker(suspects).clone();
+        let f = self.sim.tracker(failed).clone();
+        if let Some(x) = s.first_s() {
+            self.first_suspect.push(x);
+        }
+        if let Some(x) = f.all_s() {
+            self.all_failed.push(x);
+        }
+        if let Some(x) = f.spread_s() {
+            self.sample("conviction", x);
+        }
+        Ok(())
+    }
+
+    /// Waits (up to `within`) for every live node to list every live node alive with equal
+    /// tables; the liveness invariant after a heal or a churn.
+    fn expect_convergence(&mut self, within: Duration, what: &str) -> Result<f64, Violation> {
+        let start = self.sim.now();
+        match self.sim.wait_for(start + within, Sim::converged)? {
+            Some(t) => Ok(round3((t - start).as_secs_f64())),
+            None => Err(deadline_violation(
+                &self.sim,
+                format!(
+                    "{what}: views did not converge within {:.1}s ({} distinct tables among {} live nodes, all-see-all-alive={})",
+                    within.as_secs_f64(),
+                    self.sim.distinct_views(),
+                    self.sim.live_len(),
+                    self.sim.all_see_all_alive()
+                ),
+            )),
+        }
+    }
+
+    fn run_to_end(&mut self) -> Step {
+        let end = self.p.duration();
+        if self.sim.now() < end {
+            self.sim.run_until(end)?;
+        }
+        Ok(())
+    }
+
+    fn settle_window(&self) -> Duration {
+        self.core().eviction_grace_period + self.detection_deadline()
+    }
+
+    fn join(&mut self) -> Step {
+        self.cold_start()?;
+        self.measure_bandwidth(Duration::from_secs(10))?;
+        for _ in 0..self.p.changes {
+            let i = self.sim.add_node();
+            let member = self.sim.process(i).id.clone();
+            let t = self.sim.track(Predicate::Knows {
+                member: member.clone(),
+                generation: 1,
+            });
+            if !self
+                .sim
+                .wait_tracker(t, self.sim.now() + Duration::from_secs(30))?
+            {
+                return Err(deadline_violation(
+                    &self.sim,
+                    format!("late joiner {member} not known alive by all within 30s"),
+                ));
+            }
+            if let Some(s) = self.sim.tracker(t).all_s() {
+                self.sample("join", s);
+            }
+            self.sim.run_for(Duration::from_secs(1))?;
+        }
+        for _ in 0..self.p.changes {
+            let Some(i) = self.random_live(3) else { break };
+            if self.sim.live_len() <= 3 {
+                break;
+            }
+            let member = self.sim.process(i).id.clone();
+            let generation = self.sim.process(i).generation;
+            self.sim.leave(i);
+            let t = self.sim.track(Predicate::Left {
+                member: member.clone(),
+                generation,
+            });
+            if !self
+                .sim
+                .wait_tracker(t, self.sim.now() + Duration::from_secs(30))?
+            {
+                return Err(deadline_violation(
+                    &self.sim,
+                    format!("departed {member} not seen LEFT by all within 30s"),
+                ));
+            }
+            if let Some(s) = self.sim.tracker(t).all_s() {
+                self.sample("leave", s);
+            }
+            self.sim.run_for(Duration::from_secs(1))?;
+        }
+        self.run_to_end()?;
+        let s = self.expect_convergence(Duration::from_secs(60), "after joins and leaves")?;
+        self.outcome("final_convergence_s", json!(s));
+        Ok(())
+    }
+
+    fn crash(&mut self) -> Step {
+        self.cold_start()?;
+        self.measure_bandwidth(Duration::from_secs(10))?;
+        let crashes = self
+            .p
+            .crashes
+            .unwrap_or_else(|| ((self.p.nodes.saturating_sub(1)) / 2).min(5));
+        let mut crashed = Vec::new();
+        for _ in 0..crashes {
+            let Some(i) = self.random_live(0) else { break };
+            crashed.push(self.sim.process(i).id.clone());
+            self.crash_and_detect(i)?;
+            self.sim.run_for(Duration::from_secs(2))?;
+        }
+        self.outcome("crashed", json!(crashed));
+        self.run_to_end()?;
+        let s = self.expect_convergence(self.settle_window(), "after crashes")?;
+        self.outcome("final_convergence_s", json!(s));
+        Ok(())
+    }
+
+    fn pause(&mut self) -> Step {
+        self.cold_start()?;
+        self.measure_bandwidth(Duration::from_secs(10))?;
+        let Some(i) = self.random_live(1) else {
+            return Ok(());
+        };
+        let member = self.sim.process(i).id.clone();
+        let generation = self.sim.node(i).map_or(0, |n| n.generation());
+        self.sim.pause(i, self.p.pause);
+        let suspects = self.sim.track(Predicate::Suspects {
+            member: member.clone(),
+            generation,
+        });
+        let failed = self.sim.track(Predicate::Failed {
+            member: member.clone(),
+            generation,
+        });
+        self.sim.run_for(self.p.pause)?;
+        let resumed_at = self.sim.now();
+        let s = self.expect_convergence(self.settle_window(), "after the pause")?;
+        let f = self.sim.tracker(failed).clone();
+        if let Some(x) = self.sim.tracker(suspects).first_s() {
+            self.first_suspect.push(x);
+        }
+        if let Some(x) = f.all_s() {
+            self.all_failed.push(x);
+        }
+        let new_generation = self.sim.node(i).map(|n| n.generation());
+        self.outcome("paused", json!(member));
+        self.outcome("pause_s", json!(self.p.pause.as_secs_f64()));
+        self.outcome(
+            "suspected",
+            json!(self.sim.tracker(suspects).first_at.is_some()),
+        );
+        self.outcome("marked_failed_by", json!(f.observers_done()));
+        self.outcome("generation_before", json!(generation));
+        self.outcome("generation_after", json!(new_generation));
+        self.outcome("recovered_s_after_resume", json!(s));
+        self.outcome("resumed_at_s", json!(round3(resumed_at.as_secs_f64())));
+        self.run_to_end()
+    }
+
+    fn partition(&mut self) -> Step {
+        self.cold_start()?;
+        self.measure_bandwidth(Duration::from_secs(10))?;
+        let n = self.p.nodes;
+        let m = self
+            .p
+            .minority
+            .unwrap_or(n.saturating_sub(1) / 2)
+            .min(n / 2);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut self.rng);
+        let mut minority = order[..m].to_vec();
+        let mut majority = order[m..].to_vec();
+        minority.sort_unstable();
+        majority.sort_unstable();
+        let start = self.sim.now();
+        self.sim.partition(&[minority.clone(), majority.clone()]);
+        let end = start + self.p.partition;
+        let lost = self
+            .sim
+            .wait_for(end, |s| s.quorum_holders(&minority) == 0)?;
+        self.sim.run_until(end)?;
+        let minority_holders = self.sim.quorum_holders(&minority);
+        let majority_holders = self.sim.quorum_holders(&majority);
+        self.outcome("minority", json!(minority.len()));
+        self.outcome("majority", json!(majority.len()));
+        self.outcome(
+            "minority_lost_quorum_s",
+            json!(lost.map(|t| round3((t - start).as_secs_f64()))),
+        );
+        self.outcome("minority_quorum_holders_at_heal", json!(minority_holders));
+        self.outcome("majority_quorum_holders_at_heal", json!(majority_holders));
+        self.sim.heal();
+        let s = self.expect_convergence(self.settle_window(), "after the partition healed")?;
+        self.outcome("heal_convergence_s", json!(s));
+        let leaders: Vec<String> = self
+            .sim
+            .live_nodes()
+            .into_iter()
+            .filter_map(|i| self.sim.node(i).and_then(|n| n.leader()).map(str::to_owned))
+            .collect();
+        let mut distinct = leaders.clone();
+        distinct.sort();
+        distinct.dedup();
+        self.outcome("leaders_after_heal", json!(distinct));
+        self.outcome("nodes_naming_a_leader", json!(leaders.len()));
+        self.run_to_end()
+    }
+
+    fn churn(&mut self) -> Step {
+        self.cold_start()?;
+        let churn_end = self
+            .p
+            .duration()
+            .max(self.sim.now() + Duration::from_secs(10));
+        let from = self.sim.now();
+        let before = self.sim.bytes_sent();
+        let mut actions: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut crashed: Vec<usize> = Vec::new();
+        while self.sim.now() + self.p.churn_interval <= churn_end {
+            self.sim.run_for(self.p.churn_interval)?;
+            let live = self.sim.live_len();
+            let can_lose = live > 3 && 4 * (crashed.len() + 1) <= live;
+            let action = match self.rng.random_range(0..6u8) {
+                0 if can_lose => "crash",
+                1 if !crashed.is_empty() => "restart_crashed",
+                2 => "join",
+                3 if can_lose && live > self.p.nodes / 2 + 1 => "leave",
+                4 => "pause_short",
+                5 => "restart_live",
+                _ => "none",
+            };
+            match action {
+                "crash" => {
+                    if let Some(i) = self.random_live(0) {
+                        self.sim.crash(i);
+                        crashed.push(i);
+                    }
+                }
+                "restart_crashed" => {
+                    let k = self.rng.random_range(0..crashed.len());
+                    let i = crashed.swap_remove(k);
+                    self.sim.restart(i);
+                }
+                "join" => {
+                    self.sim.add_node();
+                }
+                "leave" => {
+                    if let Some(i) = self.random_live(3) {
+                        self.sim.leave(i);
+                    }
+                }
+                "pause_short" => {
+                    if let Some(i) = self.random_live(0) {
+                        let d = self
+                            .core()
+                            .heartbeat_interval
+                            .mul_f64(self.rng.random_range(0.2..1.0));
+                        self.sim.pause(i, d);
+                    }
+                }
+                "restart_live" => {
+                    if let Some(i) = self.random_live(0) {
+                        self.sim.restart(i);
+                    }
+                }
+                _ => {}
+            }
+            *actions.entry(action).or_default() += 1;
+        }
+        let to = self.sim.now();
+        let secs = (to - from).as_secs_f64();
+        let sent: u64 = self
+            .sim
+            .bytes_sent()
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .sum::<u64>()
+            + self.sim.bytes_sent().iter().skip(before.len()).sum::<u64>();
+        if secs > 0.0 {
+            let mean = sent as f64 / secs / self.sim.live_len().max(1) as f64;
+            self.report.bytes_per_node_per_s = Bandwidth {
+                mean: Some(round3(mean)),
+                max: None,
+                window_s: Some([round3(from.as_secs_f64()), round3(to.as_secs_f64())]),
+                nodes_measured: self.sim.live_len(),
+            };
+        }
+        self.outcome("actions", json!(actions));
+        self.outcome("crashed_at_end", json!(crashed.len()));
+        for &i in &crashed {
+            let member = self.sim.process(i).id.clone();
+            let generation = self.sim.process(i).generation;
+            let t = self.sim.track(Predicate::Failed {
+                member: member.clone(),
+                generation,
+            });
+            let deadline = self.sim.now() + self.detection_deadline();
+            if !self.sim.wait_tracker(t, deadline)? {
+                return Err(deadline_violation(
+                    &self.sim,
+                    format!("crashed {member}@{generation} not FAILED everywhere"),
+                ));
+            }
+        }
+        let s = self.expect_convergence(
+            self.settle_window() + Duration::from_secs(30),
+            "after churn",
+        )?;
+        self.outcome("settle_convergence_s", json!(s));
+        self.outcome("live_at_end", json!(self.sim.live_len()));
+        Ok(())
+    }
+
+    fn jitter(&mut self) -> Step {
+        self.cold_start()?;
+        let window = self
+            .p
+            .duration()
+            .saturating_sub(self.sim.now())
+            .max(Duration::from_secs(1));
+        self.measure_bandwidth(window)?;
+        self.outcome("views_agree_at_end", json!(self.sim.views_agree()));
+        self.outcome(
+            "all_see_all_alive_at_end",
+            json!(self.sim.all_see_all_alive()),
+        );
+        Ok(())
+    }
+
+    fn finish(mut self, wall: Instant) -> Report {
+        let gossip = self.core().gossip_interval.as_secs_f64();
+        let c = self.sim.counters().clone();
+        let cfg = self.sim.config().clone();
+        let r = &mut self.report;
+        r.spread_s_p99 = percentile(&self.spread, 99.0).map(round3);
+        r.spread_s_p50 = percentile(&self.spread, 50.0).map(round3);
+        r.spread_rounds_p99 = r.spread_s_p99.map(|s| round3(s / gossip));
+        r.detection_s.first_suspect_p50 = percentile(&self.first_suspect, 50.0).map(round3);
+        r.detection_s.all_failed_p50 = percentile(&self.all_failed, 50.0).map(round3);
+        r.detection_s.all_failed_p99 = percentile(&self.all_failed, 99.0).map(round3);
+        r.detection_s.all_failed_max = percentile(&self.all_failed, 100.0).map(round3);
+        r.detection_s.samples = self.all_failed.len();
+        r.false_positives = c.false_positives;
+        r.false_positive_examples = c.false_positive_examples.clone();
+        r.max_message_bytes = c.max_message_bytes;
+        r.messages = Messages {
+            sent: c.sent,
+            delivered: c.delivered,
+            lost: c.lost,
+            cut: c.cut,
+            to_dead: c.to_dead,
+        };
+        r.events = c.events.clone();
+        r.invariant_checks = c.checks;
+        r.simulated_s = round3(self.sim.now().as_secs_f64());
+        r.wall_s = round3(wall.elapsed().as_secs_f64());
+        let ms = |d: Duration| d.as_millis() as u64;
+        r.config = ConfigEcho {
+            fanout: cfg.core.gossip_fanout,
+            phi: cfg.core.phi_threshold,
+            heartbeat_ms: ms(cfg.core.heartbeat_interval),
+            gossip_interval_ms: ms(cfg.core.gossip_interval),
+            failure_timeout_ms: ms(cfg.core.failure_timeout),
+            suspicion_timeout_ms: ms(cfg.core.suspicion_timeout),
+            observers: cfg.core.observers,
+            confirmations: cfg.core.confirmations,
+            latency_ms: cfg.network.latency.as_secs_f64() * 1000.0,
+            jitter_ms: cfg.network.jitter.as_secs_f64() * 1000.0,
+            loss: cfg.network.loss,
+            step_ms: ms(cfg.step),
+        };
+        self.report
+    }
+}

@@ -1,0 +1,737 @@
+//! [`Sim`]: N protocol cores on a virtual clock and a seeded virtual network.
+//!
+//! The loop pops the earliest item of the agenda (a datagram delivery, a node's timer, a
+//! resume or stop), advances the clock to it and calls the node. What the node emits goes
+//! straight back into the agenda through the [`Network`]. Every `step` of virtual time the
+//! safety invariants are checked and trackers that every live member satisfied complete.
+//! Nothing here reads the wall clock, and every random draw is seeded from the run seed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use membership::{Event, Identity, Metadata, Node, Output};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::agenda::Agenda;
+use crate::invariants::{self, FailedLedger, Violation};
+use crate::network::{Fate, Network, NetworkConfig};
+use crate::process::{index_of, node_addr, Process, State};
+use crate::tracker::{Predicate, Tracker, TrackerId};
+
+/// Everything a run depends on.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Nodes started at the beginning (indices `0..nodes`).
+    pub nodes: usize,
+    /// The run seed: network draws, node RNGs and start offsets all derive from it.
+    pub seed: u64,
+    /// The protocol configuration every node runs.
+    pub core: membership::Config,
+    /// Latency, jitter and loss.
+    pub network: NetworkConfig,
+    /// Virtual time between invariant checks.
+    pub step: Duration,
+    /// Zones the nodes are spread over (node `i` is in zone `z{i % zones}`).
+    pub zones: usize,
+    /// Initial nodes start at uniform random offsets in `[0, start_spread)`.
+    pub start_spread: Duration,
+    /// How long a leaving node keeps running after `leave` before it stops.
+    pub leave_linger: Duration,
+    /// How long a two-way partition may last before both sides holding quorum is a violation.
+    pub split_brain_grace: Duration,
+}
+
+impl SimConfig {
+    /// Defaults for `nodes` nodes: `Config::for_cluster_size`, a quiet 1 ms LAN, three zones,
+    /// a check every 20 ms (100 ms above 100 nodes, to keep large runs fast).
+    pub fn new(nodes: usize, seed: u64) -> Self {
+        let core = membership::Config::for_cluster_size(nodes);
+        let split_brain_grace =
+            core.failure_timeout + core.suspicion_timeout + Duration::from_secs(2);
+        SimConfig {
+            nodes,
+            seed,
+            core,
+            network: NetworkConfig::default(),
+            step: if nodes <= 100 {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(100)
+            },
+            zones: 3,
+            start_spread: Duration::ZERO,
+            leave_linger: Duration::from_millis(500),
+            split_brain_grace,
+        }
+    }
+
+    /// Replaces the protocol configuration, keeping the split-brain grace in step with it.
+    pub fn with_core(mut self, core: membership::Config) -> Self {
+        self.split_brain_grace =
+            core.failure_timeout + core.suspicion_timeout + Duration::from_secs(2);
+        self.core = core;
+        self
+    }
+}
+
+/// The simulator could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The protocol configuration was rejected (nothing ran).
+    #[error("invalid protocol configuration: {0}")]
+    Config(#[from] membership::ConfigError),
+}
+
+/// Counters over the whole run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams handed to the network.
+    pub sent: u64,
+    /// Datagrams handed to a running node.
+    pub delivered: u64,
+    /// Datagrams lost at random.
+    pub lost: u64,
+    /// Datagrams dropped by a partition.
+    pub cut: u64,
+    /// Datagrams that arrived at a crashed or stopped process.
+    pub to_dead: u64,
+    /// Datagrams to an address no process has.
+    pub unroutable: u64,
+    /// Largest datagram sent.
+    pub max_message_bytes: usize,
+    /// `MemberFailed` events, all observers.
+    pub failures_detected: u64,
+    /// `MemberFailed` events about a member that was running at that generation and not
+    /// excused by a fault (see [`Process::excused_until`]).
+    pub false_positives: u64,
+    /// The first few false positives, as "at observer: member@generation".
+    pub false_positive_examples: Vec<String>,
+    /// Events by kind, all observers.
+    pub events: BTreeMap<&'static str, u64>,
+    /// Invariant checks run.
+    pub checks: u64,
+}
+
+/// What the agenda holds.
+#[derive(Debug)]
+enum Pending {
+    Start {
+        node: usize,
+    },
+    Deliver {
+        to: usize,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: usize,
+        life: u64,
+    },
+    Resume {
+        node: usize,
+        life: u64,
+    },
+    Stop {
+        node: usize,
+        life: u64,
+    },
+}
+
+/// Collects one handler call's effects.
+#[derive(Debug, Default)]
+struct Outbox {
+    sends: Vec<(SocketAddr, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+impl Output for Outbox {
+    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        self.sends.push((to, datagram));
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+/// The simulator. See the module docs.
+#[derive(Debug)]
+pub struct Sim {
+    pub(crate) config: SimConfig,
+    pub(crate) now: Duration,
+    agenda: Agenda<Pending>,
+    pub(crate) procs: Vec<Process>,
+    pub(crate) network: Network,
+    outbox: Outbox,
+    pub(crate) trackers: Vec<Tracker>,
+    active: Vec<usize>,
+    pub(crate) ledger: FailedLedger,
+    next_check: Duration,
+    pub(crate) partition_since: Option<Duration>,
+    violation: Option<Violation>,
+    index_by_id: HashMap<String, usize>,
+    pub(crate) counters: Counters,
+}
+
+/// SplitMix64: derives independent seeds from the run seed.
+pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z =
+        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl Sim {
+    /// Builds the cluster and schedules the start of nodes `0..config.nodes`.
+    pub fn new(config: SimConfig) -> Result<Sim, SimError> {
+        config.core.validate()?;
+        let mut start_rng = SmallRng::seed_from_u64(derive_seed(config.seed, 1, 0));
+        let network = Network::new(config.network, config.nodes, derive_seed(config.seed, 2, 0));
+        let mut sim = Sim {
+            now: Duration::ZERO,
+            agenda: Agenda::new(),
+            procs: Vec::with_capacity(config.nodes),
+            network,
+            outbox: Outbox::default(),
+            trackers: Vec::new(),
+            active: Vec::new(),
+            ledger: FailedLedger::default(),
+            next_check: config.step,
+            partition_since: None,
+            violation: None,
+            index_by_id: HashMap::new(),
+            counters: Counters::default(),
+            config,
+        };
+        for i in 0..sim.config.nodes {
+            sim.add_slot();
+            let offset = if sim.config.start_spread.is_zero() {
+                Duration::ZERO
+            } else {
+                sim.config.start_spread.mul_f64(start_rng.random::<f64>())
+            };
+            sim.agenda.push(offset, Pending::Start { node: i });
+        }
+        Ok(sim)
+    }
+
+    /// Adds an empty process slot and returns its index.
+    pub(crate) fn add_slot(&mut self) -> usize {
+        let i = self.procs.len();
+        let p = Process::new(i);
+        self.index_by_id.insert(p.id.clone(), i);
+        self.procs.push(p);
+        self.network.ensure(i);
+        i
+    }
+
+    /// The configuration of this run.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// Number of process slots (started or not, alive or not).
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Whether there are no process slots.
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    /// Process slot `i`.
+    pub fn process(&self, i: usize) -> &Process {
+        &self.procs[i]
+    }
+
+    /// The protocol core of node `i`, if it is running or paused.
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.procs.get(i).and_then(|p| p.node.as_ref())
+    }
+
+    /// The node index of id `id`.
+    pub fn index_of_id(&self, id: &str) -> Option<usize> {
+        self.index_by_id.get(id).copied()
+    }
+
+    /// Indices of the live (running, not paused) nodes.
+    pub fn live_nodes(&self) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|&i| self.procs[i].is_live())
+            .collect()
+    }
+
+    /// Number of live nodes.
+    pub fn live_len(&self) -> usize {
+        self.procs.iter().filter(|p| p.is_live()).count()
+    }
+
+    /// Run counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The network (for inspection).
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Bytes sent so far by each slot.
+    pub fn bytes_sent(&self) -> Vec<u64> {
+        self.procs.iter().map(|p| p.bytes_sent).collect()
+    }
+
+    /// Every live node sees exactly the live nodes Alive.
+    pub fn all_see_all_alive(&self) -> bool {
+        let live = self.live_len();
+        self.procs
+            .iter()
+            .filter(|p| p.is_live())
+            .all(|p| p.node.as_ref().is_some_and(|n| n.live_count() == live))
+    }
+
+    /// Every live node has the same table summary.
+    pub fn views_agree(&self) -> bool {
+        let mut summaries = self
+            .procs
+            .iter()
+            .filter(|p| p.is_live())
+            .filter_map(|p| p.node.as_ref())
+            .map(Node::summary);
+        match summaries.next() {
+            None => true,
+            Some(first) => summaries.all(|s| s == first),
+        }
+    }
+
+    /// Number of distinct table summaries among live nodes.
+    pub fn distinct_views(&self) -> usize {
+        let mut s: Vec<u64> = self
+            .procs
+            .iter()
+            .filter(|p| p.is_live())
+            .filter_map(|p| p.node.as_ref())
+            .map(Node::summary)
+            .collect();
+        s.sort_unstable();
+        s.dedup();
+        s.len()
+    }
+
+    /// Converged: every live node lists every live node Alive and all tables are equal.
+    pub fn converged(&self) -> bool {
+        self.all_see_all_alive() && self.views_agree()
+    }
+
+    /// How many of `nodes` are live and hold quorum.
+    pub fn quorum_holders(&self, nodes: &[usize]) -> usize {
+        nodes
+            .iter()
+            .filter(|&&i| {
+                self.procs[i].is_live() && self.procs[i].node.as_ref().is_some_and(Node::has_quorum)
+            })
+            .count()
+    }
+
+    /// Starts tracking a change; observers already satisfying it are recorded now.
+    pub fn track(&mut self, predicate: Predicate) -> TrackerId {
+        let mut t = Tracker::new(predicate, self.now, self.procs.len());
+        for (i, p) in self.procs.iter().enumerate() {
+            if let (true, Some(n)) = (p.is_live(), p.node.as_ref()) {
+                t.observe(i, n, self.now);
+            }
+        }
+        let id = self.trackers.len();
+        self.trackers.push(t);
+        self.active.push(id);
+        self.complete_trackers();
+        TrackerId(id)
+    }
+
+    /// A tracker's progress.
+    pub fn tracker(&self, id: TrackerId) -> &Tracker {
+        &self.trackers[id.0]
+    }
+
+    /// Runs the simulation until virtual time `until`, checking invariants every step.
+    pub fn run_until(&mut self, until: Duration) -> Result<(), Violation> {
+        loop {
+            let horizon = self.next_check.min(until);
+            while let Some(at) = self.agenda.next_at() {
+                if at > horizon {
+                    break;
+                }
+                let Some((at, item)) = self.agenda.pop() else {
+                    break;
+                };
+                self.now = self.now.max(at);
+                self.dispatch(item);
+                if let Some(v) = self.violation.take() {
+                    return Err(v);
+                }
+            }
+            self.now = self.now.max(horizon);
+            if horizon == self.next_check {
+                self.next_check += self.config.step;
+                self.check()?;
+            }
+            if horizon == until {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs for `d` more virtual time.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), Violation> {
+        self.run_until(self.now + d)
+    }
+
+    /// Runs until `cond` holds (checked every step) or until the absolute `deadline`.
+    /// Returns the time it first held, or `None` at the deadline.
+    pub fn wait_for(
+        &mut self,
+        deadline: Duration,
+        mut cond: impl FnMut(&Sim) -> bool,
+    ) -> Result<Option<Duration>, Violation> {
+        loop {
+            if cond(self) {
+                return Ok(Some(self.now));
+            }
+            if self.now >= deadline {
+                return Ok(None);
+            }
+            let next = (self.now + self.config.step).min(deadline);
+            self.run_until(next)?;
+        }
+    }
+
+    /// Runs until tracker `id` completes or the absolute `deadline` passes.
+    pub fn wait_tracker(&mut self, id: TrackerId, deadline: Duration) -> Result<bool, Violation> {
+        Ok(self
+            .wait_for(deadline, |s| s.tracker(id).is_complete())?
+            .is_some())
+    }
+
+    /// The safety checks of one step.
+    fn check(&mut self) -> Result<(), Violation> {
+        self.counters.checks += 1;
+        self.ledger.sweep(&self.procs, self.now)?;
+        if let Some(since) = self.partition_since {
+            if self.now >= since + self.config.split_brain_grace {
+                invariants::check_split_brain(&self.procs, &self.network, self.now)?;
+            }
+        }
+        self.complete_trackers();
+        Ok(())
+    }
+
+    /// Completes trackers that every live observer satisfied.
+    fn complete_trackers(&mut self) {
+        let procs = &self.procs;
+        let trackers = &mut self.trackers;
+        self.active.retain(|&k| {
+            let t = &mut trackers[k];
+            let subject = t.predicate.subject().map(str::to_owned);
+            let mut last = t.started;
+            if !procs.iter().any(Process::is_live) {
+                return true; // nobody to ask yet (e.g. before the first start)
+            }
+            for (i, p) in procs.iter().enumerate() {
+                if !p.is_live() || subject.as_deref() == Some(p.id.as_str()) {
+                    continue;
+                }
+                match t.done_at.get(i).copied().flatten() {
+                    Some(d) => last = last.max(d),
+                    None => return true,
+                }
+            }
+            t.all_at = Some(last);
+            false
+        });
+    }
+
+    fn dispatch(&mut self, item: Pending) {
+        match item {
+            Pending::Start { node } => self.start(node),
+            Pending::Deliver { to, from, bytes } => match self.procs[to].state {
+                State::Running => {
+                    self.counters.delivered += 1;
+                    self.deliver(to, from, &bytes);
+                    self.after_call(to, false);
+                }
+                State::Paused { .. } => self.procs[to].backlog.push((from, bytes)),
+                State::Crashed | State::Stopped => self.counters.to_dead += 1,
+            },
+            Pending::Timer { node, life } => {
+                let p = &mut self.procs[node];
+                if p.life != life || p.state != State::Running || p.timer_at != Some(self.now) {
+                    return;
+                }
+                p.timer_at = None;
+                self.fire_timer(node);
+            }
+            Pending::Resume { node, life } => {
+                let p = &self.procs[node];
+                if p.life == life && matches!(p.state, State::Paused { until } if until <= self.now)
+                {
+                    self.resume(node);
+                }
+            }
+            Pending::Stop { node, life } => {
+                let p = &mut self.procs[node];
+                if p.life == life && p.exists() {
+                    p.state = State::Stopped;
+                    p.node = None;
+                    p.timer_at = None;
+                    p.backlog.clear();
+                }
+            }
+        }
+    }
+
+    /// Starts a new life of slot `i` now: generation + 1, fresh core, same id and address.
+    pub(crate) fn start(&mut self, i: usize) {
+        let seeds: Vec<SocketAddr> = if i == 0 && self.procs[i].generation == 0 {
+            Vec::new() // the very first node bootstraps the cluster
+        } else {
+            (0..3.min(self.procs.len()))
+                .filter(|&s| s != i)
+                .map(node_addr)
+                .collect()
+        };
+        let zones = self.config.zones.max(1);
+        let p = &mut self.procs[i];
+        p.generation += 1;
+        p.life += 1;
+        let identity = Identity {
+            id: p.id.clone(),
+            addr: p.addr,
+            generation: p.generation,
+            meta: Metadata {
+                role: "sim".into(),
+                zone: format!("z{}", i % zones),
+                ..Metadata::default()
+            },
+            cluster: "vigil-sim".into(),
+        };
+        let rng_seed = derive_seed(self.config.seed, 3 + i as u64, p.generation);
+        // The configuration was validated in `Sim::new`, so this cannot fail.
+        p.node = Node::new(
+            identity,
+            self.config.core.clone(),
+            seeds,
+            self.now,
+            rng_seed,
+        )
+        .ok();
+        p.state = State::Running;
+        p.timer_at = None;
+        p.backlog.clear();
+        self.ledger.forget_observer(i);
+        for &k in &self.active {
+            if let Some(d) = self.trackers[k].done_at.get_mut(i) {
+                *d = None;
+            }
+        }
+        self.after_call(i, false);
+    }
+
+    fn deliver(&mut self, to: usize, from: SocketAddr, bytes: &[u8]) {
+        let now = self.now;
+        let p = &mut self.procs[to];
+        let Some(node) = p.node.as_mut() else { return };
+        if let Err(e) = node.handle_datagram(now, from, bytes, &mut self.outbox) {
+            let from_id = index_of(from)
+                .map(crate::process::node_id)
+                .unwrap_or_else(|| from.to_string());
+            self.violation.get_or_insert(Violation::Undecodable {
+                at: now.as_secs_f64(),
+                from: from_id,
+                to: p.id.clone(),
+                error: e.to_string(),
+            });
+        }
+    }
+
+    fn fire_timer(&mut self, i: usize) {
+        let now = self.now;
+        if let Some(node) = self.procs[i].node.as_mut() {
+            if now >= node.poll_timeout() {
+                node.handle_timeout(now, &mut self.outbox);
+            }
+        }
+        self.after_call(i, true);
+    }
+
+    /// Resumes a paused node: backlog first, in arrival order, then its overdue timers.
+    pub(crate) fn resume(&mut self, i: usize) {
+        let grace_end = self.now + self.excuse_grace();
+        let p = &mut self.procs[i];
+        p.state = State::Running;
+        p.timer_at = None;
+        if p.excused_until == Duration::MAX {
+            p.excused_until = grace_end;
+        }
+        let backlog = std::mem::take(&mut p.backlog);
+        for (from, bytes) in backlog {
+            if self.procs[i].state != State::Running {
+                break;
+            }
+            self.counters.delivered += 1;
+            self.deliver(i, from, &bytes);
+            self.after_call(i, false);
+        }
+        self.fire_timer(i);
+    }
+
+    /// How long convictions stay excused after a fault ends (stale accusations still travel).
+    pub(crate) fn excuse_grace(&self) -> Duration {
+        self.config.core.failure_timeout + self.config.core.suspicion_timeout
+    }
+
+    /// Routes a node's effects: datagrams into the network, events into the checks,
+    /// then trackers and the node's timer.
+    fn after_call(&mut self, i: usize, fired: bool) {
+        let now = self.now;
+        let max = self.config.core.max_datagram;
+        let from_addr = self.procs[i].addr;
+        for (to, bytes) in std::mem::take(&mut self.outbox.sends) {
+            let len = bytes.len();
+            let p = &mut self.procs[i];
+            p.bytes_sent += len as u64;
+            p.datagrams_sent += 1;
+            self.counters.sent += 1;
+            self.counters.max_message_bytes = self.counters.max_message_bytes.max(len);
+            if len > max {
+                self.violation.get_or_insert(Violation::Oversize {
+                    at: now.as_secs_f64(),
+                    from: p.id.clone(),
+                    bytes: len,
+                    max,
+                });
+            }
+            let Some(j) = index_of(to).filter(|&j| j < self.procs.len()) else {
+                self.counters.unroutable += 1;
+                continue;
+            };
+            match self.network.route(i, j) {
+                Fate::Deliver(latency) => self.agenda.push(
+                    now + latency,
+                    Pending::Deliver {
+                        to: j,
+                        from: from_addr,
+                        bytes,
+                    },
+                ),
+                Fate::Lost => self.counters.lost += 1,
+                Fate::Cut => self.counters.cut += 1,
+            }
+        }
+        for event in std::mem::take(&mut self.outbox.events) {
+            self.observe_event(i, event);
+        }
+        let p = &mut self.procs[i];
+        let Some(node) = p.node.as_ref() else { return };
+        if p.is_live() {
+            for &k in &self.active {
+                self.trackers[k].observe(i, node, now);
+            }
+        }
+        if p.state != State::Running {
+            return;
+        }
+        let wanted = node.poll_timeout();
+        if wanted == Duration::MAX {
+            return;
+        }
+        let mut at = wanted.max(now);
+        if fired && at <= now {
+            at = now + Duration::from_millis(1); // a core that keeps asking for "now" must not stall the clock
+        }
+        if p.timer_at != Some(at) {
+            p.timer_at = Some(at);
+            self.agenda.push(
+                at,
+                Pending::Timer {
+                    node: i,
+                    life: p.life,
+                },
+            );
+        }
+    }
+
+    fn observe_event(&mut self, observer: usize, event: Event) {
+        let kind = match &event {
+            Event::MemberJoined { .. } => "member_joined",
+            Event::MemberRejoined { .. } => "member_rejoined",
+            Event::MemberSuspected { .. } => "member_suspected",
+            Event::MemberRefuted { .. } => "member_refuted",
+            Event::MemberFailed { .. } => "member_failed",
+            Event::MemberEvicted { .. } => "member_evicted",
+            Event::MemberLeft { .. } => "member_left",
+            Event::QuorumChanged { .. } => "quorum_changed",
+            Event::LeaderChanged { .. } => "leader_changed",
+            Event::SelfRejoined { .. } => "self_rejoined",
+            Event::IdConflict { .. } => "id_conflict",
+        };
+        *self.counters.events.entry(kind).or_default() += 1;
+        if let Event::SelfRejoined { generation, .. } = event {
+            // The core bumped its own generation; keep the slot's in step for restarts and
+            // false-positive accounting.
+            let p = &mut self.procs[observer];
+            p.generation = p.generation.max(generation);
+            return;
+        }
+        if let Event::MemberFailed { id, generation, .. } = event {
+            self.counters.failures_detected += 1;
+            let Some(m) = self.index_of_id(&id) else {
+                return;
+            };
+            self.ledger.record(observer, m, generation);
+            let p = &self.procs[m];
+            if p.generation == generation && p.exists() && self.now > p.excused_until {
+                self.counters.false_positives += 1;
+                if self.counters.false_positive_examples.len() < 10 {
+                    let example = format!(
+                        "{:.3}s {}: {}@{}",
+                        self.now.as_secs_f64(),
+                        self.procs[observer].id,
+                        id,
+                        generation
+                    );
+                    self.counters.false_positive_examples.push(example);
+                }
+            }
+        }
+    }
+
+    /// Schedules a resume of slot `i` (current life) at `at`.
+    pub(crate) fn schedule_resume(&mut self, i: usize, at: Duration) {
+        let life = self.procs[i].life;
+        self.agenda.push(at, Pending::Resume { node: i, life });
+    }
+
+    /// Schedules a stop of slot `i` (current life) at `at`.
+    pub(crate) fn schedule_stop(&mut self, i: usize, at: Duration) {
+        let life = self.procs[i].life;
+        self.agenda.push(at, Pending::Stop { node: i, life });
+    }
+
+    /// Calls `leave` on node `i`'s core now and routes its effects.
+    pub(crate) fn call_leave(&mut self, i: usize) {
+        let now = self.now;
+        if let Some(node) = self.procs[i].node.as_mut() {
+            node.leave(now, &mut self.outbox);
+        }
+        self.after_call(i, false);
+    }
+}
