@@ -1,0 +1,264 @@
+//! The HTTP API (axum), served by every node.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /cluster/status` | the seed's status body plus leader, self, generations, roles, addresses |
+//! | `GET /cluster/members`, `GET /cluster/members/{id}` | member bodies (404 for an unknown id) |
+//! | `GET /actuator/health` | Spring's shape; 503 when DOWN (no quorum, or leaving) |
+//! | `GET /livez`, `GET /readyz` | alive = the runtime answers; ready = joined, quorum, not leaving |
+//! | `GET /metrics` | Prometheus text format |
+//! | `POST /cluster/leave` | graceful leave, then the process exits (admin token) |
+//! | `POST /cluster/members/{id}/remove` | operator removal of a member (admin token) |
+//!
+//! Handlers never touch the node: they ask the runtime task through a [`Handle`].
+
+pub mod model;
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use membership::CommandError;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{Handle, Snapshot};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The runtime.
+    pub handle: Handle,
+    /// `http.admin-token`; `None` disables the state-changing endpoints.
+    pub admin_token: Option<String>,
+}
+
+/// The router, without a listener (tests can drive it directly).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/cluster/status", get(cluster_status))
+        .route("/cluster/members", get(members))
+        .route("/cluster/members/{id}", get(member))
+        .route("/cluster/members/{id}/remove", post(remove_member))
+        .route("/cluster/leave", post(leave))
+        .route("/actuator/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+fn stopped() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the node runtime has stopped",
+    )
+}
+
+async fn snapshot(state: &AppState) -> Result<Snapshot, Response> {
+    match tokio::time::timeout(Duration::from_secs(2), state.handle.snapshot()).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(_)) => Err(stopped()),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node runtime did not answer within 2 s",
+        )),
+    }
+}
+
+async fn cluster_status(State(state): State<AppState>) -> Response {
+    match snapshot(&state).await {
+        Ok(s) => Json(model::status(&state.handle.info, &s)).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn members(State(state): State<AppState>) -> Response {
+    match snapshot(&state).await {
+        Ok(s) => Json(
+            s.view
+                .members
+                .iter()
+                .map(|m| model::member(m, &s))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn member(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match snapshot(&state).await {
+        Ok(s) => match s.view.member(&id) {
+            Some(m) => Json(model::member(m, &s)).into_response(),
+            None => error(StatusCode::NOT_FOUND, format!("unknown member `{id}`")),
+        },
+        Err(r) => r,
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` against the configured token.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.admin_token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "admin endpoints are disabled: set http.admin-token",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token (Authorization: Bearer <http.admin-token>)",
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state.handle.leave().await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "LEAVING", "nodeId": state.handle.info.id })),
+        )
+            .into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    match state.handle.force_remove(id.clone()).await {
+        Ok(Ok(())) => Json(json!({ "removed": id })).into_response(),
+        Ok(Err(e @ CommandError::UnknownMember(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(_) => stopped(),
+    }
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let s = match snapshot(&state).await {
+        Ok(s) => s,
+        Err(_) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "DOWN" })),
+            )
+                .into_response();
+        }
+    };
+    let up = |b: bool| if b { "UP" } else { "DOWN" };
+    let membership_up = !s.leaving;
+    let quorum_up = s.view.has_quorum;
+    let all_up = membership_up && quorum_up;
+    let body = json!({
+        "status": up(all_up),
+        "components": {
+            "membership": {
+                "status": up(membership_up),
+                "details": {
+                    "nodeId": s.view.self_id,
+                    "generation": state.handle.info.generation,
+                    "gossipAddress": state.handle.info.gossip_addr.to_string(),
+                    "httpAddress": state.handle.info.http_addr,
+                    "joined": s.joined,
+                    "leaving": s.leaving,
+                    "totalNodes": s.view.members.len(),
+                    "healthyNodes": s.view.healthy(),
+                }
+            },
+            "quorum": {
+                "status": up(quorum_up),
+                "details": { "hasQuorum": s.view.has_quorum, "voters": s.view.voters, "leader": s.view.leader }
+            },
+            "ping": { "status": "UP" }
+        }
+    });
+    let code = if all_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn livez(State(state): State<AppState>) -> Response {
+    match snapshot(&state).await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let s = match snapshot(&state).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let reason = if s.leaving {
+        Some("leaving")
+    } else if !s.joined {
+        Some("not joined yet: no answer from the seeds")
+    } else if !s.view.has_quorum {
+        Some("no quorum")
+    } else {
+        None
+    };
+    match reason {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {r}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let s = match snapshot(&state).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let metrics = &state.handle.metrics;
+    metrics.observe(&s.view, &s.stats);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}

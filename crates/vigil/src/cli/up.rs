@@ -1,0 +1,272 @@
+//! `vigil up`: a local cluster of the seed's four services, supervised.
+//!
+//! The binary re-executes itself as `vigil node ...` once per role (see [`crate::roles`]),
+//! each child in its own process group (so a terminal Ctrl-C reaches only the supervisor,
+//! which then asks each child to leave with SIGTERM), each with its log in `--log-dir`.
+//! One supervisor task per child restarts it with exponential backoff when it dies; the
+//! restarted process has a new generation, so peers see a rejoin, not a zombie.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::Args;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::model::StatusDto;
+use crate::roles::{RoleSpec, LOCAL_CLUSTER};
+
+/// Flags of `vigil up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Configuration file passed to every member.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Host every member binds and advertises.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// First gossip port (gateway +0, coordinator +1, producer +2, consumer +3).
+    #[arg(long, default_value_t = 7946)]
+    pub gossip_base: u16,
+    /// Added to the seed's HTTP ports 8080-8083 (to run beside something on those ports).
+    #[arg(long, default_value_t = 0)]
+    pub http_offset: u16,
+    /// Where each member's log goes.
+    #[arg(long, default_value = ".vigil/logs")]
+    pub log_dir: PathBuf,
+}
+
+/// Backoff between restarts of a child that keeps dying.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A child that ran this long resets its backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// How long a child may take to leave before it is killed.
+const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
+
+struct Member {
+    spec: RoleSpec,
+    args: Vec<String>,
+    log: PathBuf,
+    http: String,
+}
+
+fn plan(args: &UpArgs) -> Vec<Member> {
+    let gossip =
+        |spec: &RoleSpec| format!("{}:{}", args.host, args.gossip_base + spec.gossip_offset);
+    let bootstrap = LOCAL_CLUSTER
+        .iter()
+        .find(|r| r.bootstrap)
+        .map(gossip)
+        .unwrap_or_default();
+    LOCAL_CLUSTER
+        .iter()
+        .map(|spec| {
+            let http = format!("{}:{}", args.host, spec.http_port + args.http_offset);
+            let mut argv = vec![
+                "node".to_string(),
+                "--id".into(),
+                spec.name.into(),
+                "--role".into(),
+                spec.name.into(),
+                "--http".into(),
+                http.clone(),
+                "--gossip".into(),
+                gossip(spec),
+            ];
+            if !spec.bootstrap {
+                argv.extend(["--seeds".to_string(), bootstrap.clone()]);
+            }
+            if let Some(c) = &args.config {
+                argv.extend(["--config".to_string(), c.display().to_string()]);
+            }
+            Member {
+                spec: *spec,
+                args: argv,
+                log: args.log_dir.join(format!("{}.log", spec.name)),
+                http,
+            }
+        })
+        .collect()
+}
+
+/// Runs `vigil up` until Ctrl-C or SIGTERM.
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    crate::cli::node::init_logging(crate::config::LogFormat::Text, "info");
+    std::fs::create_dir_all(&args.log_dir)
+        .with_context(|| format!("cannot create {}", args.log_dir.display()))?;
+    let exe = std::env::current_exe().context("cannot find the vigil binary to re-execute")?;
+    let token = std::env::var("VIGIL_HTTP_ADMIN_TOKEN").unwrap_or_else(|_| local_token());
+    let members = plan(&args);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let stop = CancellationToken::new();
+        let coordinator = members.iter().find(|m| m.spec.bootstrap).map(|m| m.http.clone()).unwrap_or_default();
+        println!("vigil up: starting {} members (logs in {})", members.len(), args.log_dir.display());
+        for m in &members {
+            println!("  {:<12} http://{:<20} {}", m.spec.name, m.http, m.spec.summary);
+        }
+        println!(
+            "\n  status:   vigil status --addr http://{coordinator}   (or curl http://{coordinator}/cluster/status)\n  \
+             members:  vigil members --addr http://{coordinator}\n  \
+             metrics:  http://{coordinator}/metrics\n  \
+             admin:    curl -X POST -H 'Authorization: Bearer {token}' http://<member>/cluster/leave\n  \
+             Ctrl-C stops everything (each member leaves gracefully).\n"
+        );
+        let mut supervisors = Vec::new();
+        for m in members {
+            let stop = stop.clone();
+            let exe = exe.clone();
+            let token = token.clone();
+            let bootstrap = m.spec.bootstrap;
+            supervisors.push(tokio::spawn(supervise(exe, m, token, stop)));
+            if bootstrap {
+                // Let the bootstrap node bind before the others knock.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        let watcher = tokio::spawn(report_convergence(coordinator, stop.clone()));
+        wait_for_stop_signal().await;
+        println!("\nvigil up: stopping (members leave gracefully)...");
+        stop.cancel();
+        for s in supervisors {
+            if let Err(e) = s.await {
+                tracing::error!(error = %e, "a supervisor panicked");
+            }
+        }
+        watcher.abort();
+        println!("vigil up: all members stopped");
+        Ok(())
+    })
+}
+
+fn local_token() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("local-{:x}{:x}", nanos, std::process::id())
+}
+
+async fn wait_for_stop_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn spawn_child(exe: &PathBuf, m: &Member, token: &str) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&m.log)
+        .with_context(|| format!("cannot open {}", m.log.display()))?;
+    let child = Command::new(exe)
+        .args(&m.args)
+        .env("VIGIL_HTTP_ADMIN_TOKEN", token)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {}", m.spec.name))?;
+    Ok(child)
+}
+
+/// Keeps one member running until `stop`.
+async fn supervise(exe: PathBuf, m: Member, token: String, stop: CancellationToken) {
+    let name = m.spec.name;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let mut child = match spawn_child(&exe, &m, &token) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(member = name, error = %e, "cannot start member");
+                return;
+            }
+        };
+        let started = Instant::now();
+        tracing::info!(member = name, pid = child.id(), "member started");
+        tokio::select! {
+            status = child.wait() => {
+                let code = status.as_ref().ok().and_then(|s| s.code());
+                match code {
+                    Some(0) => {
+                        tracing::info!(member = name, "member left the cluster and exited; not restarting");
+                        return;
+                    }
+                    Some(2) => {
+                        tracing::error!(member = name, log = %m.log.display(), "member rejected its configuration; not restarting");
+                        return;
+                    }
+                    _ => {}
+                }
+                if started.elapsed() >= STABLE_AFTER {
+                    backoff = BACKOFF_MIN;
+                }
+                tracing::warn!(member = name, status = ?status, restart_in_ms = backoff.as_millis() as u64, "member died; restarting");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            _ = stop.cancelled() => {
+                stop_child(name, &mut child).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn stop_child(name: &str, child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    }
+    match tokio::time::timeout(LEAVE_PATIENCE, child.wait()).await {
+        Ok(_) => tracing::info!(member = name, "member stopped"),
+        Err(_) => {
+            tracing::warn!(member = name, "member did not leave in time; killing it");
+            let _ = child.kill().await;
+        }
+    }
+}
+
+/// Prints once when the coordinator sees every member HEALTHY with quorum.
+async fn report_convergence(coordinator: String, stop: CancellationToken) {
+    let started = Instant::now();
+    let expected = LOCAL_CLUSTER.len();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Ok(s) = crate::cli::get_json::<StatusDto>(&coordinator, "/cluster/status").await {
+            if s.healthy_nodes == expected && s.has_quorum {
+                println!(
+                    "vigil up: cluster ready: {} HEALTHY, quorum, leader {} ({} ms after start)",
+                    s.healthy_nodes,
+                    s.leader.as_deref().unwrap_or("none"),
+                    started.elapsed().as_millis()
+                );
+                return;
+            }
+        }
+    }
+}

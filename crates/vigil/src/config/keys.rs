@@ -1,0 +1,435 @@
+//! The settings and the table of every key: its name in `vigil.yml`, its kind and its doc.
+//!
+//! One key, one line in [`KEYS`], one arm in [`Settings::set`] and in [`Settings::get`]. The
+//! environment variable of a key is derived from its name (see [`env_var`]), the annotated
+//! default file is rendered from the table, so they cannot drift apart.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use membership::{Config, SplitBrainPolicy};
+
+use super::duration;
+
+/// How a value is written; decides the quoting of the rendered default file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A string (rendered quoted).
+    Text,
+    /// A number.
+    Number,
+    /// A duration (bare number = milliseconds, or with a unit).
+    Duration,
+    /// A list of strings (a YAML sequence or a comma-separated string).
+    List,
+}
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// Dotted name, as nested in `vigil.yml`.
+    pub name: &'static str,
+    /// How its value is written.
+    pub kind: Kind,
+    /// One line saying what it does.
+    pub doc: &'static str,
+}
+
+const fn key(name: &'static str, kind: Kind, doc: &'static str) -> Key {
+    Key { name, kind, doc }
+}
+
+/// Prefix of the free `node.tags.<name>` keys.
+pub const TAG_PREFIX: &str = "node.tags.";
+
+/// Every key, grouped by section (the order of the rendered default file).
+pub const KEYS: &[Key] = &[
+    key("node.id", Kind::Text, "unique member id; required to run a node (usually given with --id)"),
+    key("node.cluster", Kind::Text, "cluster name; datagrams of other clusters are dropped"),
+    key("node.role", Kind::Text, "role label (gateway, coordinator, producer, consumer, ...)"),
+    key("node.zone", Kind::Text, "failure-domain zone label; observers are spread over zones"),
+    key("node.rack", Kind::Text, "optional rack label inside the zone"),
+    key("node.gossip", Kind::Text, "UDP address the gossip socket binds"),
+    key("node.advertise", Kind::Text, "gossip address peers should use (needed when node.gossip binds 0.0.0.0, or behind NAT)"),
+    key("node.http", Kind::Text, "address the HTTP API binds"),
+    key("node.http-advertise", Kind::Text, "HTTP address published to peers (default: node.http, or the advertised host with node.http's port)"),
+    key("node.seeds", Kind::List, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
+    key("node.leave-linger", Kind::Duration, "how long a leaving node keeps gossiping so that its departure spreads"),
+    key("node.signals-interval", Kind::Duration, "how often the node measures its own CPU, memory and error signals"),
+    key("http.admin-token", Kind::Text, "Bearer token for state-changing endpoints (POST /cluster/leave, ...); empty = those endpoints are disabled"),
+    key("log.format", Kind::Text, "text or json"),
+    key("log.level", Kind::Text, "tracing filter, e.g. info or vigil=debug,info"),
+    key("cluster.preset", Kind::Text, "lan or wan: the base the other cluster keys override"),
+    key("cluster.heartbeat.interval", Kind::Duration, "how often a node heartbeats each of its observers (seed: 1000)"),
+    key("cluster.failure.timeout", Kind::Duration, "an observer accuses a silent subject after this long whatever phi says (seed: 15000)"),
+    key("cluster.gossip.fanout", Kind::Number, "peers contacted per gossip round (seed: 3)"),
+    key("cluster.gossip.interval", Kind::Duration, "time between gossip rounds"),
+    key("cluster.gossip.retransmit-multiplier", Kind::Number, "each update is sent multiplier * ceil(log10(n + 1)) times"),
+    key("cluster.phi.threshold", Kind::Number, "phi above which an observer suspects its subject (seed: 8.0)"),
+    key("cluster.phi.min-std-deviation", Kind::Duration, "floor of the heartbeat inter-arrival standard deviation"),
+    key("cluster.phi.acceptable-heartbeat-pause", Kind::Duration, "pause tolerated on top of the mean inter-arrival time"),
+    key("cluster.phi.window", Kind::Number, "inter-arrival samples kept per watched member"),
+    key("cluster.monitoring.observers", Kind::Number, "how many members watch each member directly"),
+    key("cluster.conviction.confirmations", Kind::Number, "distinct accusers needed to convict a member"),
+    key("cluster.conviction.suspicion-timeout", Kind::Duration, "minimum time from first accusation to conviction, so a live member can refute"),
+    key("cluster.eviction.grace-period", Kind::Duration, "how long a FAILED member stays listed before it is evicted"),
+    key("cluster.eviction.tombstone-ttl", Kind::Duration, "how long an evicted or departed member is remembered"),
+    key("cluster.seeds.rejoin-interval", Kind::Duration, "how often a node re-contacts its seeds (heals partitions)"),
+    key("cluster.anti-entropy.interval", Kind::Duration, "how often a node compares its table with a random peer"),
+    key("cluster.health.degraded-threshold", Kind::Number, "an alive member scoring below this (0-100) is DEGRADED"),
+    key("cluster.quorum.policy", Kind::Text, "keep-majority or static-quorum"),
+    key("cluster.quorum.size", Kind::Number, "voters needed under static-quorum (ignored by keep-majority)"),
+    key("cluster.transport.max-datagram", Kind::Number, "largest datagram ever sent, bytes"),
+    key("cluster.local-pause-guard", Kind::Duration, "if this node was itself not scheduled for this long, it accuses nobody"),
+];
+
+/// The environment variable that overrides `key`: `VIGIL_` + the key in upper case with
+/// `.` and `-` turned into `_` (`cluster.heartbeat.interval` -> `VIGIL_CLUSTER_HEARTBEAT_INTERVAL`).
+pub fn env_var(key: &str) -> String {
+    format!("VIGIL_{}", key.replace(['.', '-'], "_").to_uppercase())
+}
+
+/// Text or JSON log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Base of the protocol knobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// [`Config::lan`].
+    Lan,
+    /// [`Config::wan`].
+    Wan,
+}
+
+/// Everything a node process needs, after layering.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `node.id`.
+    pub id: String,
+    /// `node.cluster`.
+    pub cluster_name: String,
+    /// `node.role`.
+    pub role: String,
+    /// `node.zone`.
+    pub zone: String,
+    /// `node.rack`.
+    pub rack: String,
+    /// `node.gossip`.
+    pub gossip: String,
+    /// `node.advertise`.
+    pub advertise: Option<String>,
+    /// `node.http`.
+    pub http: String,
+    /// `node.http-advertise`.
+    pub http_advertise: Option<String>,
+    /// `node.seeds`.
+    pub seeds: Vec<String>,
+    /// `node.tags.*`.
+    pub tags: BTreeMap<String, String>,
+    /// `node.leave-linger`.
+    pub leave_linger: Duration,
+    /// `node.signals-interval`.
+    pub signals_interval: Duration,
+    /// `http.admin-token`.
+    pub admin_token: Option<String>,
+    /// `log.format`.
+    pub log_format: LogFormat,
+    /// `log.level`.
+    pub log_level: String,
+    /// `cluster.preset`.
+    pub preset: Preset,
+    /// `cluster.quorum.size` (kept apart so the policy and the size can come in any order).
+    pub quorum_size: usize,
+    /// Every `cluster.*` knob.
+    pub protocol: Config,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            id: String::new(),
+            cluster_name: "vigil".into(),
+            role: "member".into(),
+            zone: "default".into(),
+            rack: String::new(),
+            gossip: "127.0.0.1:7946".into(),
+            advertise: None,
+            http: "127.0.0.1:8080".into(),
+            http_advertise: None,
+            seeds: Vec::new(),
+            tags: BTreeMap::new(),
+            leave_linger: Duration::from_secs(1),
+            signals_interval: Duration::from_secs(1),
+            admin_token: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            preset: Preset::Lan,
+            quorum_size: 0,
+            protocol: Config::lan(),
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| "expected a whole number".to_string())
+}
+
+fn optional(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+impl Settings {
+    /// Applies one value. The error is the reason only; the caller adds key and origin.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let c = &mut self.protocol;
+        let dur = duration::parse;
+        match key {
+            "node.id" => self.id = value.trim().to_string(),
+            "node.cluster" => {
+                if value.trim().is_empty() {
+                    return Err("must not be empty".into());
+                }
+                self.cluster_name = value.trim().to_string()
+            }
+            "node.role" => self.role = value.trim().to_string(),
+            "node.zone" => self.zone = value.trim().to_string(),
+            "node.rack" => self.rack = value.trim().to_string(),
+            "node.gossip" => self.gossip = value.trim().to_string(),
+            "node.advertise" => self.advertise = optional(value),
+            "node.http" => self.http = value.trim().to_string(),
+            "node.http-advertise" => self.http_advertise = optional(value),
+            "node.seeds" => {
+                self.seeds = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            }
+            "node.leave-linger" => self.leave_linger = dur(value)?,
+            "node.signals-interval" => {
+                self.signals_interval = dur(value)?;
+                if self.signals_interval < Duration::from_millis(100) {
+                    return Err("must be at least 100ms".into());
+                }
+            }
+            "http.admin-token" => self.admin_token = optional(value),
+            "log.format" => {
+                self.log_format = match value.trim() {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err("expected text or json".into()),
+                }
+            }
+            "log.level" => self.log_level = value.trim().to_string(),
+            "cluster.preset" => {
+                self.preset = match value.trim() {
+                    "lan" => Preset::Lan,
+                    "wan" => Preset::Wan,
+                    _ => return Err("expected lan or wan".into()),
+                };
+                // The loader applies the preset before any other cluster key.
+                self.protocol = match self.preset {
+                    Preset::Lan => Config::lan(),
+                    Preset::Wan => Config::wan(),
+                };
+            }
+            "cluster.heartbeat.interval" => c.heartbeat_interval = dur(value)?,
+            "cluster.failure.timeout" => c.failure_timeout = dur(value)?,
+            "cluster.gossip.fanout" => c.gossip_fanout = number(value)?,
+            "cluster.gossip.interval" => c.gossip_interval = dur(value)?,
+            "cluster.gossip.retransmit-multiplier" => c.retransmit_multiplier = number(value)?,
+            "cluster.phi.threshold" => {
+                c.phi_threshold = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| "expected a number such as 8.0".to_string())?
+            }
+            "cluster.phi.min-std-deviation" => c.phi_min_std_deviation = dur(value)?,
+            "cluster.phi.acceptable-heartbeat-pause" => c.acceptable_heartbeat_pause = dur(value)?,
+            "cluster.phi.window" => c.phi_window = number(value)?,
+            "cluster.monitoring.observers" => c.observers = number(value)?,
+            "cluster.conviction.confirmations" => c.confirmations = number(value)?,
+            "cluster.conviction.suspicion-timeout" => c.suspicion_timeout = dur(value)?,
+            "cluster.eviction.grace-period" => c.eviction_grace_period = dur(value)?,
+            "cluster.eviction.tombstone-ttl" => c.tombstone_ttl = dur(value)?,
+            "cluster.seeds.rejoin-interval" => c.seed_rejoin_interval = dur(value)?,
+            "cluster.anti-entropy.interval" => c.anti_entropy_interval = dur(value)?,
+            "cluster.health.degraded-threshold" => {
+                c.degraded_threshold =
+                    number(value).map_err(|_| "expected a whole number 0-100".to_string())?
+            }
+            "cluster.quorum.policy" => {
+                c.split_brain_policy = match value.trim() {
+                    "keep-majority" => SplitBrainPolicy::KeepMajority,
+                    "static-quorum" => SplitBrainPolicy::StaticQuorum {
+                        quorum_size: self.quorum_size,
+                    },
+                    _ => return Err("expected keep-majority or static-quorum".into()),
+                }
+            }
+            "cluster.quorum.size" => {
+                self.quorum_size = number(value)?;
+                if let SplitBrainPolicy::StaticQuorum { quorum_size } = &mut c.split_brain_policy {
+                    *quorum_size = self.quorum_size;
+                }
+            }
+            "cluster.transport.max-datagram" => c.max_datagram = number(value)?,
+            "cluster.local-pause-guard" => c.local_pause_guard = dur(value)?,
+            other => {
+                if let Some(tag) = other.strip_prefix(TAG_PREFIX) {
+                    if tag.is_empty() {
+                        return Err("tag name is empty".into());
+                    }
+                    self.tags.insert(tag.to_string(), value.trim().to_string());
+                } else {
+                    return Err(unknown_key_reason(other));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The current value of `key`, rendered as [`Settings::set`] accepts it.
+    pub fn get(&self, key: &str) -> Option<String> {
+        let c = &self.protocol;
+        let d = |d: Duration| duration::render(d);
+        Some(match key {
+            "node.id" => self.id.clone(),
+            "node.cluster" => self.cluster_name.clone(),
+            "node.role" => self.role.clone(),
+            "node.zone" => self.zone.clone(),
+            "node.rack" => self.rack.clone(),
+            "node.gossip" => self.gossip.clone(),
+            "node.advertise" => self.advertise.clone().unwrap_or_default(),
+            "node.http" => self.http.clone(),
+            "node.http-advertise" => self.http_advertise.clone().unwrap_or_default(),
+            "node.seeds" => self.seeds.join(","),
+            "node.leave-linger" => d(self.leave_linger),
+            "node.signals-interval" => d(self.signals_interval),
+            "http.admin-token" => self.admin_token.clone().unwrap_or_default(),
+            "log.format" => match self.log_format {
+                LogFormat::Text => "text".into(),
+                LogFormat::Json => "json".into(),
+            },
+            "log.level" => self.log_level.clone(),
+            "cluster.preset" => match self.preset {
+                Preset::Lan => "lan".into(),
+                Preset::Wan => "wan".into(),
+            },
+            "cluster.heartbeat.interval" => d(c.heartbeat_interval),
+            "cluster.failure.timeout" => d(c.failure_timeout),
+            "cluster.gossip.fanout" => c.gossip_fanout.to_string(),
+            "cluster.gossip.interval" => d(c.gossip_interval),
+            "cluster.gossip.retransmit-multiplier" => c.retransmit_multiplier.to_string(),
+            "cluster.phi.threshold" => format!("{:?}", c.phi_threshold),
+            "cluster.phi.min-std-deviation" => d(c.phi_min_std_deviation),
+            "cluster.phi.acceptable-heartbeat-pause" => d(c.acceptable_heartbeat_pause),
+            "cluster.phi.window" => c.phi_window.to_string(),
+            "cluster.monitoring.observers" => c.observers.to_string(),
+            "cluster.conviction.confirmations" => c.confirmations.to_string(),
+            "cluster.conviction.suspicion-timeout" => d(c.suspicion_timeout),
+            "cluster.eviction.grace-period" => d(c.eviction_grace_period),
+            "cluster.eviction.tombstone-ttl" => d(c.tombstone_ttl),
+            "cluster.seeds.rejoin-interval" => d(c.seed_rejoin_interval),
+            "cluster.anti-entropy.interval" => d(c.anti_entropy_interval),
+            "cluster.health.degraded-threshold" => c.degraded_threshold.to_string(),
+            "cluster.quorum.policy" => match c.split_brain_policy {
+                SplitBrainPolicy::KeepMajority => "keep-majority".into(),
+                SplitBrainPolicy::StaticQuorum { .. } => "static-quorum".into(),
+            },
+            "cluster.quorum.size" => self.quorum_size.to_string(),
+            "cluster.transport.max-datagram" => c.max_datagram.to_string(),
+            "cluster.local-pause-guard" => d(c.local_pause_guard),
+            other => {
+                return other
+                    .strip_prefix(TAG_PREFIX)
+                    .and_then(|t| self.tags.get(t).cloned())
+            }
+        })
+    }
+}
+
+/// Whether `key` is a known key (or a tag).
+pub fn is_known(key: &str) -> bool {
+    KEYS.iter().any(|k| k.name == key)
+        || key.strip_prefix(TAG_PREFIX).is_some_and(|t| !t.is_empty())
+}
+
+fn unknown_key_reason(key: &str) -> String {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let similar: Vec<&str> = KEYS
+        .iter()
+        .map(|k| k.name)
+        .filter(|k| k.ends_with(leaf) || k.starts_with(key))
+        .take(3)
+        .collect();
+    if similar.is_empty() {
+        "unknown key (see `vigil config defaults`)".into()
+    } else {
+        format!("unknown key; did you mean {}?", similar.join(" or "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_can_be_read_and_written_back() {
+        let mut s = Settings::default();
+        for k in KEYS {
+            let v = s
+                .get(k.name)
+                .unwrap_or_else(|| panic!("no getter for {}", k.name));
+            s.set(k.name, &v)
+                .unwrap_or_else(|e| panic!("{} = {v:?}: {e}", k.name));
+            assert_eq!(s.get(k.name).unwrap(), v, "{}", k.name);
+        }
+        assert_eq!(s.protocol, Config::default());
+    }
+
+    #[test]
+    fn env_names_follow_the_key() {
+        assert_eq!(
+            env_var("cluster.heartbeat.interval"),
+            "VIGIL_CLUSTER_HEARTBEAT_INTERVAL"
+        );
+        assert_eq!(env_var("http.admin-token"), "VIGIL_HTTP_ADMIN_TOKEN");
+    }
+
+    #[test]
+    fn static_quorum_takes_its_size_in_any_order() {
+        let mut s = Settings::default();
+        s.set("cluster.quorum.size", "3").unwrap();
+        s.set("cluster.quorum.policy", "static-quorum").unwrap();
+        assert_eq!(
+            s.protocol.split_brain_policy,
+            SplitBrainPolicy::StaticQuorum { quorum_size: 3 }
+        );
+        let mut s = Settings::default();
+        s.set("cluster.quorum.policy", "static-quorum").unwrap();
+        s.set("cluster.quorum.size", "2").unwrap();
+        assert_eq!(
+            s.protocol.split_brain_policy,
+            SplitBrainPolicy::StaticQuorum { quorum_size: 2 }
+        );
+    }
+
+    #[test]
+    fn a_typo_suggests_the_right_key() {
+        let e = Settings::default()
+            .set("cluster.gosip.fanout", "3")
+            .unwrap_err();
+        assert!(e.contains("cluster.gossip.fanout"), "{e}");
+    }
+}

@@ -1,0 +1,500 @@
+//! Configuration: `vigil.yml`, then environment variables, then flags (each layer overrides
+//! the one before), then validation.
+//!
+//! ```text
+//! defaults  <  --config FILE (vigil.yml)  <  VIGIL_* environment  <  flags (--id, --set KEY=VALUE, ...)
+//! ```
+//!
+//! The file is nested YAML with the seed's keys (`cluster: heartbeat: interval: 1000`). It is
+//! flattened to dotted keys (`cluster.heartbeat.interval`) so that all three layers speak the
+//! same names; [`keys::KEYS`] lists them. Any mistake (unreadable file, unknown key, bad
+//! value, a value the protocol rejects) becomes an [`Error`] naming the key, where it came
+//! from and why; `main` turns it into exit code 2.
+
+pub mod duration;
+pub mod keys;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use keys::{LogFormat, Settings};
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The built-in default.
+    Default,
+    /// A configuration file.
+    File(PathBuf),
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(p) => write!(f, "file {}", p.display()),
+            Origin::Env(v) => write!(f, "environment variable {v}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+/// A configuration that cannot be used. `main` exits with code 2 on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The file could not be read or is not valid YAML.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A key or value was rejected.
+    Value {
+        /// The dotted key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+        /// Where it came from.
+        origin: Origin,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::File { path, reason } => {
+                write!(f, "cannot use config file {}: {reason}", path.display())
+            }
+            Error::Value {
+                key,
+                value,
+                reason,
+                origin,
+            } => {
+                write!(
+                    f,
+                    "invalid value {value:?} for `{key}` (from {origin}): {reason}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The layers to merge.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// `--config FILE`.
+    pub file: Option<PathBuf>,
+    /// Environment variables (name, value); only `VIGIL_*` names of known keys are used.
+    pub env: Vec<(String, String)>,
+    /// Flag overrides: (dotted key, value, flag as typed).
+    pub flags: Vec<(String, String, String)>,
+}
+
+impl Sources {
+    /// The process environment.
+    pub fn with_process_env(mut self) -> Self {
+        self.env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("VIGIL_"))
+            .collect();
+        self
+    }
+}
+
+/// Merges defaults, file, environment and flags, then validates.
+pub fn load(sources: &Sources) -> Result<Settings, Error> {
+    let mut layered: Vec<(String, String, Origin)> = Vec::new();
+    if let Some(path) = &sources.file {
+        for (k, v) in read_file(path)? {
+            layered.push((k, v, Origin::File(path.clone())));
+        }
+    }
+    let env: BTreeMap<&str, &str> = sources
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    for key in keys::KEYS {
+        let var = keys::env_var(key.name);
+        if let Some(v) = env.get(var.as_str()) {
+            layered.push((key.name.to_string(), v.to_string(), Origin::Env(var)));
+        }
+    }
+    for (k, v, flag) in &sources.flags {
+        layered.push((k.clone(), v.clone(), Origin::Flag(flag.clone())));
+    }
+    // The preset is the base of every other cluster key, so it goes first.
+    layered.sort_by_key(|(k, _, _)| k != "cluster.preset");
+
+    let mut settings = Settings::default();
+    let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+    for (key, value, origin) in layered {
+        if let Err(reason) = settings.set(&key, &value) {
+            return Err(Error::Value {
+                key,
+                value,
+                reason,
+                origin,
+            });
+        }
+        origins.insert(key, origin);
+    }
+    validate(&settings, &origins)?;
+    Ok(settings)
+}
+
+fn validate(s: &Settings, origins: &BTreeMap<String, Origin>) -> Result<(), Error> {
+    let origin = |key: &str| origins.get(key).cloned().unwrap_or(Origin::Default);
+    if let Err(e) = s.protocol.validate() {
+        return Err(Error::Value {
+            key: e.key.to_string(),
+            value: e.value,
+            reason: e.reason,
+            origin: origin(e.key),
+        });
+    }
+    for key in ["node.gossip", "node.http"] {
+        let value = s.get(key).unwrap_or_default();
+        if value.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Error::Value {
+                key: key.into(),
+                value,
+                reason: "expected IP:PORT to bind, e.g. 0.0.0.0:7946".into(),
+                origin: origin(key),
+            });
+        }
+    }
+    for key in ["node.advertise", "node.http-advertise"] {
+        let value = s.get(key).unwrap_or_default();
+        if !value.is_empty() && !looks_like_host_port(&value) {
+            return Err(Error::Value {
+                key: key.into(),
+                value,
+                reason: "expected HOST:PORT".into(),
+                origin: origin(key),
+            });
+        }
+    }
+    for seed in &s.seeds {
+        if !looks_like_host_port(seed) {
+            return Err(Error::Value {
+                key: "node.seeds".into(),
+                value: seed.clone(),
+                reason: "expected HOST:PORT (a comma-separated list)".into(),
+                origin: origin("node.seeds"),
+            });
+        }
+    }
+    if s.log_level
+        .parse::<tracing_subscriber::EnvFilter>()
+        .is_err()
+    {
+        return Err(Error::Value {
+            key: "log.level".into(),
+            value: s.log_level.clone(),
+            reason: "not a tracing filter (e.g. info, debug, vigil=debug,info)".into(),
+            origin: origin("log.level"),
+        });
+    }
+    Ok(())
+}
+
+fn looks_like_host_port(v: &str) -> bool {
+    match v.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
+        None => false,
+    }
+}
+
+/// Reads a file into dotted keys.
+pub fn read_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    parse_yaml(&text).map_err(|e| match e {
+        Error::Value {
+            key, value, reason, ..
+        } => Error::Value {
+            key,
+            value,
+            reason,
+            origin: Origin::File(path.to_path_buf()),
+        },
+        Error::File { reason, .. } => Error::File {
+            path: path.to_path_buf(),
+            reason,
+        },
+    })
+}
+
+/// Parses YAML text into dotted keys; unknown keys are errors (typos must not pass silently).
+pub fn parse_yaml(text: &str) -> Result<Vec<(String, String)>, Error> {
+    let file_err = |reason: String| Error::File {
+        path: PathBuf::new(),
+        reason,
+    };
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| file_err(e.to_string()))?;
+    let mut out = Vec::new();
+    match value {
+        serde_yaml_ng::Value::Null => {}
+        serde_yaml_ng::Value::Mapping(_) => flatten("", &value, &mut out)?,
+        _ => {
+            return Err(file_err(
+                "expected a mapping of sections (node:, http:, log:, cluster:)".into(),
+            ))
+        }
+    }
+    for (k, v) in &out {
+        if !keys::is_known(k) {
+            let mut probe = Settings::default();
+            let reason = probe
+                .set(k, v)
+                .err()
+                .unwrap_or_else(|| "unknown key".into());
+            return Err(Error::Value {
+                key: k.clone(),
+                value: v.clone(),
+                reason,
+                origin: Origin::Default,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn flatten(
+    prefix: &str,
+    value: &serde_yaml_ng::Value,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), Error> {
+    use serde_yaml_ng::Value;
+    let bad = |reason: &str| Error::Value {
+        key: prefix.to_string(),
+        value: format!("{value:?}"),
+        reason: reason.to_string(),
+        origin: Origin::Default,
+    };
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                let name = match k {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return Err(bad("keys must be plain names")),
+                };
+                let key = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                flatten(&key, v, out)?;
+            }
+        }
+        Value::Sequence(items) => {
+            let mut parts = Vec::new();
+            for item in items {
+                parts.push(scalar(item).ok_or_else(|| bad("list items must be plain values"))?);
+            }
+            out.push((prefix.to_string(), parts.join(",")));
+        }
+        Value::Tagged(t) => flatten(prefix, &t.value, out)?,
+        // `key:` with nothing after it leaves the default in place.
+        Value::Null => {}
+        other => out.push((
+            prefix.to_string(),
+            scalar(other).ok_or_else(|| bad("unsupported value"))?,
+        )),
+    }
+    Ok(())
+}
+
+fn scalar(v: &serde_yaml_ng::Value) -> Option<String> {
+    use serde_yaml_ng::Value;
+    match v {
+        Value::Null => Some(String::new()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The annotated default file (`vigil config defaults`), rendered from [`keys::KEYS`].
+pub fn render_defaults() -> String {
+    let defaults = Settings::default();
+    let mut out = String::from(
+        "# vigil.yml: every key with its default.\n\
+         # Precedence: this file < environment (VIGIL_<KEY>, e.g. VIGIL_CLUSTER_HEARTBEAT_INTERVAL)\n\
+         #             < flags (--id, --http, ..., --set cluster.gossip.fanout=5).\n\
+         # Durations: a bare number is milliseconds (as in the seed); or 500ms, 1.5s, 2m, 1h.\n",
+    );
+    let mut open: Vec<&str> = Vec::new();
+    for key in keys::KEYS {
+        let parts: Vec<&str> = key.name.split('.').collect();
+        let (parents, leaf) = parts.split_at(parts.len() - 1);
+        let common = open.iter().zip(parents).take_while(|(a, b)| a == b).count();
+        open.truncate(common);
+        for (depth, parent) in parents.iter().enumerate().skip(common) {
+            if depth == 0 {
+                out.push('\n');
+            }
+            out.push_str(&format!("{}{parent}:\n", "  ".repeat(depth)));
+            open.push(parent);
+        }
+        let indent = "  ".repeat(parents.len());
+        let value = defaults.get(key.name).unwrap_or_default();
+        let rendered = match key.kind {
+            keys::Kind::Text => serde_json::to_string(&value).unwrap_or_default(),
+            keys::Kind::Number | keys::Kind::Duration => value,
+            keys::Kind::List => {
+                let items: Vec<String> = defaults
+                    .seeds
+                    .iter()
+                    .map(|s| serde_json::to_string(s).unwrap_or_default())
+                    .collect();
+                format!("[{}]", items.join(", "))
+            }
+        };
+        out.push_str(&format!(
+            "{indent}# {} (env {})\n",
+            key.doc,
+            keys::env_var(key.name)
+        ));
+        out.push_str(&format!("{indent}{}: {rendered}\n", leaf[0]));
+    }
+    out.push_str("\n# Free labels published with the member: node: tags: { team: storage }\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn flags(pairs: &[(&str, &str)]) -> Vec<(String, String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string(), format!("--set {k}")))
+            .collect()
+    }
+
+    #[test]
+    fn the_seeds_nested_keys_are_read() {
+        let kv = parse_yaml("cluster:\n  heartbeat:\n    interval: 1500\n  failure:\n    timeout: 10000\n  gossip:\n    fanout: 5\n  phi:\n    threshold: 10.0\n").unwrap();
+        let mut s = Settings::default();
+        for (k, v) in kv {
+            s.set(&k, &v).unwrap();
+        }
+        assert_eq!(s.protocol.heartbeat_interval, Duration::from_millis(1500));
+        assert_eq!(s.protocol.failure_timeout, Duration::from_secs(10));
+        assert_eq!(s.protocol.gossip_fanout, 5);
+        assert_eq!(s.protocol.phi_threshold, 10.0);
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let dir = std::env::temp_dir().join(format!("vigil-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vigil.yml");
+        std::fs::write(
+            &file,
+            "cluster:\n  gossip:\n    fanout: 2\n    interval: 300\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            file: Some(file.clone()),
+            env: vec![
+                ("VIGIL_CLUSTER_GOSSIP_FANOUT".into(), "4".into()),
+                ("VIGIL_CLUSTER_GOSSIP_INTERVAL".into(), "250ms".into()),
+            ],
+            flags: flags(&[("cluster.gossip.fanout", "6")]),
+        };
+        let s = load(&sources).unwrap();
+        assert_eq!(s.protocol.gossip_fanout, 6);
+        assert_eq!(s.protocol.gossip_interval, Duration::from_millis(250));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_bad_value_names_key_origin_and_reason() {
+        let sources = Sources {
+            env: vec![("VIGIL_CLUSTER_GOSSIP_FANOUT".into(), "many".into())],
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster.gossip.fanout")
+                && e.contains("VIGIL_CLUSTER_GOSSIP_FANOUT")
+                && e.contains("whole number"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_value_the_protocol_rejects_names_the_key() {
+        let sources = Sources {
+            flags: flags(&[("cluster.gossip.fanout", "0")]),
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::Value { key, .. } if key == "cluster.gossip.fanout"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_rejected() {
+        let e = parse_yaml("cluster:\n  hearbeat:\n    interval: 1000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.hearbeat.interval"), "{e}");
+    }
+
+    #[test]
+    fn the_preset_is_applied_before_other_keys_whatever_the_layer() {
+        let sources = Sources {
+            env: vec![("VIGIL_CLUSTER_PRESET".into(), "wan".into())],
+            flags: flags(&[("cluster.gossip.fanout", "4")]),
+            ..Default::default()
+        };
+        let s = load(&sources).unwrap();
+        assert_eq!(
+            s.protocol.heartbeat_interval,
+            membership::Config::wan().heartbeat_interval
+        );
+        assert_eq!(s.protocol.gossip_fanout, 4);
+    }
+
+    #[test]
+    fn the_rendered_defaults_parse_back_to_the_defaults() {
+        let text = render_defaults();
+        let mut s = Settings::default();
+        for (k, v) in parse_yaml(&text).unwrap() {
+            s.set(&k, &v).unwrap();
+        }
+        assert_eq!(s.protocol, membership::Config::default());
+        for key in keys::KEYS {
+            assert!(text.contains(&keys::env_var(key.name)), "{}", key.name);
+            assert_eq!(
+                s.get(key.name),
+                Settings::default().get(key.name),
+                "{}",
+                key.name
+            );
+        }
+    }
+}

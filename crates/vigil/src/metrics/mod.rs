@@ -1,0 +1,423 @@
+//! Prometheus metrics (prometheus-client), with the seed's names first.
+//!
+//! Counters come from the core's [`Stats`] (copied as deltas at every scrape), gauges from a
+//! [`ClusterView`] taken at scrape time, histograms and the event counter from [`Event`]s as
+//! the runtime sees them. Everything is registered once in [`Metrics::new`].
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use membership::{ClusterView, Event, Stats};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MemberLabels {
+    member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+}
+
+/// Every metric of one node.
+pub struct Metrics {
+    registry: Registry,
+    heartbeats_sent: Counter,
+    heartbeats_received: Counter,
+    failures_detected: Counter,
+    messages_sent: Counter,
+    messages_received: Counter,
+    bytes_sent: Counter,
+    bytes_received: Counter,
+    decode_errors: Counter,
+    syncs_started: Counter,
+    last_stats: Mutex<Stats>,
+    healthy_nodes: Gauge,
+    nodes: Family<StatusLabels, Gauge>,
+    has_quorum: Gauge,
+    voters: Gauge,
+    is_leader: Gauge,
+    member_phi: Family<MemberLabels, Gauge<f64, AtomicU64>>,
+    member_health: Family<MemberLabels, Gauge>,
+    events: Family<EventLabels, Counter>,
+    failure_detection: Histogram,
+    propagation: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let heartbeats_sent = counter(&mut registry, "cluster_heartbeats_sent", "Heartbeats sent");
+        let heartbeats_received = counter(
+            &mut registry,
+            "cluster_heartbeats_received",
+            "Heartbeats received",
+        );
+        let failures_detected = counter(
+            &mut registry,
+            "cluster_failures_detected",
+            "Node failures detected (members this node saw turn FAILED)",
+        );
+        let messages_sent = counter(
+            &mut registry,
+            "cluster_gossip_messages_sent",
+            "Datagrams sent, all kinds",
+        );
+        let messages_received = counter(
+            &mut registry,
+            "cluster_gossip_messages_received",
+            "Datagrams received and decoded, all kinds",
+        );
+        let bytes_sent = counter(
+            &mut registry,
+            "cluster_gossip_sent_bytes",
+            "Bytes of datagrams sent",
+        );
+        let bytes_received = counter(
+            &mut registry,
+            "cluster_gossip_received_bytes",
+            "Bytes of datagrams received",
+        );
+        let decode_errors = counter(
+            &mut registry,
+            "cluster_gossip_decode_errors",
+            "Datagrams dropped because they did not decode",
+        );
+        let syncs_started = counter(
+            &mut registry,
+            "cluster_anti_entropy_syncs",
+            "Anti-entropy exchanges started by this node",
+        );
+
+        let healthy_nodes = Gauge::default();
+        registry.register(
+            "cluster_healthy_nodes",
+            "Members currently HEALTHY in this node's view",
+            healthy_nodes.clone(),
+        );
+        let nodes = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "cluster_nodes",
+            "Members in this node's view by status",
+            nodes.clone(),
+        );
+        let has_quorum = Gauge::default();
+        registry.register(
+            "cluster_has_quorum",
+            "1 when this node reaches a quorum of voters, else 0",
+            has_quorum.clone(),
+        );
+        let voters = Gauge::default();
+        registry.register(
+            "cluster_voters",
+            "Voters in this node's view",
+            voters.clone(),
+        );
+        let is_leader = Gauge::default();
+        registry.register(
+            "cluster_is_leader",
+            "1 when this node is the leader it recognizes, else 0",
+            is_leader.clone(),
+        );
+        let member_phi = Family::<MemberLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "cluster_member_phi",
+            "Phi-accrual suspicion level of each member as seen here",
+            member_phi.clone(),
+        );
+        let member_health = Family::<MemberLabels, Gauge>::default();
+        registry.register(
+            "cluster_member_health_score",
+            "Health score 0-100 of each member as seen here",
+            member_health.clone(),
+        );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "cluster_membership_events",
+            "Membership events seen by this node, by kind",
+            events.clone(),
+        );
+        let failure_detection = Histogram::new([
+            0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
+        ]);
+        registry.register(
+            "cluster_failure_detection_seconds",
+            "Silence of a member, as watched by this node, when this node saw it turn FAILED",
+            failure_detection.clone(),
+        );
+        let propagation = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]);
+        registry.register(
+            "cluster_gossip_propagation_seconds",
+            "Time from a member's start (its generation, wall clock) to this node learning of it; needs synchronized clocks",
+            propagation.clone(),
+        );
+        Metrics {
+            registry,
+            heartbeats_sent,
+            heartbeats_received,
+            failures_detected,
+            messages_sent,
+            messages_received,
+            bytes_sent,
+            bytes_received,
+            decode_errors,
+            syncs_started,
+            last_stats: Mutex::new(Stats::default()),
+            healthy_nodes,
+            nodes,
+            has_quorum,
+            voters,
+            is_leader,
+            member_phi,
+            member_health,
+            events,
+            failure_detection,
+            propagation,
+        }
+    }
+
+    /// Records one event; `own_generation` and `wall_now_ms` date join propagation.
+    pub fn on_event(&self, event: &Event, own_generation: u64, wall_now_ms: u64) {
+        let kind = event_kind(event);
+        self.events
+            .get_or_create(&EventLabels { event: kind.into() })
+            .inc();
+        match event {
+            Event::MemberFailed {
+                silent_for: Some(silent),
+                ..
+            } => {
+                self.failure_detection.observe(silent.as_secs_f64());
+            }
+            // Only members that started after this node: for older ones the delay is this
+            // node's own late start, not propagation.
+            Event::MemberJoined { generation, .. } | Event::MemberRejoined { generation, .. }
+                if *generation > own_generation && wall_now_ms >= *generation =>
+            {
+                self.propagation
+                    .observe(Duration::from_millis(wall_now_ms - generation).as_secs_f64());
+            }
+            _ => {}
+        }
+    }
+
+    /// Copies counters and gauges from a fresh view and the core's counters.
+    pub fn observe(&self, view: &ClusterView, stats: &Stats) {
+        let mut last = self.last_stats.lock().unwrap_or_else(|p| p.into_inner());
+        let pairs = [
+            (
+                &self.heartbeats_sent,
+                stats.heartbeats_sent,
+                last.heartbeats_sent,
+            ),
+            (
+                &self.heartbeats_received,
+                stats.heartbeats_received,
+                last.heartbeats_received,
+            ),
+            (
+                &self.failures_detected,
+                stats.failures_detected,
+                last.failures_detected,
+            ),
+            (&self.messages_sent, stats.messages_sent, last.messages_sent),
+            (
+                &self.messages_received,
+                stats.messages_received,
+                last.messages_received,
+            ),
+            (&self.bytes_sent, stats.bytes_sent, last.bytes_sent),
+            (
+                &self.bytes_received,
+                stats.bytes_received,
+                last.bytes_received,
+            ),
+            (&self.decode_errors, stats.decode_errors, last.decode_errors),
+            (&self.syncs_started, stats.syncs_started, last.syncs_started),
+        ];
+        for (counter, now, before) in pairs {
+            counter.inc_by(now.saturating_sub(before));
+        }
+        *last = stats.clone();
+        drop(last);
+
+        self.healthy_nodes.set(view.healthy() as i64);
+        for (status, count) in view.count_by_status() {
+            self.nodes
+                .get_or_create(&StatusLabels {
+                    status: status.as_str().into(),
+                })
+                .set(count as i64);
+        }
+        self.has_quorum.set(i64::from(view.has_quorum));
+        self.voters.set(view.voters as i64);
+        self.is_leader.set(i64::from(
+            view.leader.as_deref() == Some(view.self_id.as_str()),
+        ));
+        // Members come and go: start from empty so that evicted ones disappear.
+        self.member_phi.clear();
+        self.member_health.clear();
+        for m in &view.members {
+            let labels = MemberLabels {
+                member: m.id.clone(),
+            };
+            let phi = if m.phi.is_finite() { m.phi } else { f64::MAX };
+            self.member_phi.get_or_create(&labels).set(phi);
+            self.member_health
+                .get_or_create(&labels)
+                .set(i64::from(m.health_score));
+        }
+    }
+
+    /// The Prometheus text format (0.0.4), which `promtool check metrics` reads.
+    pub fn encode(&self) -> String {
+        let mut open_metrics = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry);
+        to_classic_text(&open_metrics)
+    }
+}
+
+/// prometheus-client writes OpenMetrics, where a counter family `x` has samples `x_total`.
+/// The classic text format names the family `x_total` too, and has no `# EOF` or `# UNIT`.
+fn to_classic_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len() + 64);
+    for line in open_metrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// A short snake_case name per event kind, for labels and logs.
+pub fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::MemberJoined { .. } => "member_joined",
+        Event::MemberRejoined { .. } => "member_rejoined",
+        Event::MemberSuspected { .. } => "member_suspected",
+        Event::MemberRefuted { .. } => "member_refuted",
+        Event::MemberFailed { .. } => "member_failed",
+        Event::MemberEvicted { .. } => "member_evicted",
+        Event::MemberLeft { .. } => "member_left",
+        Event::QuorumChanged { .. } => "quorum_changed",
+        Event::LeaderChanged { .. } => "leader_changed",
+        Event::SelfRejoined { .. } => "self_rejoined",
+        Event::IdConflict { .. } => "id_conflict",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeds_metric_names_are_exported() {
+        let m = Metrics::new();
+        m.observe(
+            &ClusterView {
+                self_id: "a".into(),
+                has_quorum: true,
+                leader: Some("a".into()),
+                voters: 1,
+                members: vec![],
+            },
+            &Stats {
+                heartbeats_sent: 3,
+                ..Default::default()
+            },
+        );
+        m.on_event(
+            &Event::MemberFailed {
+                id: "b".into(),
+                generation: 1,
+                silent_for: Some(Duration::from_secs(4)),
+            },
+            1,
+            2,
+        );
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE cluster_heartbeats_sent_total counter"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
+        for name in [
+            "cluster_heartbeats_sent_total 3",
+            "cluster_heartbeats_received_total",
+            "cluster_failures_detected_total",
+            "cluster_healthy_nodes 0",
+            "cluster_has_quorum 1",
+            "cluster_nodes{status=\"FAILED\"} 0",
+            "cluster_failure_detection_seconds_bucket{le=\"5.0\"} 1",
+            "cluster_membership_events_total{event=\"member_failed\"} 1",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn counters_follow_the_core_without_double_counting() {
+        let m = Metrics::new();
+        let view = ClusterView {
+            self_id: "a".into(),
+            has_quorum: false,
+            leader: None,
+            voters: 0,
+            members: vec![],
+        };
+        m.observe(
+            &view,
+            &Stats {
+                heartbeats_received: 5,
+                ..Default::default()
+            },
+        );
+        m.observe(
+            &view,
+            &Stats {
+                heartbeats_received: 7,
+                ..Default::default()
+            },
+        );
+        assert!(m.encode().contains("cluster_heartbeats_received_total 7"));
+    }
+}

@@ -1,0 +1,194 @@
+//! `vigil node`: from settings to a running member (sockets, runtime task, HTTP server).
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use membership::{Identity, Metadata, Node};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{NodeInfo, NodeRuntime, Options};
+use crate::api::{self, AppState};
+use crate::config::{self, Origin, Settings};
+use crate::transport::udp::UdpTransport;
+
+/// How long to keep trying to resolve seed names at start (DNS in containers comes late).
+const SEED_RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
+
+fn config_error(key: &str, value: &str, reason: &str) -> anyhow::Error {
+    config::Error::Value {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+        origin: Origin::Default,
+    }
+    .into()
+}
+
+async fn resolve(host_port: &str) -> std::io::Result<SocketAddr> {
+    tokio::net::lookup_host(host_port)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+async fn resolve_seeds(seeds: &[String], own: SocketAddr) -> anyhow::Result<Vec<SocketAddr>> {
+    let deadline = Instant::now() + SEED_RESOLVE_PATIENCE;
+    let mut out = Vec::new();
+    for seed in seeds {
+        let addr = loop {
+            match resolve(seed).await {
+                Ok(a) => break a,
+                Err(e) if Instant::now() >= deadline => {
+                    bail!("cannot resolve seed `{seed}` (node.seeds): {e}")
+                }
+                Err(e) => {
+                    warn!(seed, error = %e, "cannot resolve seed yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        if addr != own && !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    Ok(out)
+}
+
+fn rng_seed(id: &str, generation: u64) -> u64 {
+    // FNV-1a of the id, mixed with the generation: distinct per node and per start, printed.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^ generation
+}
+
+/// Runs a member until a graceful leave completes (after `shutdown` or `POST /cluster/leave`).
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if settings.id.is_empty() {
+        return Err(config_error(
+            "node.id",
+            "",
+            "required: give --id (or node.id / VIGIL_NODE_ID)",
+        ));
+    }
+    let bind: SocketAddr = settings.gossip.parse().context("node.gossip")?;
+    if bind.ip().is_unspecified() && settings.advertise.is_none() {
+        return Err(config_error(
+            "node.advertise",
+            "",
+            &format!(
+                "required when node.gossip binds {bind}: peers cannot reach an unspecified address"
+            ),
+        ));
+    }
+    let transport = UdpTransport::bind(bind, settings.protocol.max_datagram)
+        .await
+        .with_context(|| format!("cannot bind the gossip socket on {bind} (node.gossip)"))?;
+    let bound = crate::transport::Transport::local_addr(&transport);
+    let advertise = match &settings.advertise {
+        Some(a) => resolve(a)
+            .await
+            .with_context(|| format!("cannot resolve node.advertise `{a}`"))?,
+        None => bound,
+    };
+    let http_bind: SocketAddr = settings.http.parse().context("node.http")?;
+    let listener = TcpListener::bind(http_bind)
+        .await
+        .with_context(|| format!("cannot bind the HTTP listener on {http_bind} (node.http)"))?;
+    let http_bound = listener.local_addr()?;
+    let http_addr = match &settings.http_advertise {
+        Some(a) => a.clone(),
+        None if http_bound.ip().is_unspecified() => {
+            SocketAddr::new(advertise.ip(), http_bound.port()).to_string()
+        }
+        None => http_bound.to_string(),
+    };
+    let seeds = resolve_seeds(&settings.seeds, advertise).await?;
+
+    let generation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1);
+    let seed = rng_seed(&settings.id, generation);
+    let identity = Identity {
+        id: settings.id.clone(),
+        addr: advertise,
+        generation,
+        meta: Metadata {
+            role: settings.role.clone(),
+            zone: settings.zone.clone(),
+            rack: settings.rack.clone(),
+            http_addr: Some(http_addr.clone()),
+            tags: settings.tags.clone(),
+            ..Metadata::default()
+        },
+        cluster: settings.cluster_name.clone(),
+    };
+    let epoch = Instant::now();
+    let node = Node::new(
+        identity,
+        settings.protocol.clone(),
+        seeds.clone(),
+        epoch.elapsed(),
+        seed,
+    )
+    .map_err(|e| {
+        anyhow::Error::from(config::Error::Value {
+            key: e.key.to_string(),
+            value: e.value,
+            reason: e.reason,
+            origin: Origin::Default,
+        })
+    })?;
+    info!(rng_seed = seed, http = %http_bound, advertise_http = %http_addr, role = %settings.role, "starting");
+    let info = NodeInfo {
+        id: settings.id.clone(),
+        cluster: settings.cluster_name.clone(),
+        generation,
+        gossip_addr: advertise,
+        http_addr: Some(http_addr),
+        seeds,
+    };
+    let options = Options {
+        leave_linger: settings.leave_linger,
+        signals_interval: Some(settings.signals_interval),
+    };
+    let (runtime, handle) = NodeRuntime::new(node, transport, epoch, info, options, shutdown);
+    let mut runtime_task = tokio::spawn(runtime.run());
+
+    let http_stop = CancellationToken::new();
+    let state = AppState {
+        handle,
+        admin_token: settings.admin_token.clone(),
+    };
+    let mut server = tokio::spawn(api::serve(listener, state, http_stop.clone()));
+
+    let outcome = tokio::select! {
+        r = &mut runtime_task => r.context("the node runtime panicked"),
+        r = &mut server => {
+            // The server only ends on its own when it fails.
+            match r {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
+                Ok(Err(e)) => Err(anyhow::Error::from(e).context("the HTTP server failed")),
+                Err(e) => Err(anyhow::Error::from(e).context("the HTTP server panicked")),
+            }
+        }
+    };
+    http_stop.cancel();
+    if !runtime_task.is_finished() {
+        runtime_task.abort();
+    }
+    // Open keep-alive connections must not hold the exit for long.
+    if tokio::time::timeout(Duration::from_secs(1), &mut server)
+        .await
+        .is_err()
+    {
+        server.abort();
+    }
+    outcome
+}

@@ -1,0 +1,358 @@
+//! The tokio glue around the sans-IO [`membership::Node`].
+//!
+//! One task ([`NodeRuntime::run`]) owns the node, the transport and the clock. It waits for
+//! whichever comes first: a datagram, the node's next timeout, a command from the HTTP API
+//! (through a [`Handle`]), a signal-sampling tick, or shutdown. After each step it sends the
+//! datagrams the node produced and logs and counts its events. Time is a [`Duration`] since
+//! `epoch` (a tokio [`Instant`] taken at start, so tests can pause the clock).
+//!
+//! Shutdown: cancelling the token (SIGTERM, Ctrl-C) or a leave command starts a graceful
+//! leave; the loop keeps gossiping for `leave_linger` so the news spreads, then returns.
+
+pub mod daemon;
+pub mod events;
+pub mod signals;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use membership::{ClusterView, CommandError, Event, Node, Output, Stats};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+use crate::transport::Transport;
+use signals::SignalSampler;
+
+/// What does not change while the process lives.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Member id.
+    pub id: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Generation of this process.
+    pub generation: u64,
+    /// Advertised gossip address.
+    pub gossip_addr: SocketAddr,
+    /// Advertised HTTP address, if any.
+    pub http_addr: Option<String>,
+    /// Seeds, as resolved at start.
+    pub seeds: Vec<SocketAddr>,
+}
+
+/// Knobs of the glue (the protocol's are in [`membership::Config`]).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to keep gossiping after a graceful leave.
+    pub leave_linger: Duration,
+    /// How often to measure CPU, memory and errors; `None` = never (tests).
+    pub signals_interval: Option<Duration>,
+}
+
+/// A point-in-time copy of the node's state, for the API and metrics.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The view.
+    pub view: ClusterView,
+    /// The core's counters.
+    pub stats: Stats,
+    /// The runtime clock when the view was taken.
+    pub now: Duration,
+    /// The wall clock at `now == 0`, to date `last_heartbeat`.
+    pub wall_epoch: SystemTime,
+    /// Whether this node reached the cluster (bootstrapped, or heard from a member).
+    pub joined: bool,
+    /// Whether a graceful leave started.
+    pub leaving: bool,
+}
+
+impl Snapshot {
+    /// The wall-clock time of a runtime instant.
+    pub fn wall(&self, at: Duration) -> SystemTime {
+        self.wall_epoch + at
+    }
+}
+
+enum Command {
+    Snapshot(oneshot::Sender<Snapshot>),
+    Leave(oneshot::Sender<()>),
+    ForceRemove(String, oneshot::Sender<Result<(), CommandError>>),
+}
+
+/// The runtime task stopped; nothing more can be asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the node runtime has stopped")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// Talks to a running [`NodeRuntime`]; cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    cmd_tx: mpsc::Sender<Command>,
+    /// Static facts about the node.
+    pub info: Arc<NodeInfo>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd_tx.send(make(tx)).await.map_err(|_| Stopped)?;
+        rx.await.map_err(|_| Stopped)
+    }
+
+    /// The current view and counters.
+    pub async fn snapshot(&self) -> Result<Snapshot, Stopped> {
+        self.ask(Command::Snapshot).await
+    }
+
+    /// Starts a graceful leave; the runtime stops `leave_linger` later.
+    pub async fn leave(&self) -> Result<(), Stopped> {
+        self.ask(Command::Leave).await
+    }
+
+    /// Removes a member by operator decision.
+    pub async fn force_remove(&self, id: String) -> Result<Result<(), CommandError>, Stopped> {
+        self.ask(|tx| Command::ForceRemove(id, tx)).await
+    }
+}
+
+/// Collects what one step of the node produced.
+#[derive(Default)]
+struct Effects {
+    sends: Vec<(SocketAddr, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+impl Output for Effects {
+    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        self.sends.push((to, datagram));
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+enum Step {
+    Shutdown,
+    Datagram(usize, SocketAddr),
+    RecvError(std::io::Error),
+    Timeout,
+    Command(Command),
+    Sample,
+}
+
+/// Owns a node and its transport; see the module docs.
+pub struct NodeRuntime<T: Transport> {
+    node: Node,
+    transport: T,
+    epoch: Instant,
+    wall_epoch: SystemTime,
+    info: Arc<NodeInfo>,
+    metrics: Arc<Metrics>,
+    options: Options,
+    cmd_rx: mpsc::Receiver<Command>,
+    shutdown: CancellationToken,
+    joined: bool,
+    leaving_until: Option<Duration>,
+    send_errors: u64,
+    sampler: Option<SignalSampler>,
+}
+
+impl<T: Transport> NodeRuntime<T> {
+    /// Wraps `node`, whose clock started at `epoch` (the same instant passed to
+    /// [`Node::new`] as time zero). Cancelling `shutdown` starts a graceful leave.
+    pub fn new(
+        node: Node,
+        transport: T,
+        epoch: Instant,
+        info: NodeInfo,
+        options: Options,
+        shutdown: CancellationToken,
+    ) -> (Self, Handle) {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let info = Arc::new(info);
+        let metrics = Arc::new(Metrics::new());
+        let wall_epoch = SystemTime::now() - epoch.elapsed();
+        let handle = Handle {
+            cmd_tx,
+            info: info.clone(),
+            metrics: metrics.clone(),
+        };
+        let joined = info.seeds.is_empty();
+        let sampler = options.signals_interval.map(|_| SignalSampler::new());
+        let runtime = NodeRuntime {
+            node,
+            transport,
+            epoch,
+            wall_epoch,
+            info,
+            metrics,
+            options,
+            cmd_rx,
+            shutdown,
+            joined,
+            leaving_until: None,
+            send_errors: 0,
+            sampler,
+        };
+        (runtime, handle)
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Runs until a graceful leave has lingered long enough.
+    pub async fn run(mut self) {
+        let mut buf = vec![0u8; 65_536];
+        let mut effects = Effects::default();
+        let sample_every = self
+            .options
+            .signals_interval
+            .unwrap_or(Duration::from_secs(3600));
+        let mut sample_tick = tokio::time::interval(sample_every);
+        sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_seed_warning = self.now() + Duration::from_secs(5);
+        info!(
+            id = %self.info.id,
+            generation = self.info.generation,
+            gossip = %self.info.gossip_addr,
+            seeds = ?self.info.seeds,
+            "node started"
+        );
+        loop {
+            let now = self.now();
+            if self.leaving_until.is_some_and(|until| now >= until) {
+                break;
+            }
+            let mut wake = self.node.poll_timeout();
+            if let Some(until) = self.leaving_until {
+                wake = wake.min(until);
+            }
+            let wake_at = self
+                .epoch
+                .checked_add(wake)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let leaving = self.leaving_until.is_some();
+            let step = tokio::select! {
+                _ = self.shutdown.cancelled(), if !leaving => Step::Shutdown,
+                received = self.transport.recv_from(&mut buf) => match received {
+                    Ok((n, from)) => Step::Datagram(n, from),
+                    Err(e) => Step::RecvError(e),
+                },
+                _ = tokio::time::sleep_until(wake_at) => Step::Timeout,
+                Some(cmd) = self.cmd_rx.recv() => Step::Command(cmd),
+                _ = sample_tick.tick(), if self.sampler.is_some() => Step::Sample,
+            };
+            let now = self.now();
+            match step {
+                Step::Shutdown => self.start_leave(now, &mut effects),
+                Step::Datagram(n, from) => {
+                    if let Err(e) = self
+                        .node
+                        .handle_datagram(now, from, &buf[..n], &mut effects)
+                    {
+                        debug!(%from, error = %e, "dropped a datagram");
+                    }
+                }
+                Step::RecvError(e) => debug!(error = %e, "receive failed"),
+                Step::Timeout => self.node.handle_timeout(now, &mut effects),
+                Step::Command(cmd) => self.command(now, cmd, &mut effects),
+                Step::Sample => {
+                    if let Some(sampler) = &mut self.sampler {
+                        let signals = sampler.sample(self.node.stats(), self.send_errors);
+                        self.node.set_signals(signals);
+                    }
+                }
+            }
+            self.flush(&mut effects).await;
+            if !self.joined && now >= next_seed_warning {
+                warn!(seeds = ?self.info.seeds, "no answer from any seed yet; still trying");
+                next_seed_warning = now + Duration::from_secs(5);
+            }
+        }
+        info!(id = %self.info.id, "node stopped");
+    }
+
+    fn start_leave(&mut self, now: Duration, effects: &mut Effects) {
+        if self.leaving_until.is_some() {
+            return;
+        }
+        info!(
+            linger_ms = self.options.leave_linger.as_millis() as u64,
+            "leaving the cluster"
+        );
+        self.node.leave(now, effects);
+        self.leaving_until = Some(now + self.options.leave_linger);
+    }
+
+    fn command(&mut self, now: Duration, cmd: Command, effects: &mut Effects) {
+        match cmd {
+            Command::Snapshot(reply) => {
+                let snapshot = Snapshot {
+                    view: self.node.view(now),
+                    stats: self.node.stats().clone(),
+                    now,
+                    wall_epoch: self.wall_epoch,
+                    joined: self.joined,
+                    leaving: self.leaving_until.is_some(),
+                };
+                let _ = reply.send(snapshot);
+            }
+            Command::Leave(reply) => {
+                self.start_leave(now, effects);
+                let _ = reply.send(());
+            }
+            Command::ForceRemove(id, reply) => {
+                let result = self.node.force_remove(now, &id, effects);
+                match &result {
+                    Ok(()) => warn!(member = %id, "member force-removed by an operator"),
+                    Err(e) => info!(member = %id, error = %e, "force-remove refused"),
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn flush(&mut self, effects: &mut Effects) {
+        for (to, datagram) in effects.sends.drain(..) {
+            if let Err(e) = self.transport.send_to(to, &datagram).await {
+                self.send_errors += 1;
+                debug!(%to, error = %e, "send failed");
+            }
+        }
+        if effects.events.is_empty() {
+            return;
+        }
+        let wall_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        for event in effects.events.drain(..) {
+            events::log_event(&event);
+            self.metrics.on_event(&event, self.info.generation, wall_ms);
+            if matches!(
+                event,
+                Event::MemberJoined { .. } | Event::MemberRejoined { .. }
+            ) {
+                self.joined = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
