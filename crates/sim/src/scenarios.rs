@@ -455,11 +455,12 @@ impl Run {
             None => Err(deadline_violation(
                 &self.sim,
                 format!(
-                    "{what}: views did not converge within {:.1}s ({} distinct tables among {} live nodes, all-see-all-alive={})",
+                    "{what}: views did not converge within {:.1}s ({} distinct tables among {} live nodes, all-see-all-alive={}; e.g. {})",
                     within.as_secs_f64(),
                     self.sim.distinct_views(),
                     self.sim.live_len(),
-                    self.sim.all_see_all_alive()
+                    self.sim.all_see_all_alive(),
+                    self.sim.first_divergence().unwrap_or_else(|| "no table difference".into())
                 ),
             )),
         }

@@ -185,7 +185,8 @@ pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
 }
 
 impl Sim {
-    /// Builds the cluster and schedules the start of nodes `0..config.nodes`.
+    /// Builds the cluster and starts nodes `0..config.nodes` (now, or at their offset within
+    /// `start_spread`).
     pub fn new(config: SimConfig) -> Result<Sim, SimError> {
         config.core.validate()?;
         let mut start_rng = SmallRng::seed_from_u64(derive_seed(config.seed, 1, 0));
@@ -213,7 +214,11 @@ impl Sim {
             } else {
                 sim.config.start_spread.mul_f64(start_rng.random::<f64>())
             };
-            sim.agenda.push(offset, Pending::Start { node: i });
+            if offset.is_zero() {
+                sim.start(i);
+            } else {
+                sim.agenda.push(offset, Pending::Start { node: i });
+            }
         }
         Ok(sim)
     }
@@ -327,9 +332,56 @@ impl Sim {
         s.len()
     }
 
+    /// Describes the first difference between two live nodes' tables, for violation
+    /// messages: "nA has m@gen/inc Liveness voter=.., nB has ...". `None` when all agree.
+    pub fn first_divergence(&self) -> Option<String> {
+        type Row = (u64, u64, String, bool);
+        fn table(n: &Node) -> BTreeMap<String, Row> {
+            n.records()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        (
+                            r.generation,
+                            r.incarnation,
+                            format!("{:?}", r.liveness),
+                            r.voter,
+                        ),
+                    )
+                })
+                .collect()
+        }
+        let live: Vec<&Process> = self
+            .procs
+            .iter()
+            .filter(|p| p.is_live() && p.node.is_some())
+            .collect();
+        let a = live.first()?;
+        let an = a.node.as_ref()?;
+        let b = live
+            .iter()
+            .find(|p| p.node.as_ref().is_some_and(|n| n.summary() != an.summary()))?;
+        let (ta, tb) = (table(an), table(b.node.as_ref()?));
+        let show = |r: Option<&Row>| match r {
+            None => "no record".to_string(),
+            Some((g, i, l, v)) => format!("gen {g} inc {i} {l} voter={v}"),
+        };
+        let id = ta
+            .keys()
+            .chain(tb.keys())
+            .find(|k| ta.get(*k) != tb.get(*k))?;
+        Some(format!(
+            "{} has {id}: {}; {} has {id}: {}",
+            a.id,
+            show(ta.get(id)),
+            b.id,
+            show(tb.get(id))
+        ))
+    }
+
     /// Converged: every live node lists every live node Alive and all tables are equal.
     pub fn converged(&self) -> bool {
-        self.all_see_all_alive() && self.views_agree()
+        self.live_len() > 0 && self.all_see_all_alive() && self.views_agree()
     }
 
     /// How many of `nodes` are live and hold quorum.

@@ -1,0 +1,208 @@
+//! Each scenario at small N with fixed seeds: the invariants hold and the outcomes are
+//! the ones the protocol promises. Failures print the command that reproduces the run.
+
+use std::time::Duration;
+
+use sim::{Predicate, Report, Scenario, ScenarioParams, Sim, SimConfig};
+
+fn run(p: &ScenarioParams) -> Report {
+    let r = sim::run(p).expect("valid configuration");
+    assert!(
+        r.violation.is_none(),
+        "{}\nreproduce with: {}",
+        r.violation.as_deref().unwrap_or(""),
+        r.reproduce
+    );
+    r
+}
+
+fn params(s: Scenario, nodes: usize, seed: u64, duration_s: u64) -> ScenarioParams {
+    let mut p = ScenarioParams::new(s, nodes, seed);
+    p.duration = Some(Duration::from_secs(duration_s));
+    p
+}
+
+fn outcome(r: &Report, key: &str) -> serde_json::Value {
+    r.outcome
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no outcome `{key}` in {:?}", r.outcome))
+}
+
+/// A small cluster, run until it converged.
+fn converged_cluster(nodes: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(SimConfig::new(nodes, seed)).unwrap();
+    let at = sim
+        .wait_for(Duration::from_secs(30), Sim::converged)
+        .unwrap();
+    assert!(
+        at.is_some(),
+        "cluster of {nodes} (seed {seed}) did not converge"
+    );
+    sim
+}
+
+#[test]
+fn cold_join_converges_and_joins_and_leaves_reach_everyone() {
+    let r = run(&params(Scenario::Join, 10, 1, 40));
+    assert!(
+        r.convergence_s.is_some_and(|s| s < 10.0),
+        "{:?}",
+        r.convergence_s
+    );
+    assert_eq!(r.spread_samples.get("join"), Some(&5));
+    assert_eq!(r.spread_samples.get("leave"), Some(&5));
+    assert!(r.spread_s_p99.is_some());
+    assert!(r.bytes_per_node_per_s.mean.is_some_and(|b| b > 0.0));
+    assert_eq!(r.false_positives, 0);
+}
+
+#[test]
+fn crashed_nodes_are_marked_failed_by_every_live_member() {
+    let r = run(&params(Scenario::Crash, 10, 2, 40));
+    assert_eq!(r.detection_s.samples, 4);
+    let max = r.detection_s.all_failed_max.unwrap();
+    assert!(max <= 16.5 + 5.0, "conviction took {max}s");
+    assert!(r.detection_s.first_suspect_p50.unwrap() <= r.detection_s.all_failed_p50.unwrap());
+    assert_eq!(r.false_positives, 0);
+}
+
+#[test]
+fn a_briefly_paused_node_is_never_failed() {
+    let mut sim = converged_cluster(8, 3);
+    let member = sim.process(3).id.clone();
+    let failed = sim.track(Predicate::Failed {
+        member,
+        generation: 1,
+    });
+    sim.pause(3, Duration::from_millis(1500));
+    sim.run_for(Duration::from_secs(30)).unwrap();
+    assert!(
+        sim.tracker(failed).first_at.is_none(),
+        "a 1.5 s pause got n00003 convicted"
+    );
+    assert_eq!(sim.counters().false_positives, 0);
+    assert!(sim.converged());
+    assert_eq!(sim.node(3).unwrap().generation(), 1);
+}
+
+#[test]
+fn a_long_paused_node_is_failed_then_rejoins_with_a_new_generation() {
+    let mut p = params(Scenario::Pause, 8, 4, 60);
+    p.pause = Duration::from_secs(20);
+    let r = run(&p);
+    assert!(
+        outcome(&r, "marked_failed_by").as_u64().unwrap() > 0,
+        "{:?}",
+        r.outcome
+    );
+    let before = outcome(&r, "generation_before").as_u64().unwrap();
+    let after = outcome(&r, "generation_after").as_u64().unwrap();
+    assert!(after > before, "generation {before} -> {after}");
+    assert_eq!(r.false_positives, 0);
+}
+
+#[test]
+fn a_minority_loses_quorum_the_majority_keeps_it_and_the_heal_converges() {
+    let r = run(&params(Scenario::Partition, 9, 5, 70));
+    assert_eq!(outcome(&r, "minority").as_u64(), Some(4));
+    assert_eq!(
+        outcome(&r, "minority_quorum_holders_at_heal").as_u64(),
+        Some(0)
+    );
+    assert_eq!(
+        outcome(&r, "majority_quorum_holders_at_heal").as_u64(),
+        Some(5)
+    );
+    assert!(!outcome(&r, "minority_lost_quorum_s").is_null());
+    assert!(!outcome(&r, "heal_convergence_s").is_null());
+    assert_eq!(
+        outcome(&r, "leaders_after_heal").as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_graceful_leave_shows_left_everywhere() {
+    let mut sim = converged_cluster(6, 6);
+    let member = sim.process(4).id.clone();
+    sim.leave(4);
+    let left = sim.track(Predicate::Left {
+        member,
+        generation: 1,
+    });
+    assert!(sim
+        .wait_tracker(left, sim.now() + Duration::from_secs(10))
+        .unwrap());
+    sim.run_for(Duration::from_secs(5)).unwrap();
+    assert_eq!(sim.live_len(), 5);
+    assert!(sim.all_see_all_alive());
+    assert_eq!(sim.counters().false_positives, 0);
+}
+
+#[test]
+fn a_restart_supersedes_the_old_generation_at_once() {
+    let mut sim = converged_cluster(6, 7);
+    sim.restart(2);
+    let member = sim.process(2).id.clone();
+    let known = sim.track(Predicate::Knows {
+        member,
+        generation: 2,
+    });
+    assert!(sim
+        .wait_tracker(known, sim.now() + Duration::from_secs(10))
+        .unwrap());
+    assert!(sim.tracker(known).all_s().unwrap() < 5.0);
+}
+
+#[test]
+fn a_short_noisy_run_converges_without_false_positives() {
+    let r = run(&params(Scenario::Jitter, 10, 8, 120));
+    assert_eq!(r.false_positives, 0, "{:?}", r.false_positive_examples);
+    assert!(r.messages.lost > 0);
+}
+
+#[test]
+fn churn_keeps_the_safety_invariants() {
+    let r = sim::run(&params(Scenario::Churn, 12, 9, 60)).unwrap();
+    // Safety violations stop the run before the settle phase; only the final
+    // convergence (a liveness property) may still fail, see the next test.
+    if let Some(v) = &r.violation {
+        assert!(
+            v.contains("views did not converge"),
+            "{v}\nreproduce with: {}",
+            r.reproduce
+        );
+    }
+    assert_eq!(r.false_positives, 0, "{:?}", r.false_positive_examples);
+}
+
+#[test]
+#[ignore = "core: a node that joins or restarts after a member left never learns its LEFT tombstone, so summaries differ"]
+fn churn_settles_into_one_view() {
+    run(&params(Scenario::Churn, 12, 9, 60));
+}
+
+#[test]
+fn a_few_randomized_seeds_keep_every_invariant() {
+    // Seeds vary per scenario but are fixed, so a failure reproduces exactly.
+    for seed in [1001, 2002, 3003] {
+        run(&params(Scenario::Crash, 7, seed, 30));
+        let mut p = params(Scenario::Partition, 7, seed, 60);
+        p.minority = Some(3);
+        run(&p);
+    }
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report() {
+    let p = params(Scenario::Crash, 8, 10, 30);
+    let mut a = sim::run(&p).unwrap();
+    let mut b = sim::run(&p).unwrap();
+    a.wall_s = 0.0;
+    b.wall_s = 0.0;
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}
