@@ -17,16 +17,23 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
         cluster.start(id);
     }
     let took = cluster
-        .wait_for("every node sees 4 HEALTHY with quorum", Duration::from_secs(20), || async {
-            for id in IDS {
-                if !cluster.sees_healthy(id, 4).await {
-                    return false;
+        .wait_for(
+            "every node sees 4 HEALTHY with quorum",
+            Duration::from_secs(20),
+            || async {
+                for id in IDS {
+                    if !cluster.sees_healthy(id, 4).await {
+                        return false;
+                    }
                 }
-            }
-            true
-        })
+                true
+            },
+        )
         .await;
-    println!("MEASURED: 4-node convergence (spawn to 4 HEALTHY + quorum on every node): {} ms", took.as_millis());
+    println!(
+        "MEASURED: 4-node convergence (spawn to 4 HEALTHY + quorum on every node): {} ms",
+        took.as_millis()
+    );
 
     // The seed's shape, plus the operator fields.
     let s = cluster.status("gateway").await.unwrap();
@@ -45,7 +52,10 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
         assert!(m["phiScore"].is_f64(), "{m}");
         let t = m["lastHeartbeatTime"].as_str().unwrap();
         assert!(t.ends_with('Z') && t.contains('T'), "RFC 3339 UTC: {t}");
-        assert!(m["generation"].as_u64().unwrap() > 1_600_000_000_000, "generation is unix ms: {m}");
+        assert!(
+            m["generation"].as_u64().unwrap() > 1_600_000_000_000,
+            "generation is unix ms: {m}"
+        );
         assert_eq!(m["role"], "member");
         assert_eq!(m["gossipAddress"], cluster.node(id).gossip.to_string());
         assert_eq!(m["httpAddress"], cluster.node(id).http.to_string());
@@ -57,24 +67,55 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
     }
 
     let node = cluster.node("producer");
-    let members = cluster.get_json(&node.url("/cluster/members")).await.unwrap();
+    let members = cluster
+        .get_json(&node.url("/cluster/members"))
+        .await
+        .unwrap();
     assert_eq!(members.as_array().unwrap().len(), 4);
-    let one = cluster.get_json(&node.url("/cluster/members/consumer")).await.unwrap();
+    let one = cluster
+        .get_json(&node.url("/cluster/members/consumer"))
+        .await
+        .unwrap();
     assert_eq!(one["nodeId"], "consumer");
-    let missing = cluster.client().get(node.url("/cluster/members/nobody")).send().await.unwrap();
+    let missing = cluster
+        .client()
+        .get(node.url("/cluster/members/nobody"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
 
-    let health = cluster.client().get(node.url("/actuator/health")).send().await.unwrap();
+    let health = cluster
+        .client()
+        .get(node.url("/actuator/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "UP");
     assert_eq!(health["components"]["quorum"]["status"], "UP");
     for path in ["/livez", "/readyz"] {
-        assert_eq!(cluster.client().get(node.url(path)).send().await.unwrap().status(), 200, "{path}");
+        assert_eq!(
+            cluster
+                .client()
+                .get(node.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "{path}"
+        );
     }
 
     // State-changing endpoints need the token.
-    let no_token = cluster.client().post(node.url("/cluster/members/gateway/remove")).send().await.unwrap();
+    let no_token = cluster
+        .client()
+        .post(node.url("/cluster/members/gateway/remove"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_token.status(), 401);
     let unknown = cluster
         .client()
@@ -91,10 +132,26 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 5, "{out}");
     assert!(out.lines().next().unwrap().starts_with("NODE"), "{out}");
-    let (code, out, err) = run_vigil(&["members", "--addr", &addr, "--format", "json", "--status", "FAILED"], &[], &cluster.dir);
+    let (code, out, err) = run_vigil(
+        &[
+            "members", "--addr", &addr, "--format", "json", "--status", "FAILED",
+        ],
+        &[],
+        &cluster.dir,
+    );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().len(), 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let (code, out, err) = run_vigil(&["status", "--addr", &addr], &[], &cluster.dir);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("quorum:  yes") && out.contains("4 healthy"), "{out}");
+    assert!(
+        out.contains("quorum:  yes") && out.contains("4 healthy"),
+        "{out}"
+    );
 }

@@ -16,10 +16,20 @@ async fn metrics_have_the_seeds_names_and_pass_promtool() {
         cluster.start(id);
     }
     cluster
-        .wait_for("3 HEALTHY", Duration::from_secs(20), || async { cluster.sees_healthy("a", 3).await })
+        .wait_for("3 HEALTHY", Duration::from_secs(20), || async {
+            cluster.sees_healthy("a", 3).await
+        })
         .await;
     let url = cluster.node("a").url("/metrics");
-    let text = cluster.client().get(&url).send().await.unwrap().text().await.unwrap();
+    let text = cluster
+        .client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "cluster_heartbeats_sent_total",
         "cluster_heartbeats_received_total",
@@ -49,9 +59,16 @@ async fn metrics_have_the_seeds_names_and_pass_promtool() {
             eprintln!("promtool not found; skipped (VIGIL_SKIP_PROMTOOL is set)");
             return;
         }
-        Err(e) => panic!("promtool not found ({e}): apt-get install prometheus, or set VIGIL_SKIP_PROMTOOL=1"),
+        Err(e) => panic!(
+            "promtool not found ({e}): apt-get install prometheus, or set VIGIL_SKIP_PROMTOOL=1"
+        ),
     };
-    promtool.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),

@@ -10,7 +10,8 @@ use nix::sys::signal::Signal;
 
 const IDS: [&str; 4] = ["p1", "p2", "p3", "p4"];
 const OBSERVERS: [&str; 3] = ["p1", "p3", "p4"];
-const CONFIG: &str = "cluster:\n  phi:\n    acceptable-heartbeat-pause: 2s\n  eviction:\n    grace-period: 60s\n";
+const CONFIG: &str =
+    "cluster:\n  phi:\n    acceptable-heartbeat-pause: 2s\n  eviction:\n    grace-period: 60s\n";
 
 async fn started(name: &str) -> Cluster {
     let mut cluster = Cluster::new(name, CONFIG);
@@ -47,14 +48,21 @@ async fn a_pause_shorter_than_the_acceptable_pause_is_never_failed() {
         }
         for o in OBSERVERS {
             let s = cluster.status_of(o, "p2").await;
-            assert_ne!(s.as_deref(), Some("FAILED"), "{o} failed p2 after a 1 s pause\n{}", cluster.logs_tail(20));
+            assert_ne!(
+                s.as_deref(),
+                Some("FAILED"),
+                "{o} failed p2 after a 1 s pause\n{}",
+                cluster.logs_tail(20)
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cluster
-        .wait_for("p2 HEALTHY everywhere after the pause", Duration::from_secs(10), || async {
-            cluster.all_see(&OBSERVERS, "p2", "HEALTHY").await
-        })
+        .wait_for(
+            "p2 HEALTHY everywhere after the pause",
+            Duration::from_secs(10),
+            || async { cluster.all_see(&OBSERVERS, "p2", "HEALTHY").await },
+        )
         .await;
 }
 
@@ -66,26 +74,37 @@ async fn a_long_pause_is_failed_then_the_node_comes_back() {
     cluster.node("p2").signal(Signal::SIGSTOP);
     let stopped = Instant::now();
     let detected = cluster
-        .wait_for("p2 FAILED everywhere while stopped", Duration::from_secs(20), || async {
-            cluster.all_see(&OBSERVERS, "p2", "FAILED").await
-        })
+        .wait_for(
+            "p2 FAILED everywhere while stopped",
+            Duration::from_secs(20),
+            || async { cluster.all_see(&OBSERVERS, "p2", "FAILED").await },
+        )
         .await;
-    println!("MEASURED: SIGSTOP detection (FAILED on all 3 observers): {} ms", detected.as_millis());
+    println!(
+        "MEASURED: SIGSTOP detection (FAILED on all 3 observers): {} ms",
+        detected.as_millis()
+    );
     cluster.node("p2").signal(Signal::SIGCONT);
     let resumed = Instant::now();
     cluster
-        .wait_for("p2 HEALTHY again everywhere, newer than before", Duration::from_secs(20), || async {
-            for o in OBSERVERS {
-                let Some(s) = cluster.status(o).await else { return false };
-                let m = &s["membership"]["p2"];
-                let newer = m["generation"].as_u64() > old["generation"].as_u64()
-                    || m["incarnation"].as_u64() > old["incarnation"].as_u64();
-                if m["status"] != "HEALTHY" || !newer {
-                    return false;
+        .wait_for(
+            "p2 HEALTHY again everywhere, newer than before",
+            Duration::from_secs(20),
+            || async {
+                for o in OBSERVERS {
+                    let Some(s) = cluster.status(o).await else {
+                        return false;
+                    };
+                    let m = &s["membership"]["p2"];
+                    let newer = m["generation"].as_u64() > old["generation"].as_u64()
+                        || m["incarnation"].as_u64() > old["incarnation"].as_u64();
+                    if m["status"] != "HEALTHY" || !newer {
+                        return false;
+                    }
                 }
-            }
-            true
-        })
+                true
+            },
+        )
         .await;
     println!(
         "MEASURED: after SIGCONT, p2 HEALTHY again everywhere in {} ms (stopped {} ms)",

@@ -1,1 +1,167 @@
+//! The runtime glue over the in-memory twin, on tokio's paused clock: fast and free of
+//! real-time flakiness.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use membership::{Config, Identity, Metadata, Node, Status};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Handle, NodeInfo, NodeRuntime, Options};
+use crate::transport::memory::MemoryNetwork;
+
+struct TestNode {
+    handle: Handle,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+fn addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i], 7946))
+}
+
+fn start(net: &MemoryNetwork, i: u8, seeds: Vec<SocketAddr>) -> TestNode {
+    let epoch = Instant::now();
+    let identity = Identity {
+        id: format!("n{i}"),
+        addr: addr(i),
+        generation: 1_000 + u64::from(i),
+        meta: Metadata {
+            role: "member".into(),
+            ..Metadata::default()
+        },
+        cluster: "vigil".into(),
+    };
+    let info = NodeInfo {
+        id: identity.id.clone(),
+        cluster: "vigil".into(),
+        generation: identity.generation,
+        gossip_addr: addr(i),
+        http_addr: None,
+        seeds: seeds.clone(),
+    };
+    let node = Node::new(
+        identity,
+        Config::default(),
+        seeds,
+        epoch.elapsed(),
+        u64::from(i),
+    )
+    .unwrap();
+    let transport = net.bind(addr(i)).unwrap();
+    let shutdown = CancellationToken::new();
+    let options = Options {
+        leave_linger: Duration::from_secs(1),
+        signals_interval: None,
+    };
+    let (runtime, handle) =
+        NodeRuntime::new(node, transport, epoch, info, options, shutdown.clone());
+    let task = tokio::spawn(runtime.run());
+    TestNode {
+        handle,
+        shutdown,
+        task,
+        addr: addr(i),
+    }
+}
+
+fn network() -> MemoryNetwork {
+    let net = MemoryNetwork::new(Config::default().max_datagram, 42);
+    net.check_codec("vigil");
+    net
+}
+
+async fn cluster(net: &MemoryNetwork, n: u8) -> Vec<TestNode> {
+    let mut nodes = vec![start(net, 1, vec![])];
+    for i in 2..=n {
+        nodes.push(start(net, i, vec![addr(1)]));
+    }
+    nodes
+}
+
+/// Polls (on the paused clock) until `check` holds for every node's view.
+async fn eventually(
+    nodes: &[&TestNode],
+    within: Duration,
+    check: impl Fn(&membership::ClusterView) -> bool,
+) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let mut all = true;
+        for n in nodes {
+            let s = n.handle.snapshot().await.unwrap();
+            all &= check(&s.view);
+        }
+        if all {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_runtimes_converge_over_the_memory_twin() {
+    let net = network();
+    let nodes = cluster(&net, 3).await;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    assert!(
+        eventually(&all, Duration::from_secs(10), |v| v.healthy() == 3
+            && v.has_quorum)
+        .await
+    );
+    assert_eq!(net.stats().codec_failures, 0);
+    assert!(net.stats().delivered > 0);
+    let s = nodes[1].handle.snapshot().await.unwrap();
+    assert!(s.joined && !s.leaving);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_isolated_runtime_is_failed_by_the_others() {
+    let net = network();
+    let nodes = cluster(&net, 4).await;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    assert!(eventually(&all, Duration::from_secs(10), |v| v.healthy() == 4).await);
+    net.isolate(nodes[3].addr);
+    let rest: Vec<&TestNode> = nodes[..3].iter().collect();
+    let failed =
+        |v: &membership::ClusterView| v.member("n4").is_none_or(|m| m.status == Status::Failed);
+    assert!(eventually(&rest, Duration::from_secs(20), failed).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leave_spreads_and_the_runtime_stops_after_lingering() {
+    let net = network();
+    let nodes = cluster(&net, 3).await;
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    assert!(eventually(&all, Duration::from_secs(10), |v| v.healthy() == 3).await);
+    let leaving = &nodes[2];
+    leaving.shutdown.cancel();
+    let rest: Vec<&TestNode> = nodes[..2].iter().collect();
+    let left =
+        |v: &membership::ClusterView| v.member("n3").is_some_and(|m| m.status == Status::Left);
+    assert!(eventually(&rest, Duration::from_secs(2), left).await);
+    let TestNode { task, .. } = nodes.into_iter().nth(2).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("stops after the linger")
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn force_remove_is_refused_for_self_and_unknown_members() {
+    let net = network();
+    let nodes = cluster(&net, 1).await;
+    let h = &nodes[0].handle;
+    assert!(matches!(
+        h.force_remove("n1".into()).await.unwrap(),
+        Err(membership::CommandError::IsSelf)
+    ));
+    assert!(matches!(
+        h.force_remove("zz".into()).await.unwrap(),
+        Err(membership::CommandError::UnknownMember(_))
+    ));
+}

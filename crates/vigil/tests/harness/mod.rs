@@ -38,7 +38,11 @@ fn fresh(port: u16) -> bool {
 /// A UDP port nobody uses now.
 pub fn free_udp_port() -> u16 {
     loop {
-        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if fresh(port) {
             return port;
         }
@@ -48,7 +52,11 @@ pub fn free_udp_port() -> u16 {
 /// A TCP port nobody uses now.
 pub fn free_tcp_port() -> u16 {
     loop {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if fresh(port) {
             return port;
         }
@@ -128,8 +136,17 @@ impl Cluster {
         let dir = scratch(name);
         let config = dir.join("vigil.yml");
         std::fs::write(&config, config_yaml).unwrap();
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
-        Cluster { dir, config, nodes: Vec::new(), seed: None, client }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        Cluster {
+            dir,
+            config,
+            nodes: Vec::new(),
+            seed: None,
+            client,
+        }
     }
 
     /// Starts a member; the first one bootstraps and is everyone's seed.
@@ -159,7 +176,14 @@ impl Cluster {
         if self.seed.is_none() {
             self.seed = Some(gossip);
         }
-        self.nodes.push(Proc { id: id.into(), http, gossip, log, child, exited: None });
+        self.nodes.push(Proc {
+            id: id.into(),
+            http,
+            gossip,
+            log,
+            child,
+            exited: None,
+        });
         self.nodes.len() - 1
     }
 
@@ -192,7 +216,12 @@ impl Cluster {
     /// The status of `member` as `observer` sees it ("ABSENT" when not listed).
     pub async fn status_of(&self, observer: &str, member: &str) -> Option<String> {
         let s = self.status(observer).await?;
-        Some(s["membership"][member]["status"].as_str().unwrap_or("ABSENT").to_string())
+        Some(
+            s["membership"][member]["status"]
+                .as_str()
+                .unwrap_or("ABSENT")
+                .to_string(),
+        )
     }
 
     /// Polls `check` every 100 ms until it holds; returns how long it took.
@@ -208,7 +237,10 @@ impl Cluster {
                 return start.elapsed();
             }
             if start.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for: {what}\n{}", self.logs_tail(25));
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\n{}",
+                    self.logs_tail(25)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -249,7 +281,12 @@ impl Cluster {
 
 /// Runs the binary to completion with `args` and extra environment.
 pub fn run_vigil(args: &[&str], env: &[(&str, &str)], dir: &Path) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).envs(env.iter().copied()).current_dir(dir).output().unwrap();
+    let out = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
