@@ -2,7 +2,8 @@
 //! its liveness properties with deadlines, and fills a [`Report`].
 //!
 //! Every scenario starts with a cold join (all nodes at once; node 0 bootstraps, the others
-//! join through nodes 0-2) and a 10 s steady window that measures bandwidth, then:
+//! join through nodes 0-2), a settle phase (tables equal, broadcasts drained) and a 10 s
+//! steady window that measures bandwidth, then:
 //! - `join`: late joiners and graceful leaves, one at a time (spread of one change);
 //! - `crash`: crashes one node at a time and times suspicion and conviction;
 //! - `pause`: freezes one node for `pause` and checks how the cluster and the node recover;
@@ -359,6 +360,19 @@ impl Run {
         Ok(())
     }
 
+    /// Lets the join traffic die down (tables equal, then every broadcast retransmitted to
+    /// its limit and one anti-entropy round), then measures bandwidth over a 10 s window.
+    fn steady_bandwidth(&mut self) -> Step {
+        let start = self.sim.now();
+        self.sim
+            .wait_for(start + Duration::from_secs(60), Sim::views_agree)?;
+        let core = self.core();
+        let settle =
+            core.gossip_interval * core.retransmit_limit(self.p.nodes) + core.anti_entropy_interval;
+        self.sim.run_for(settle)?;
+        self.measure_bandwidth(Duration::from_secs(10))
+    }
+
     /// Runs for `window` and records bytes sent per node per second over it.
     fn measure_bandwidth(&mut self, window: Duration) -> Step {
         let from = self.sim.now();
@@ -480,7 +494,7 @@ impl Run {
 
     fn join(&mut self) -> Step {
         self.cold_start()?;
-        self.measure_bandwidth(Duration::from_secs(10))?;
+        self.steady_bandwidth()?;
         for _ in 0..self.p.changes {
             let i = self.sim.add_node();
             let member = self.sim.process(i).id.clone();
@@ -536,7 +550,7 @@ impl Run {
 
     fn crash(&mut self) -> Step {
         self.cold_start()?;
-        self.measure_bandwidth(Duration::from_secs(10))?;
+        self.steady_bandwidth()?;
         let crashes = self
             .p
             .crashes
@@ -557,7 +571,7 @@ impl Run {
 
     fn pause(&mut self) -> Step {
         self.cold_start()?;
-        self.measure_bandwidth(Duration::from_secs(10))?;
+        self.steady_bandwidth()?;
         let Some(i) = self.random_live(1) else {
             return Ok(());
         };
@@ -599,7 +613,7 @@ impl Run {
 
     fn partition(&mut self) -> Step {
         self.cold_start()?;
-        self.measure_bandwidth(Duration::from_secs(10))?;
+        self.steady_bandwidth()?;
         let n = self.p.nodes;
         let m = self
             .p
