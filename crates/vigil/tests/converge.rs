@@ -11,7 +11,7 @@ const IDS: [&str; 4] = ["coordinator", "gateway", "producer", "consumer"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_nodes_converge_to_four_healthy_with_quorum() {
-    let _guard = harness::exclusive();
+    let _guard = harness::exclusive().await;
     let mut cluster = Cluster::new("converge", "cluster:\n  heartbeat:\n    interval: 1000\n");
     for id in IDS {
         cluster.start(id);

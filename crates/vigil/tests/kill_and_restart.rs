@@ -14,7 +14,7 @@ const OBSERVERS: [&str; 4] = ["n1", "n2", "n4", "n5"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_failed_evicted_and_rejoins_with_a_new_generation() {
-    let _guard = harness::exclusive();
+    let _guard = harness::exclusive().await;
     // Default detection settings (what we report); a short grace so the test sees eviction.
     let mut cluster = Cluster::new("kill9", "cluster:\n  eviction:\n    grace-period: 3s\n");
     for id in IDS {

@@ -28,7 +28,7 @@ async fn no_failures_counted(cluster: &Cluster, ids: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_leave_is_seen_everywhere_and_counts_no_failure() {
-    let _guard = harness::exclusive();
+    let _guard = harness::exclusive().await;
     let mut cluster = Cluster::new("leave", "");
     let ids = ["l1", "l2", "l3", "l4", "l5"];
     for id in ids {

@@ -10,7 +10,7 @@ use harness::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_have_the_seeds_names_and_pass_promtool() {
-    let _guard = harness::exclusive();
+    let _guard = harness::exclusive().await;
     let mut cluster = Cluster::new("metrics", "");
     for id in ["a", "b", "c"] {
         cluster.start(id);

@@ -35,7 +35,7 @@ async fn started(name: &str) -> Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_shorter_than_the_acceptable_pause_is_never_failed() {
-    let _guard = harness::exclusive();
+    let _guard = harness::exclusive().await;
     let cluster = started("short-pause").await;
     cluster.node("p2").signal(Signal::SIGSTOP);
     let stopped = Instant::now();
@@ -68,7 +68,7 @@ async fn a_pause_shorter_than_the_acceptable_pause_is_never_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_pause_is_failed_then_the_node_comes_back() {
-    let _guard = harness::exclusive();
+    let _guard = harness::exclusive().await;
     let cluster = started("long-pause").await;
     let old = cluster.status("p1").await.unwrap()["membership"]["p2"].clone();
     cluster.node("p2").signal(Signal::SIGSTOP);

@@ -116,10 +116,11 @@ async fn member(State(state): State<AppState>, Path(id): Path<String>) -> Respon
     }
 }
 
-/// Checks `Authorization: Bearer <token>` against the configured token.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks `Authorization: Bearer <token>` against the configured token; `Some` is the
+/// rejection to send.
+fn refuse_unless_admin(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &state.admin_token else {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             "admin endpoints are disabled: set http.admin-token",
         ));
@@ -130,9 +131,9 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong admin token (Authorization: Bearer <http.admin-token>)",
         ))
@@ -144,7 +145,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Some(r) = refuse_unless_admin(&state, &headers) {
         return r;
     }
     match state.handle.leave().await {
@@ -162,7 +163,7 @@ async fn remove_member(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
+    if let Some(r) = refuse_unless_admin(&state, &headers) {
         return r;
     }
     match state.handle.force_remove(id.clone()).await {

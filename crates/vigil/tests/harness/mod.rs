@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -21,13 +21,13 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vigil");
 /// Admin token every test node gets.
 pub const TOKEN: &str = "test-admin-token";
 
-static HEAVY: Mutex<()> = Mutex::new(());
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// Serializes tests that start clusters, so they do not starve each other of CPU
 /// (a starved node looks like a failed one).
-pub fn exclusive() -> MutexGuard<'static, ()> {
-    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().await
 }
 
 fn fresh(port: u16) -> bool {

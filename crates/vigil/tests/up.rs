@@ -1,0 +1,90 @@
+//! `vigil up` starts the seed's four services, reports readiness, and stops cleanly.
+
+mod harness;
+
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// An HTTP offset and gossip base where all four members' ports are free now.
+fn free_layout() -> (u16, u16) {
+    for attempt in 0..200u16 {
+        let http_offset = 20_000 + attempt * 17;
+        let gossip_base = 40_000 + attempt * 13;
+        let http_free =
+            (8080..8084).all(|p| TcpListener::bind(("127.0.0.1", p + http_offset)).is_ok());
+        let gossip_free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", gossip_base + i)).is_ok());
+        if http_free && gossip_free {
+            return (http_offset, gossip_base);
+        }
+    }
+    panic!("no free port layout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_starts_four_members_and_stops_them_on_a_signal() {
+    let _guard = harness::exclusive().await;
+    let dir = harness::scratch("up");
+    let (http_offset, gossip_base) = free_layout();
+    let out = dir.join("up.out");
+    let file = std::fs::File::create(&out).unwrap();
+    let mut up = Command::new(harness::BIN)
+        .args([
+            "up",
+            "--http-offset",
+            &http_offset.to_string(),
+            "--gossip-base",
+            &gossip_base.to_string(),
+        ])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    while !read().contains("cluster ready: 4 HEALTHY") {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = up.kill();
+            panic!("vigil up did not report a ready cluster:\n{}", read());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let coordinator = format!("http://127.0.0.1:{}/cluster/status", 8081 + http_offset);
+    let status: serde_json::Value = reqwest::get(&coordinator)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["healthyNodes"], 4);
+    assert_eq!(status["membership"]["producer"]["role"], "producer");
+    assert!(dir.join(".vigil/logs/gateway.log").exists());
+
+    kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(s) = up.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vigil up did not stop:\n{}",
+            read()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, Some(0), "{}", read());
+    assert!(read().contains("all members stopped"), "{}", read());
+    for p in 8080..8084 {
+        assert!(
+            TcpListener::bind(("127.0.0.1", p + http_offset)).is_ok(),
+            "port {} still bound",
+            p + http_offset
+        );
+    }
+}
