@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the core: datagrams handled per second, and the cost of one
 //! gossip round, at 10, 100 and 1000 members. Run with `cargo bench -p membership`.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented items
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -29,7 +31,11 @@ fn record(i: usize) -> MemberRecord {
         incarnation: 0,
         liveness: Liveness::Alive,
         meta_version: 1,
-        meta: Metadata { role: "worker".into(), zone: "z1".into(), ..Default::default() },
+        meta: Metadata {
+            role: "worker".into(),
+            zone: "z1".into(),
+            ..Default::default()
+        },
         voter: true,
     }
 }
@@ -40,7 +46,11 @@ fn node_with(n: usize) -> Node {
         id: "node-0".into(),
         addr: addr(0),
         generation: 1,
-        meta: Metadata { role: "worker".into(), zone: "z1".into(), ..Default::default() },
+        meta: Metadata {
+            role: "worker".into(),
+            zone: "z1".into(),
+            ..Default::default()
+        },
         cluster: "bench".into(),
     };
     let mut node = Node::new(identity, Config::default(), vec![], Duration::ZERO, 1).unwrap();
@@ -48,8 +58,17 @@ fn node_with(n: usize) -> Node {
     let cluster = codec::cluster_id("bench");
     for chunk in (1..n).collect::<Vec<_>>().chunks(10) {
         let records = chunk.iter().map(|i| record(*i)).collect();
-        let msg = Message::SyncRecords { from: sender(1, 0), records };
-        node.handle_datagram(Duration::from_millis(1), addr(1), &codec::encode(cluster, &msg), &mut out).unwrap();
+        let msg = Message::SyncRecords {
+            from: sender(1, 0),
+            records,
+        };
+        node.handle_datagram(
+            Duration::from_millis(1),
+            addr(1),
+            &codec::encode(cluster, &msg),
+            &mut out,
+        )
+        .unwrap();
     }
     // let the broadcast queue drain
     for t in 0..400 {
@@ -59,7 +78,12 @@ fn node_with(n: usize) -> Node {
 }
 
 fn sender(i: usize, summary: u64) -> Sender {
-    Sender { id: format!("node-{i}"), generation: 1, incarnation: 0, summary }
+    Sender {
+        id: format!("node-{i}"),
+        generation: 1,
+        incarnation: 0,
+        summary,
+    }
 }
 
 fn handle_heartbeats(c: &mut Criterion) {
@@ -70,7 +94,16 @@ fn handle_heartbeats(c: &mut Criterion) {
         let cluster = codec::cluster_id("bench");
         let summary = node.summary();
         let datagrams: Vec<Vec<u8>> = (1..n.min(64))
-            .map(|i| codec::encode(cluster, &Message::Heartbeat { from: sender(i, summary), seq: 1, updates: Vec::<Update>::new() }))
+            .map(|i| {
+                codec::encode(
+                    cluster,
+                    &Message::Heartbeat {
+                        from: sender(i, summary),
+                        seq: 1,
+                        updates: Vec::<Update>::new(),
+                    },
+                )
+            })
             .collect();
         let mut t = Duration::from_secs(100);
         let mut k = 0;
@@ -79,7 +112,8 @@ fn handle_heartbeats(c: &mut Criterion) {
             b.iter(|| {
                 k = (k + 1) % datagrams.len();
                 t += Duration::from_micros(10);
-                node.handle_datagram(t, addr(k + 1), &datagrams[k], &mut out).unwrap();
+                node.handle_datagram(t, addr(k + 1), &datagrams[k], &mut out)
+                    .unwrap();
             })
         });
     }

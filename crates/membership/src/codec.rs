@@ -151,10 +151,7 @@ pub fn encode(cluster: u32, msg: &Message) -> Vec<u8> {
     out.push(0);
     // Serializing into a Vec cannot fail for these types (no maps with non-string keys,
     // no unsized sequences); fall back to an empty body rather than panic.
-    match postcard::to_extend(msg, out) {
-        Ok(v) => v,
-        Err(_) => Vec::new(),
-    }
+    postcard::to_extend(msg, out).unwrap_or_default()
 }
 
 /// Decodes a datagram, checking magic, version, cluster id and size.

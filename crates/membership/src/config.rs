@@ -38,6 +38,9 @@ pub struct Config {
     /// `cluster.gossip.retransmit-multiplier`: each update is sent `mult * ceil(log10(n + 1))`
     /// times before it is dropped from the broadcast queue.
     pub retransmit_multiplier: usize,
+    /// `cluster.gossip.max-pending`: most updates waiting in the broadcast queue; beyond it
+    /// the most-sent are dropped and anti-entropy carries the rest.
+    pub max_pending_updates: usize,
     /// `cluster.phi.threshold`: phi above which an observer suspects its subject.
     pub phi_threshold: f64,
     /// `cluster.phi.min-std-deviation`: floor of the inter-arrival standard deviation.
@@ -48,6 +51,10 @@ pub struct Config {
     pub phi_window: usize,
     /// `cluster.monitoring.observers`: how many members watch each member directly (K).
     pub observers: usize,
+    /// `cluster.monitoring.probe-timeout`: before accusing a silent subject, an observer
+    /// probes it directly and waits this long for an answer (a lost heartbeat or an observer
+    /// set that changed under us then costs one probe, not a suspicion).
+    pub probe_timeout: Duration,
     /// `cluster.conviction.confirmations`: distinct accusers needed before a member is
     /// convicted (capped by the number of observers it actually has).
     pub confirmations: usize,
@@ -90,17 +97,19 @@ impl Config {
             gossip_fanout: 3,
             gossip_interval: Duration::from_millis(200),
             retransmit_multiplier: 4,
+            max_pending_updates: 256,
             phi_threshold: 8.0,
             phi_min_std_deviation: Duration::from_millis(100),
             acceptable_heartbeat_pause: Duration::from_millis(500),
             phi_window: 100,
             observers: 5,
+            probe_timeout: Duration::from_millis(500),
             confirmations: 2,
             suspicion_timeout: Duration::from_millis(1500),
             eviction_grace_period: Duration::from_secs(30),
             tombstone_ttl: Duration::from_secs(3600),
             seed_rejoin_interval: Duration::from_secs(10),
-            anti_entropy_interval: Duration::from_secs(2),
+            anti_entropy_interval: Duration::from_secs(1),
             degraded_threshold: 50,
             split_brain_policy: SplitBrainPolicy::KeepMajority,
             max_datagram: 1400,
@@ -160,6 +169,14 @@ impl Config {
         positive("cluster.anti-entropy.interval", self.anti_entropy_interval)?;
         positive("cluster.phi.min-std-deviation", self.phi_min_std_deviation)?;
         positive("cluster.local-pause-guard", self.local_pause_guard)?;
+        positive("cluster.monitoring.probe-timeout", self.probe_timeout)?;
+        if self.probe_timeout >= self.failure_timeout {
+            return Err(ConfigError::new(
+                "cluster.monitoring.probe-timeout",
+                format!("{:?}", self.probe_timeout),
+                "must be shorter than cluster.failure.timeout",
+            ));
+        }
         if self.failure_timeout < self.heartbeat_interval * 2 {
             return Err(ConfigError::new(
                 "cluster.failure.timeout",
@@ -182,6 +199,13 @@ impl Config {
                 "cluster.gossip.retransmit-multiplier",
                 self.retransmit_multiplier.to_string(),
                 "must be between 1 and 32",
+            ));
+        }
+        if self.max_pending_updates < 16 || self.max_pending_updates > 1_000_000 {
+            return Err(ConfigError::new(
+                "cluster.gossip.max-pending",
+                self.max_pending_updates.to_string(),
+                "must be between 16 and 1000000",
             ));
         }
         if !self.phi_threshold.is_finite() || self.phi_threshold <= 0.0 || self.phi_threshold > 50.0

@@ -62,6 +62,20 @@ impl BroadcastQueue {
         self.items.is_empty()
     }
 
+    /// Queues `update`, replacing any pending update with the same key. When more than
+    /// `cap` updates are pending, the most-sent (then oldest) ones are dropped: in a mass
+    /// event (a cold start of a thousand nodes) rumor mongering would resend every record a
+    /// dozen times per node, and anti-entropy carries bulk state far more cheaply.
+    pub fn push_capped(&mut self, update: Update, cap: usize) {
+        self.push(update);
+        while self.items.len() > cap.max(1) {
+            let Some(last) = self.order.iter().next_back().cloned() else {
+                break;
+            };
+            self.remove(&last.2);
+        }
+    }
+
     /// Queues `update`, replacing any pending update with the same key.
     pub fn push(&mut self, update: Update) {
         let key = UpdateKey::of(&update);
@@ -174,6 +188,18 @@ mod tests {
         q.push(accuse("new", "x", 0));
         let one = update_len(&accuse("new", "x", 0));
         assert_eq!(q.take(one, 10, |_| true), vec![accuse("new", "x", 0)]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_most_sent_first() {
+        let mut q = BroadcastQueue::new();
+        q.push_capped(accuse("a", "x", 0), 2);
+        q.take(1000, 10, |_| true);
+        q.push_capped(accuse("b", "x", 0), 2);
+        q.push_capped(accuse("c", "x", 0), 2);
+        assert_eq!(q.len(), 2);
+        let left = q.take(1000, 10, |_| true);
+        assert!(left.contains(&accuse("b", "x", 0)) && left.contains(&accuse("c", "x", 0)));
     }
 
     #[test]

@@ -167,9 +167,28 @@ impl MemberRecord {
         }
     }
 
+    /// Whether merging `other` would change nothing (cheap: no allocation). Most gossip is
+    /// repetition, so this is the hot path.
+    pub fn subsumes(&self, other: &MemberRecord) -> bool {
+        match other.generation.cmp(&self.generation) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => {
+                other.liveness_key() <= self.liveness_key()
+                    && other.meta_version <= self.meta_version
+                    && (!other.voter
+                        || self.voter
+                        || matches!(self.liveness, Liveness::Left | Liveness::Removed))
+            }
+        }
+    }
+
     /// Merges `other` (a copy of the same member's record) into `self`.
     pub fn merge(&mut self, other: &MemberRecord) -> MergeOutcome {
         debug_assert_eq!(self.id, other.id);
+        if self.subsumes(other) {
+            return MergeOutcome::Stale;
+        }
         let before = self.clone();
         match other.generation.cmp(&self.generation) {
             std::cmp::Ordering::Greater => {

@@ -24,7 +24,7 @@ pub fn has_quorum(policy: SplitBrainPolicy, voters: usize, reachable: usize) -> 
 }
 
 /// The leader among reachable voter ids: the smallest, deterministic on every node that
-/// sees the same reachable set.
+/// sees the same reachable set. (A sorted set's first element; this is the rule spelled out.)
 pub fn leader<'a>(reachable_voters: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     reachable_voters.into_iter().min()
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Node, Output};
+use super::{Node, Output, Source};
 use crate::member::Liveness;
 
 impl Node {
@@ -13,7 +13,7 @@ impl Node {
             // The bootstrap node (no seeds, or first in its own seed list) founds the cluster.
             let mut me = self.my_record().clone();
             me.voter = true;
-            self.apply_record(now, &me, true, out);
+            self.apply_record(now, &me, Source::Local, out);
         }
         if !self.quorum {
             return;
@@ -25,7 +25,7 @@ impl Node {
                 if let Some(mut r) = self.record(&id).cloned() {
                     if r.liveness == Liveness::Alive {
                         r.voter = true;
-                        self.apply_record(now, &r, true, out);
+                        self.apply_record(now, &r, Source::Local, out);
                     }
                 }
             }
@@ -42,7 +42,7 @@ impl Node {
             if let Some(mut r) = self.record(&id).cloned() {
                 r.liveness = Liveness::Removed;
                 r.voter = false;
-                self.apply_record(now, &r, true, out);
+                self.apply_record(now, &r, Source::Local, out);
             }
         }
     }

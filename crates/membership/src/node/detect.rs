@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::{Event, Node, Output};
+use super::{Event, Node, Output, Source};
 use crate::codec::{Message, Sender, Update};
 use crate::detector::PhiDetector;
 use crate::member::{Liveness, NodeId};
@@ -83,12 +83,23 @@ impl Node {
         }
     }
 
+    /// A probe answer proves the subject alive: restart its silence clock (without adding
+    /// an inter-arrival sample, which would only measure our probing).
+    pub(super) fn on_probe_ack(&mut self, now: Duration, sender: &Sender) {
+        if self.probes.remove(&sender.id).is_some() {
+            if let Some(d) = self.detectors.get_mut(&sender.id) {
+                d.reset_silence(now);
+            }
+        }
+    }
+
     /// Starts and stops watching members as the rings change, then accuses the silent ones.
     pub(super) fn check_subjects(&mut self, now: Duration, out: &mut impl Output) {
         if self.subjects_epoch != self.table.ring_epoch {
             self.subjects_epoch = self.table.ring_epoch;
             let subjects = self.table.rings.subjects(&self.me);
             self.detectors.retain(|id, _| subjects.contains(id));
+            self.probes.retain(|id, _| subjects.contains(id));
             for id in subjects {
                 let c = &self.config;
                 self.detectors.entry(id).or_insert_with(|| {
@@ -103,6 +114,7 @@ impl Node {
             }
         }
         let mut accuse: Vec<(NodeId, u64, u64)> = Vec::new();
+        let mut probe: Vec<(NodeId, std::net::SocketAddr)> = Vec::new();
         for (id, d) in &self.detectors {
             let Some(e) = self.table.get(id) else {
                 continue;
@@ -113,7 +125,17 @@ impl Node {
             }
             let silent = now.saturating_sub(d.last_arrival());
             if d.phi(now) <= self.config.phi_threshold && silent < self.config.failure_timeout {
+                self.probes.remove(id);
                 continue;
+            }
+            // Ask the subject directly first; accuse only if it stays silent.
+            match self.probes.get(id) {
+                None => {
+                    probe.push((id.clone(), r.addr));
+                    continue;
+                }
+                Some(sent) if now.saturating_sub(*sent) < self.config.probe_timeout => continue,
+                Some(_) => {}
             }
             let already = self.suspicions.get(id).is_some_and(|s| {
                 (s.generation, s.incarnation) == (r.generation, r.incarnation)
@@ -122,6 +144,15 @@ impl Node {
             if !already {
                 accuse.push((id.clone(), r.generation, r.incarnation));
             }
+        }
+        probe.sort();
+        for (id, to) in probe {
+            self.probes.insert(id, now);
+            let msg = Message::Probe {
+                from: self.sender(),
+                reply_to: self.my_record().addr,
+            };
+            self.send(to, &msg, out);
         }
         accuse.sort();
         for (subject, generation, incarnation) in accuse {
@@ -148,7 +179,7 @@ impl Node {
                 let mut rec = mine.clone();
                 rec.incarnation += 1;
                 self.stats.refutations += 1;
-                self.apply_record(now, &rec, true, out);
+                self.apply_record(now, &rec, Source::Local, out);
                 // answer the accuser at once rather than waiting for gossip to reach it
                 if let Some(addr) = self.table.get(by).map(|e| e.record.addr) {
                     let msg = Message::Gossip {
@@ -179,7 +210,7 @@ impl Node {
         if !s.accusers.insert(by.to_string()) {
             return;
         }
-        self.queue.push(Update::Accuse {
+        self.enqueue(Update::Accuse {
             subject: subject.to_string(),
             generation,
             incarnation,
@@ -239,7 +270,7 @@ impl Node {
         for id in guilty {
             if let Some(mut r) = self.record(&id).cloned() {
                 r.liveness = Liveness::Failed;
-                self.apply_record(now, &r, true, out);
+                self.apply_record(now, &r, Source::Local, out);
             }
         }
     }
@@ -261,8 +292,8 @@ impl Node {
         let quorum = !self.left
             && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
         let leader = if quorum {
-            crate::quorum::leader(self.table.reachable_voters().iter().map(String::as_str))
-                .map(str::to_string)
+            // the set is sorted: its first element is the smallest id (quorum::leader's rule)
+            self.table.reachable_voters().first().cloned()
         } else {
             None
         };

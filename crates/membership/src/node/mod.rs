@@ -33,6 +33,17 @@ use crate::view::{ClusterView, MemberView};
 use detect::Suspicion;
 use table::{Change, Table};
 
+/// Where a record came from: it decides whether the change is spread as news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Decided by this node.
+    Local,
+    /// Heard through gossip (rumor mongering: pass it on).
+    Gossip,
+    /// Received through anti-entropy or a join answer (repair: do not re-broadcast).
+    Sync,
+}
+
 /// Who this node is at this process start.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -164,6 +175,8 @@ pub struct Stats {
     pub refutations: u64,
     /// Largest datagram sent.
     pub max_datagram_sent: u64,
+    /// Datagrams and bytes sent, per message kind (`heartbeat`, `gossip`, `sync_records`, ...).
+    pub sent_by_kind: std::collections::BTreeMap<&'static str, (u64, u64)>,
 }
 
 /// One member's protocol state machine. See the module docs.
@@ -178,6 +191,7 @@ pub struct Node {
     my_observers: Vec<NodeId>,
     observers_epoch: u64,
     suspicions: HashMap<NodeId, Suspicion>,
+    probes: HashMap<NodeId, Duration>,
     seeds: Vec<SocketAddr>,
     bootstrap: bool,
     rng: SmallRng,
@@ -246,6 +260,7 @@ impl Node {
             my_observers: Vec::new(),
             observers_epoch: u64::MAX,
             suspicions: HashMap::new(),
+            probes: HashMap::new(),
             seeds,
             bootstrap,
             rng,
@@ -432,7 +447,7 @@ impl Node {
             }
             Message::SyncRecords { records, .. } => {
                 for r in records {
-                    self.apply_record(now, &r, false, out);
+                    self.apply_record(now, &r, Source::Sync, out);
                 }
             }
             Message::Probe { reply_to, .. } => {
@@ -441,7 +456,7 @@ impl Node {
                 };
                 self.send(reply_to, &ack, out);
             }
-            Message::ProbeAck { .. } => {}
+            Message::ProbeAck { from: sender } => self.on_probe_ack(now, &sender),
         }
         Ok(())
     }
@@ -478,7 +493,7 @@ impl Node {
         // time does not matter for our own record: it is never failed or tombstoned locally
         let now = self.last_timeout.unwrap_or_default();
         if self.table.merge(now, &rec).is_some() {
-            self.queue.push(Update::Record(rec));
+            self.enqueue(Update::Record(rec));
         }
     }
 
@@ -492,10 +507,11 @@ impl Node {
         let mut rec = self.my_record().clone();
         rec.liveness = Liveness::Left;
         rec.voter = false;
-        self.apply_record(now, &rec, true, out);
+        self.apply_record(now, &rec, Source::Local, out);
         self.left = true;
         self.detectors.clear();
         self.suspicions.clear();
+        self.probes.clear();
         // tell a good number of members directly, so the leave does not wait for gossip
         let targets = self.random_members(32);
         let update = Update::Record(rec);
@@ -530,7 +546,7 @@ impl Node {
             .ok_or_else(|| CommandError::UnknownMember(id.to_string()))?;
         rec.liveness = Liveness::Removed;
         rec.voter = false;
-        self.apply_record(now, &rec, true, out);
+        self.apply_record(now, &rec, Source::Local, out);
         Ok(())
     }
 
@@ -608,7 +624,16 @@ impl Node {
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         self.stats.max_datagram_sent = self.stats.max_datagram_sent.max(bytes.len() as u64);
+        let kind = self.stats.sent_by_kind.entry(msg.kind()).or_default();
+        kind.0 += 1;
+        kind.1 += bytes.len() as u64;
         out.send(to, bytes);
+    }
+
+    /// Queues news for gossip, within the configured bound.
+    fn enqueue(&mut self, update: Update) {
+        self.queue
+            .push_capped(update, self.config.max_pending_updates);
     }
 
     /// Bytes left for piggybacked updates in `msg` (which has no updates yet).
@@ -698,7 +723,7 @@ impl Node {
         for u in updates {
             match u {
                 Update::Record(r) => {
-                    self.apply_record(now, &r, false, out);
+                    self.apply_record(now, &r, Source::Gossip, out);
                 }
                 Update::Accuse {
                     subject,
@@ -712,23 +737,25 @@ impl Node {
         }
     }
 
-    /// Merges a record (received, or decided here when `local`), reacts to news about this
-    /// node, re-broadcasts what changed and emits events.
+    /// Merges a record, reacts to news about this node, spreads what changed (unless it came
+    /// from anti-entropy, which repairs rather than announces) and emits events.
     fn apply_record(
         &mut self,
         now: Duration,
         incoming: &MemberRecord,
-        local: bool,
+        source: Source,
         out: &mut impl Output,
     ) {
-        if incoming.id == self.me && !local {
+        if incoming.id == self.me && source != Source::Local {
             self.on_news_about_me(now, incoming, out);
             return;
         }
         let Some(change) = self.table.merge(now, incoming) else {
             return;
         };
-        self.queue.push(Update::Record(change.new.clone()));
+        if source != Source::Sync {
+            self.enqueue(Update::Record(change.new.clone()));
+        }
         self.after_change(now, &change, out);
     }
 
@@ -765,6 +792,7 @@ impl Node {
         }
         if !same_life {
             self.detectors.remove(&id);
+            self.probes.remove(&id);
         }
         let old_liveness = change
             .old
@@ -851,7 +879,7 @@ impl Node {
                     self.stats.refutations += 1;
                 }
                 if rec != mine {
-                    self.apply_record(now, &rec, true, out);
+                    self.apply_record(now, &rec, Source::Local, out);
                 }
             }
         }
@@ -870,7 +898,7 @@ impl Node {
         rec.incarnation = 0;
         rec.liveness = Liveness::Alive;
         rec.voter = voter;
-        self.apply_record(now, &rec, true, out);
+        self.apply_record(now, &rec, Source::Local, out);
         out.event(Event::SelfRejoined { generation, reason });
         // announce the new life to seeds and a few members at once
         self.next_seed_contact = now;

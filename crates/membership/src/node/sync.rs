@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Node, Output};
+use super::{Node, Output, Source};
 use crate::codec::{self, Message, Sender};
 use crate::member::MemberRecord;
 
@@ -144,7 +144,13 @@ impl Node {
         if record.id == self.me {
             return;
         }
-        self.apply_record(now, &record, false, out);
+        // A seed holding quorum admits the joiner in the same update that announces it, so
+        // a cold start does not need a second cluster-wide wave of admissions.
+        let mut record = record;
+        if self.quorum && record.liveness == crate::member::Liveness::Alive {
+            record.voter = true;
+        }
+        self.apply_record(now, &record, Source::Gossip, out);
         let all: Vec<MemberRecord> = self.table.records().cloned().collect();
         self.send_records(from, all, out);
     }

@@ -85,8 +85,17 @@ impl Table {
         &self.reachable
     }
 
+    /// Tombstones stay out of summaries: nodes collect them at different times, and a
+    /// newcomer need not learn of departures older than itself. They still travel in the
+    /// records of a slice that differs, which is how stale gossip gets corrected.
+    fn summarized(r: &MemberRecord) -> bool {
+        !matches!(r.liveness, Liveness::Left | Liveness::Removed)
+    }
+
     fn unindex(&mut self, r: &MemberRecord) {
-        self.summary ^= r.fingerprint();
+        if Self::summarized(r) {
+            self.summary ^= r.fingerprint();
+        }
         if r.liveness == Liveness::Alive {
             self.alive -= 1;
         }
@@ -96,7 +105,9 @@ impl Table {
     }
 
     fn index(&mut self, r: &MemberRecord, now: Duration) {
-        self.summary ^= r.fingerprint();
+        if Self::summarized(r) {
+            self.summary ^= r.fingerprint();
+        }
         let counts_as_voter = r.voter && !matches!(r.liveness, Liveness::Left | Liveness::Removed);
         if counts_as_voter {
             self.voters.insert(r.id.clone());
@@ -155,6 +166,9 @@ impl Table {
                 })
             }
             Some(entry) => {
+                if entry.record.subsumes(incoming) {
+                    return None;
+                }
                 let old = entry.record.clone();
                 if entry.record.merge(incoming) == MergeOutcome::Stale {
                     return None;
@@ -197,7 +211,11 @@ impl Table {
     /// Fingerprint per slice (XOR of record fingerprints, truncated to 32 bits).
     pub fn slice_fingerprints(&self, n: usize) -> Vec<u32> {
         let mut out = vec![0u32; n];
-        for e in self.entries.values() {
+        for e in self
+            .entries
+            .values()
+            .filter(|e| Self::summarized(&e.record))
+        {
             out[Self::slice_of(&e.record.id, n)] ^= e.record.fingerprint() as u32;
         }
         out
