@@ -16,6 +16,24 @@ use crate::codec::{Message, Sender, Update};
 use crate::detector::PhiDetector;
 use crate::member::{Liveness, NodeId};
 
+/// Lifeguard's idea, simplified: every independent accuser beyond the required ones is more
+/// evidence, so the wait shrinks linearly from the full timeout (just enough accusers) to
+/// half of it (every observer accuses). A crash is convicted quickly because all of its
+/// observers notice; a lost heartbeat rarely makes more than one observer accuse.
+pub(crate) fn suspicion_timeout(
+    full: Duration,
+    accusers: usize,
+    needed: usize,
+    observers: usize,
+) -> Duration {
+    if observers <= needed || accusers <= needed {
+        return full;
+    }
+    let extra = (accusers - needed).min(observers - needed) as f64;
+    let frac = extra / (observers - needed) as f64;
+    full.mul_f64(1.0 - 0.5 * frac)
+}
+
 /// Accusations against one subject at one (generation, incarnation).
 #[derive(Debug, Clone)]
 pub(crate) struct Suspicion {
@@ -234,7 +252,8 @@ impl Node {
         }
         let mut guilty: Vec<NodeId> = Vec::new();
         for (id, s) in &self.suspicions {
-            if now.saturating_sub(s.since) < self.config.suspicion_timeout {
+            // cheap pre-check: nothing can be due before half the timeout
+            if now.saturating_sub(s.since) < self.config.suspicion_timeout / 2 {
                 continue;
             }
             let Some(e) = self.table.get(id) else {
@@ -262,7 +281,15 @@ impl Node {
                 (s.accusers.len(), observers.len())
             };
             let needed = self.config.confirmations.min(possible).max(1);
-            if have >= needed {
+            if have >= needed
+                && now.saturating_sub(s.since)
+                    >= suspicion_timeout(
+                        self.config.suspicion_timeout,
+                        s.accusers.len(),
+                        needed,
+                        observers.len(),
+                    )
+            {
                 guilty.push(id.clone());
             }
         }

@@ -413,3 +413,14 @@ fn every_datagram_fits_the_limit_even_with_big_tables() {
     assert!(max <= 1400, "datagram of {max} bytes");
     let _: BTreeMap<(), ()> = BTreeMap::new();
 }
+
+#[test]
+fn more_accusers_shorten_the_suspicion_timeout_down_to_half() {
+    use super::detect::suspicion_timeout;
+    let full = MS(1500);
+    assert_eq!(suspicion_timeout(full, 2, 2, 5), full);
+    assert_eq!(suspicion_timeout(full, 5, 2, 5), MS(750));
+    assert!(suspicion_timeout(full, 3, 2, 5) < full);
+    assert_eq!(suspicion_timeout(full, 9, 2, 5), MS(750));
+    assert_eq!(suspicion_timeout(full, 1, 2, 1), full);
+}
