@@ -113,8 +113,14 @@ impl Node {
 
     /// Starts and stops watching members as the rings change, then accuses the silent ones.
     pub(super) fn check_subjects(&mut self, now: Duration, out: &mut impl Output) {
-        if self.subjects_epoch != self.table.ring_epoch {
+        // Recomputing who we watch costs O(K^2 log N); while a big cluster is forming the
+        // rings change on every tick, so do it at most twice per heartbeat interval.
+        let due = self
+            .subjects_at
+            .is_none_or(|t| now.saturating_sub(t) >= self.config.heartbeat_interval / 2);
+        if self.subjects_epoch != self.table.ring_epoch && due {
             self.subjects_epoch = self.table.ring_epoch;
+            self.subjects_at = Some(now);
             let subjects = self.table.rings.subjects(&self.me);
             self.detectors.retain(|id, _| subjects.contains(id));
             self.probes.retain(|id, _| subjects.contains(id));
