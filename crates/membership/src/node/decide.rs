@@ -9,8 +9,9 @@ use crate::member::Liveness;
 
 impl Node {
     pub(super) fn decide(&mut self, now: Duration, out: &mut impl Output) {
-        if self.table.voters() == 0 && self.bootstrap {
-            // The bootstrap node (no seeds, or first in its own seed list) founds the cluster.
+        if self.table.voters() == 0 && self.bootstrap_at.is_some_and(|t| now >= t) {
+            // The bootstrap node founds the cluster (see `Node::new`).
+            self.synced = true;
             let mut me = self.my_record().clone();
             me.voter = true;
             self.apply_record(now, &me, Source::Local, out);

@@ -323,6 +323,7 @@ impl Node {
         let voters = self.table.voters();
         let reachable = self.table.reachable_voters().len();
         let quorum = !self.left
+            && self.synced
             && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
         let leader = if quorum {
             // the set is sorted: its first element is the smallest id (quorum::leader's rule)

@@ -194,7 +194,11 @@ pub struct Node {
     suspicions: HashMap<NodeId, Suspicion>,
     probes: HashMap<NodeId, Duration>,
     seeds: Vec<SocketAddr>,
-    bootstrap: bool,
+    /// When this node may found a cluster if it still knows no voter (see `decide`).
+    bootstrap_at: Option<Duration>,
+    /// Whether this node has received a table (a join answer or a sync) or founded the
+    /// cluster: until then its view is partial and it claims no quorum.
+    synced: bool,
     rng: SmallRng,
     next_heartbeat: Duration,
     next_tick: Duration,
@@ -221,8 +225,9 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// Creates a node that will join through `seeds` (none, or its own address first in the
-    /// list: it bootstraps a new cluster and admits itself as the first voter).
+    /// Creates a node that will join through `seeds`. With no seeds it founds a new cluster
+    /// and admits itself as the first voter; with its own address first in the list it does
+    /// so only if no other seed answers within a second (Akka's first-seed rule).
     pub fn new(
         identity: Identity,
         config: Config,
@@ -231,7 +236,15 @@ impl Node {
         rng_seed: u64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
-        let bootstrap = seeds.first().is_none_or(|s| *s == identity.addr);
+        // No seeds: found a cluster at once. First in its own seed list: found one only if
+        // the other seeds have not answered within a second (a restarted first seed must
+        // rejoin its cluster, not found a second one).
+        let bootstrap_at = match seeds.first() {
+            None => Some(now),
+            Some(first) if *first == identity.addr && seeds.len() == 1 => Some(now),
+            Some(first) if *first == identity.addr => Some(now + Duration::from_secs(1)),
+            Some(_) => None,
+        };
         let seeds: Vec<SocketAddr> = seeds.into_iter().filter(|s| *s != identity.addr).collect();
         let mut rng = SmallRng::seed_from_u64(rng_seed);
         let mut table = Table::new(config.observers);
@@ -264,7 +277,8 @@ impl Node {
             suspicions: HashMap::new(),
             probes: HashMap::new(),
             seeds,
-            bootstrap,
+            synced: bootstrap_at.is_some(),
+            bootstrap_at,
             rng,
             next_heartbeat: first_beat,
             next_tick: first_tick,
@@ -448,6 +462,7 @@ impl Node {
                 self.on_sync_digest(now, from, &ranges, reply, out)
             }
             Message::SyncRecords { records, .. } => {
+                self.synced = true;
                 for r in records {
                     self.apply_record(now, &r, Source::Sync, out);
                 }

@@ -424,3 +424,54 @@ fn more_accusers_shorten_the_suspicion_timeout_down_to_half() {
     assert_eq!(suspicion_timeout(full, 9, 2, 5), MS(750));
     assert_eq!(suspicion_timeout(full, 1, 2, 1), full);
 }
+
+#[test]
+fn a_first_seed_that_restarts_rejoins_instead_of_founding_a_second_cluster() {
+    let mut p = Pump::new(3, Config::default());
+    // everyone lists n0 first and n1, n2 after it
+    let seeds = [0usize, 1, 2];
+    for i in 0..3 {
+        p.nodes[i] = node(i, &seeds, Config::default());
+    }
+    p.run_for(MS(3000));
+    assert!(
+        p.nodes.iter().all(|n| n.has_quorum()),
+        "the cluster forms after the first seed's wait"
+    );
+    // n0 restarts with a fresh state and a newer generation
+    let identity = Identity {
+        id: "n0".into(),
+        addr: addr(0),
+        generation: 2,
+        meta: Metadata {
+            role: "test".into(),
+            zone: "z".into(),
+            ..Default::default()
+        },
+        cluster: "test".into(),
+    };
+    p.nodes[0] = Node::new(
+        identity,
+        Config::default(),
+        seeds.iter().map(|s| addr(*s)).collect(),
+        p.now,
+        9,
+    )
+    .unwrap();
+    p.run_for(MS(3000));
+    let v = p.nodes[0].view(p.now);
+    assert_eq!(
+        v.voters, 3,
+        "n0 learnt the existing voters instead of founding: {v:?}"
+    );
+    assert!(v.has_quorum);
+    assert_eq!(p.nodes[1].record("n0").unwrap().generation, 2);
+}
+
+#[test]
+fn a_joiner_claims_no_quorum_before_it_has_a_table() {
+    let mut n = node(1, &[0], Config::default());
+    let mut cap = Capture::default();
+    n.handle_timeout(MS(1), &mut cap);
+    assert!(!n.has_quorum());
+}

@@ -59,11 +59,16 @@ struct Member {
 fn plan(args: &UpArgs) -> Vec<Member> {
     let gossip =
         |spec: &RoleSpec| format!("{}:{}", args.host, args.gossip_base + spec.gossip_offset);
-    let bootstrap = LOCAL_CLUSTER
+    // Every member gets every gossip address as a seed, the bootstrap member's first: it
+    // founds the cluster on a cold start, a restarted member (the bootstrap one included)
+    // rejoins through whichever seeds are up.
+    let mut seeds: Vec<String> = LOCAL_CLUSTER
         .iter()
-        .find(|r| r.bootstrap)
+        .filter(|r| r.bootstrap)
         .map(gossip)
-        .unwrap_or_default();
+        .collect();
+    seeds.extend(LOCAL_CLUSTER.iter().filter(|r| !r.bootstrap).map(gossip));
+    let seeds = seeds.join(",");
     LOCAL_CLUSTER
         .iter()
         .map(|spec| {
@@ -79,9 +84,7 @@ fn plan(args: &UpArgs) -> Vec<Member> {
                 "--gossip".into(),
                 gossip(spec),
             ];
-            if !spec.bootstrap {
-                argv.extend(["--seeds".to_string(), bootstrap.clone()]);
-            }
+            argv.extend(["--seeds".to_string(), seeds.clone()]);
             if let Some(c) = &args.config {
                 argv.extend(["--config".to_string(), c.display().to_string()]);
             }
