@@ -51,7 +51,10 @@ async fn resolve_seeds(seeds: &[String], own: SocketAddr) -> anyhow::Result<Vec<
                 }
             }
         };
-        if addr != own && !out.contains(&addr) {
+        // Our own address stays in the list: being first in it is what makes this node the
+        // one that founds the cluster (the core drops it before contacting seeds).
+        let _ = own;
+        if !out.contains(&addr) {
             out.push(addr);
         }
     }
