@@ -18,6 +18,25 @@ if [ "$FAST" = 0 ]; then
     fi
 fi
 
+# ---- multi-host fault lab (docs/lab.md): tools for the netns lab tests ------------------
+# The lab tests (`cargo test -p vigil --test lab`) run inside `cargo test --workspace` below,
+# one lab at a time; without root or these tools they print SKIPPED and pass.
+if [ "$FAST" = 0 ]; then
+    step "installing lab tools (iproute2 nftables iptables curl python3)"
+    lab_need=()
+    command -v ip >/dev/null || lab_need+=(iproute2)
+    command -v nft >/dev/null || lab_need+=(nftables)
+    command -v iptables >/dev/null || lab_need+=(iptables)
+    command -v curl >/dev/null || lab_need+=(curl)
+    command -v python3 >/dev/null || lab_need+=(python3)
+    if [ ${#lab_need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${lab_need[@]}" >/dev/null
+    fi
+fi
+# ---- end of the lab block ------------------------------------------------------------------
+
 step "format"
 cargo fmt --all -- --check
 
