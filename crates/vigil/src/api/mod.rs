@@ -35,6 +35,8 @@ pub struct AppState {
     pub handle: Handle,
     /// `http.admin-token`; `None` disables the state-changing endpoints.
     pub admin_token: Option<String>,
+    /// The role's service, reported in `/actuator/health`.
+    pub service: Option<std::sync::Arc<crate::roles::Service>>,
 }
 
 /// The router, without a listener (tests can drive it directly).
@@ -52,13 +54,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `stop` is cancelled.
+/// Serves the API plus `extra` (the role's routes) until `stop` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    extra: Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state).merge(extra))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
 }
@@ -188,8 +191,10 @@ async fn health(State(state): State<AppState>) -> Response {
     let up = |b: bool| if b { "UP" } else { "DOWN" };
     let membership_up = !s.leaving;
     let quorum_up = s.view.has_quorum;
-    let all_up = membership_up && quorum_up;
-    let body = json!({
+    let service = state.service.as_ref().map(|svc| (svc.name(), svc.health()));
+    let service_up = service.as_ref().is_none_or(|(_, (up, _))| *up);
+    let all_up = membership_up && quorum_up && service_up;
+    let mut body = json!({
         "status": up(all_up),
         "components": {
             "membership": {
@@ -212,6 +217,9 @@ async fn health(State(state): State<AppState>) -> Response {
             "ping": { "status": "UP" }
         }
     });
+    if let Some((name, (_, details))) = service {
+        body["components"][name] = details;
+    }
     let code = if all_up {
         StatusCode::OK
     } else {

@@ -1,5 +1,6 @@
 //! Command-line interface: flags, subcommands, and the edge where errors become exit codes.
 
+pub mod load;
 pub mod members;
 pub mod node;
 pub mod status;
@@ -29,6 +30,8 @@ pub enum Command {
     /// Start a local 4-member cluster (gateway 8080, coordinator 8081, producer 8082,
     /// consumer 8083) and keep it running; Ctrl-C stops it.
     Up(up::UpArgs),
+    /// Sustained ingest through the gateway, then latency, throughput, errors and member health.
+    Load(load::LoadArgs),
     /// List the members a node sees.
     Members(members::MembersArgs),
     /// The cluster at a glance: quorum, leader, counts by status.
@@ -56,6 +59,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(args) => node::run(args),
         Command::Up(args) => up::run(args),
         Command::Members(args) => block_on(members::run(args)),
+        Command::Load(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(load::run(args)),
         Command::Status(args) => block_on(status::run(args)),
         Command::Config(ConfigCommand::Check { file }) => {
             let sources = config::Sources {

@@ -83,6 +83,18 @@ pub const KEYS: &[Key] = &[
     key("cluster.quorum.size", Kind::Number, "voters needed under static-quorum (ignored by keep-majority)"),
     key("cluster.transport.max-datagram", Kind::Number, "largest datagram ever sent, bytes"),
     key("cluster.local-pause-guard", Kind::Duration, "if this node was itself not scheduled for this long, it accuses nobody"),
+    key("services.producer.rate", Kind::Number, "log events per second the producer generates by itself; 0 = only what is POSTed"),
+    key("services.producer.queue-capacity", Kind::Number, "events the producer holds before answering 429 (backpressure instead of unbounded memory)"),
+    key("services.producer.batch-size", Kind::Number, "most events the producer delivers in one request or publish round"),
+    key("services.consumer.sqlite-path", Kind::Text, "SQLite file of the embedded store; empty = .vigil/data/<node id>.sqlite"),
+    key("services.postgres.url", Kind::Text, "PostgreSQL URL for the consumer's store, e.g. postgres://vigil@127.0.0.1:5432/vigil; empty = embedded SQLite"),
+    key("services.redis.url", Kind::Text, "Redis URL for the gateway's cache, e.g. redis://127.0.0.1:6379; empty = in-process cache"),
+    key("services.kafka.brokers", Kind::Text, "Kafka bootstrap servers, e.g. 127.0.0.1:9092; empty = producers deliver straight to a healthy consumer over HTTP"),
+    key("services.kafka.topic", Kind::Text, "topic the producer publishes to (keyed by service) and the consumer group reads"),
+    key("services.kafka.group", Kind::Text, "consumer group id of the consumers"),
+    key("services.kafka.partitions", Kind::Number, "partitions of the topic when the producer or consumer creates it"),
+    key("services.cache.ttl", Kind::Duration, "how long the gateway caches query results (GET /api/logs, /api/logs/stats)"),
+    key("services.cache.status-ttl", Kind::Duration, "how long the gateway caches GET /api/cluster/status"),
 ];
 
 /// The environment variable that overrides `key`: `VIGIL_` + the key in upper case with
@@ -150,6 +162,56 @@ pub struct Settings {
     pub quorum_size: usize,
     /// Every `cluster.*` knob.
     pub protocol: Config,
+    /// Every `services.*` key.
+    pub services: ServicesSettings,
+}
+
+/// The `services.*` keys: what the producer, consumer and gateway roles need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicesSettings {
+    /// `services.producer.rate` (events per second; 0 = off).
+    pub producer_rate: u32,
+    /// `services.producer.queue-capacity`.
+    pub queue_capacity: usize,
+    /// `services.producer.batch-size`.
+    pub batch_size: usize,
+    /// `services.consumer.sqlite-path` (`None` = derived from the node id).
+    pub sqlite_path: Option<String>,
+    /// `services.postgres.url`.
+    pub postgres_url: Option<String>,
+    /// `services.redis.url`.
+    pub redis_url: Option<String>,
+    /// `services.kafka.brokers`.
+    pub kafka_brokers: Option<String>,
+    /// `services.kafka.topic`.
+    pub kafka_topic: String,
+    /// `services.kafka.group`.
+    pub kafka_group: String,
+    /// `services.kafka.partitions`.
+    pub kafka_partitions: u32,
+    /// `services.cache.ttl`.
+    pub cache_ttl: Duration,
+    /// `services.cache.status-ttl`.
+    pub status_ttl: Duration,
+}
+
+impl Default for ServicesSettings {
+    fn default() -> Self {
+        ServicesSettings {
+            producer_rate: 1,
+            queue_capacity: 10_000,
+            batch_size: 500,
+            sqlite_path: None,
+            postgres_url: None,
+            redis_url: None,
+            kafka_brokers: None,
+            kafka_topic: "logs".into(),
+            kafka_group: "vigil-consumers".into(),
+            kafka_partitions: 3,
+            cache_ttl: Duration::from_secs(2),
+            status_ttl: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -174,6 +236,7 @@ impl Default for Settings {
             preset: Preset::Lan,
             quorum_size: 0,
             protocol: Config::lan(),
+            services: ServicesSettings::default(),
         }
     }
 }
@@ -289,6 +352,43 @@ impl Settings {
             }
             "cluster.transport.max-datagram" => c.max_datagram = number(value)?,
             "cluster.local-pause-guard" => c.local_pause_guard = dur(value)?,
+            "services.producer.rate" => self.services.producer_rate = number(value)?,
+            "services.producer.queue-capacity" => {
+                self.services.queue_capacity = number(value)?;
+                if self.services.queue_capacity == 0 {
+                    return Err("must be at least 1".into());
+                }
+            }
+            "services.producer.batch-size" => {
+                self.services.batch_size = number(value)?;
+                if !(1..=5000).contains(&self.services.batch_size) {
+                    return Err("must be 1-5000".into());
+                }
+            }
+            "services.consumer.sqlite-path" => self.services.sqlite_path = optional(value),
+            "services.postgres.url" => self.services.postgres_url = optional(value),
+            "services.redis.url" => self.services.redis_url = optional(value),
+            "services.kafka.brokers" => self.services.kafka_brokers = optional(value),
+            "services.kafka.topic" => {
+                if value.trim().is_empty() {
+                    return Err("must not be empty".into());
+                }
+                self.services.kafka_topic = value.trim().to_string()
+            }
+            "services.kafka.group" => {
+                if value.trim().is_empty() {
+                    return Err("must not be empty".into());
+                }
+                self.services.kafka_group = value.trim().to_string()
+            }
+            "services.kafka.partitions" => {
+                self.services.kafka_partitions = number(value)?;
+                if self.services.kafka_partitions == 0 {
+                    return Err("must be at least 1".into());
+                }
+            }
+            "services.cache.ttl" => self.services.cache_ttl = dur(value)?,
+            "services.cache.status-ttl" => self.services.status_ttl = dur(value)?,
             other => {
                 if let Some(tag) = other.strip_prefix(TAG_PREFIX) {
                     if tag.is_empty() {
@@ -356,6 +456,20 @@ impl Settings {
             "cluster.quorum.size" => self.quorum_size.to_string(),
             "cluster.transport.max-datagram" => c.max_datagram.to_string(),
             "cluster.local-pause-guard" => d(c.local_pause_guard),
+            "services.producer.rate" => self.services.producer_rate.to_string(),
+            "services.producer.queue-capacity" => self.services.queue_capacity.to_string(),
+            "services.producer.batch-size" => self.services.batch_size.to_string(),
+            "services.consumer.sqlite-path" => {
+                self.services.sqlite_path.clone().unwrap_or_default()
+            }
+            "services.postgres.url" => self.services.postgres_url.clone().unwrap_or_default(),
+            "services.redis.url" => self.services.redis_url.clone().unwrap_or_default(),
+            "services.kafka.brokers" => self.services.kafka_brokers.clone().unwrap_or_default(),
+            "services.kafka.topic" => self.services.kafka_topic.clone(),
+            "services.kafka.group" => self.services.kafka_group.clone(),
+            "services.kafka.partitions" => self.services.kafka_partitions.to_string(),
+            "services.cache.ttl" => d(self.services.cache_ttl),
+            "services.cache.status-ttl" => d(self.services.status_ttl),
             other => {
                 return other
                     .strip_prefix(TAG_PREFIX)

@@ -165,11 +165,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let mut runtime_task = tokio::spawn(runtime.run());
 
     let http_stop = CancellationToken::new();
+    let services = crate::roles::start(&settings, &handle, http_stop.clone())
+        .context("cannot start the role's service")?;
     let state = AppState {
         handle,
         admin_token: settings.admin_token.clone(),
+        service: services.service.clone(),
     };
-    let mut server = tokio::spawn(api::serve(listener, state, http_stop.clone()));
+    let mut server = tokio::spawn(api::serve(
+        listener,
+        state,
+        services.router,
+        http_stop.clone(),
+    ));
 
     let outcome = tokio::select! {
         r = &mut runtime_task => r.context("the node runtime panicked"),
@@ -183,6 +191,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         }
     };
     http_stop.cancel();
+    for task in services.tasks {
+        // Each task watches `http_stop`; one stuck in a call is aborted.
+        let abort = task.abort_handle();
+        if tokio::time::timeout(Duration::from_millis(500), task)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
     if !runtime_task.is_finished() {
         runtime_task.abort();
     }

@@ -77,6 +77,8 @@ pub struct Proc {
     pub http: SocketAddr,
     pub gossip: SocketAddr,
     pub log: PathBuf,
+    /// Extra environment it was started with (to restart it the same way).
+    pub env: Vec<(String, String)>,
     child: Child,
     exited: Option<ExitStatus>,
 }
@@ -158,10 +160,30 @@ impl Cluster {
 
     /// Starts a member on given addresses (a restart reuses the old ones).
     pub fn start_at(&mut self, id: &str, gossip: SocketAddr, http: SocketAddr) -> usize {
+        self.start_role_at(id, "member", &[], gossip, http)
+    }
+
+    /// Starts a member with a role (its service runs) and extra environment.
+    pub fn start_role(&mut self, id: &str, role: &str, env: &[(String, String)]) -> usize {
+        let gossip: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        self.start_role_at(id, role, env, gossip, http)
+    }
+
+    /// [`Cluster::start_role`] on given addresses (a restart reuses the old ones).
+    pub fn start_role_at(
+        &mut self,
+        id: &str,
+        role: &str,
+        env: &[(String, String)],
+        gossip: SocketAddr,
+        http: SocketAddr,
+    ) -> usize {
         let n = self.nodes.iter().filter(|p| p.id == id).count();
         let log = self.dir.join(format!("{id}.{n}.log"));
         let mut cmd = Command::new(BIN);
-        cmd.args(["node", "--id", id, "--role", "member"])
+        cmd.args(["node", "--id", id, "--role", role])
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["--http", &http.to_string(), "--gossip", &gossip.to_string()])
             .arg("--config")
             .arg(&self.config)
@@ -181,6 +203,7 @@ impl Cluster {
             http,
             gossip,
             log,
+            env: env.to_vec(),
             child,
             exited: None,
         });

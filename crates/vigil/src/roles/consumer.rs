@@ -1,0 +1,360 @@
+//! The log consumer: persists events (idempotently, see [`super::store`]) and answers queries.
+//!
+//! Events arrive by `POST /internal/logs` from producers (embedded default; answered 200 only
+//! after the commit) or from a Kafka consumer group (feature `kafka`; offsets committed only
+//! after the commit). The store is opened in the background and retried every second, so a
+//! consumer whose database is not up yet still joins the cluster and says why it cannot store
+//! (503 with the reason) instead of exiting.
+//!
+//! Routes: `GET /logs` (`service`, `level`, `from`, `to` as RFC 3339 or unix ms, `limit`),
+//! `GET /logs/stats` (`total`, `byLevel`, `byService`), `GET /consumer/cluster` (this
+//! consumer's view of every member's health, also in `/actuator/health`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::event::{self, Level, LogEvent, LogEventIn};
+use super::routing::ViewWatch;
+use super::store::{LogQuery, Store, MAX_LIMIT};
+use super::{error_body, Tasks};
+use crate::config::keys::ServicesSettings;
+
+/// Shared state of the consumer's handlers and tasks.
+pub struct Consumer {
+    id: String,
+    view: ViewWatch,
+    store: OnceCell<Store>,
+    target: String,
+    stored: AtomicU64,
+    duplicates: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Where the store lives, for logs and health (the password of a URL is not shown).
+fn describe(settings: &ServicesSettings, sqlite_path: &str) -> String {
+    match &settings.postgres_url {
+        Some(url) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+            }
+            _ => url.clone(),
+        },
+        None => format!("sqlite:{sqlite_path}"),
+    }
+}
+
+impl Consumer {
+    /// The store, once open.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.get()
+    }
+
+    /// Stores a batch; Ok only once it is committed.
+    pub async fn persist(&self, events: &[LogEvent]) -> Result<u64, String> {
+        let store = self
+            .store
+            .get()
+            .ok_or_else(|| format!("store not open yet ({})", self.target))?;
+        match store.insert(events).await {
+            Ok(inserted) => {
+                self.stored.fetch_add(inserted, Ordering::Relaxed);
+                self.duplicates
+                    .fetch_add(events.len() as u64 - inserted, Ordering::Relaxed);
+                let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+                if last.take().is_some() {
+                    info!(store = %self.target, "store writes succeed again");
+                }
+                Ok(inserted)
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+                if last.is_none() {
+                    warn!(store = %self.target, error = %msg, "store write failed; the batch is not acknowledged");
+                }
+                *last = Some(msg.clone());
+                Err(msg)
+            }
+        }
+    }
+
+    /// For the health endpoint: the store, and this consumer's view of every member.
+    pub fn health(&self) -> (bool, Value) {
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let store_up = self.store.get().is_some() && last_error.is_none();
+        (
+            store_up,
+            json!({
+                "status": if store_up { "UP" } else { "DOWN" },
+                "store": {
+                    "backend": self.store.get().map(Store::backend).unwrap_or("not open"),
+                    "target": self.target,
+                    "lastError": last_error,
+                },
+                "stored": self.stored.load(Ordering::Relaxed),
+                "duplicatesIgnored": self.duplicates.load(Ordering::Relaxed),
+                "cluster": self.cluster_health(),
+            }),
+        )
+    }
+
+    fn cluster_health(&self) -> Value {
+        let Some(s) = self.view.current() else {
+            return json!({ "known": false });
+        };
+        let members: serde_json::Map<String, Value> = s
+            .view
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.id.to_string(),
+                    json!({ "status": m.status.as_str(), "healthScore": m.health_score, "role": m.role }),
+                )
+            })
+            .collect();
+        let healthy = s.view.healthy();
+        json!({
+            "hasQuorum": s.view.has_quorum,
+            "healthyNodes": healthy,
+            "totalNodes": s.view.members.len(),
+            "status": if s.view.has_quorum && healthy == s.view.members.len() { "HEALTHY" } else if s.view.has_quorum { "DEGRADED" } else { "NO_QUORUM" },
+            "members": members,
+        })
+    }
+}
+
+/// Starts the consumer: the store opener, the Kafka loop if configured, and its routes.
+pub fn start(
+    id: &str,
+    settings: &ServicesSettings,
+    view: ViewWatch,
+    stop: CancellationToken,
+    tasks: &mut Tasks,
+) -> anyhow::Result<(Arc<Consumer>, Router)> {
+    let sqlite_path = settings
+        .sqlite_path
+        .clone()
+        .unwrap_or_else(|| format!(".vigil/data/{id}.sqlite"));
+    #[cfg(not(feature = "kafka"))]
+    if settings.kafka_brokers.is_some() {
+        anyhow::bail!(
+            "services.kafka.brokers is set but this vigil was built without the `kafka` feature \
+             (cargo build -p vigil --features kafka)"
+        );
+    }
+    let consumer = Arc::new(Consumer {
+        id: id.to_string(),
+        view,
+        store: OnceCell::new(),
+        target: describe(settings, &sqlite_path),
+        stored: AtomicU64::new(0),
+        duplicates: AtomicU64::new(0),
+        last_error: Mutex::new(None),
+    });
+    tasks.push(tokio::spawn(open_store(
+        consumer.clone(),
+        settings.postgres_url.clone(),
+        sqlite_path,
+        stop.clone(),
+    )));
+    #[cfg(feature = "kafka")]
+    if let Some(brokers) = &settings.kafka_brokers {
+        tasks.push(tokio::spawn(super::kafka::consume_loop(
+            consumer.clone(),
+            brokers.clone(),
+            settings.clone(),
+            stop,
+        )));
+    }
+    #[cfg(not(feature = "kafka"))]
+    drop(stop);
+    let router = Router::new()
+        .route("/internal/logs", post(ingest))
+        .route("/logs", get(query))
+        .route("/logs/stats", get(stats))
+        .route("/consumer/cluster", get(cluster))
+        .with_state(consumer.clone());
+    Ok((consumer, router))
+}
+
+async fn open_store(
+    c: Arc<Consumer>,
+    postgres_url: Option<String>,
+    sqlite_path: String,
+    stop: CancellationToken,
+) {
+    let mut warned = false;
+    loop {
+        let opened = match &postgres_url {
+            Some(url) => Store::postgres(url).await,
+            None => Store::sqlite(&sqlite_path).await,
+        };
+        match opened {
+            Ok(store) => {
+                info!(store = %c.target, "store open, migrations applied");
+                let _ = c.store.set(store);
+                return;
+            }
+            Err(e) => {
+                if !warned {
+                    warn!(store = %c.target, error = %e, "cannot open the store yet; retrying every second");
+                    warned = true;
+                }
+                *c.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn ingest(
+    State(c): State<Arc<Consumer>>,
+    body: Result<Json<Vec<LogEventIn>>, JsonRejection>,
+) -> Response {
+    let Json(events) = match body {
+        Ok(b) => b,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let events = match event::validate_batch(events, &c.id) {
+        Ok(e) => e,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match c.persist(&events).await {
+        Ok(inserted) => Json(json!({
+            "stored": inserted,
+            "duplicates": events.len() as u64 - inserted,
+        }))
+        .into_response(),
+        Err(e) => error_body(StatusCode::SERVICE_UNAVAILABLE, format!("not stored: {e}")),
+    }
+}
+
+fn time_param(name: &str, v: &str) -> Result<i64, String> {
+    v.trim()
+        .parse::<i64>()
+        .ok()
+        .or_else(|| event::parse_rfc3339_ms(v))
+        .ok_or_else(|| format!("`{name}={v}` is neither RFC 3339 nor unix milliseconds"))
+}
+
+/// Parses the query string of `GET /logs`.
+pub fn parse_query(params: &HashMap<String, String>) -> Result<LogQuery, String> {
+    let mut q = LogQuery {
+        limit: 100,
+        ..LogQuery::default()
+    };
+    for (k, v) in params {
+        match k.as_str() {
+            "service" => q.service = Some(v.clone()),
+            "level" => {
+                q.level = Some(Level::parse(v).ok_or_else(|| format!("unknown level `{v}`"))?)
+            }
+            "from" | "since" => q.from_ms = Some(time_param(k, v)?),
+            "to" | "until" => q.to_ms = Some(time_param(k, v)?),
+            "limit" => {
+                q.limit = v
+                    .trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| format!("`limit={v}`: expected 1-{MAX_LIMIT}"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown parameter `{other}` (service, level, from, to, limit)"
+                ))
+            }
+        }
+    }
+    Ok(q)
+}
+
+async fn query(
+    State(c): State<Arc<Consumer>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let q = match parse_query(&params) {
+        Ok(q) => q,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e),
+    };
+    let Some(store) = c.store() else {
+        return error_body(StatusCode::SERVICE_UNAVAILABLE, "store not open yet");
+    };
+    match store.query(&q).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => error_body(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn stats(State(c): State<Arc<Consumer>>) -> Response {
+    let Some(store) = c.store() else {
+        return error_body(StatusCode::SERVICE_UNAVAILABLE, "store not open yet");
+    };
+    match store.stats().await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => error_body(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn cluster(State(c): State<Arc<Consumer>>) -> Response {
+    Json(c.cluster_health()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn query_parameters_are_checked() {
+        let q = parse_query(&params(&[
+            ("service", "a"),
+            ("level", "error"),
+            ("from", "1000"),
+            ("to", "1970-01-01T00:00:02Z"),
+            ("limit", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(q.level, Some(Level::Error));
+        assert_eq!((q.from_ms, q.to_ms, q.limit), (Some(1000), Some(2000), 5));
+        assert!(parse_query(&params(&[("limit", "0")])).is_err());
+        assert!(parse_query(&params(&[("level", "loud")])).is_err());
+        assert!(parse_query(&params(&[("colour", "red")])).is_err());
+    }
+
+    #[test]
+    fn a_postgres_password_is_not_shown() {
+        let s = ServicesSettings {
+            postgres_url: Some("postgres://u:secret@h:5432/db".into()),
+            ..ServicesSettings::default()
+        };
+        assert_eq!(describe(&s, "x"), "postgres://…@h:5432/db");
+    }
+}

@@ -1,0 +1,261 @@
+//! The API gateway: the single entrance, routing by this node's view of the cluster.
+//!
+//! | route | goes to |
+//! |---|---|
+//! | `GET /api/cluster/status` | this node's view (cached `services.cache.status-ttl`) |
+//! | `POST /api/logs` | the best producer ([`routing::rank`]), another on failure; 202 `{"accepted": n}` |
+//! | `GET /api/logs`, `GET /api/logs/stats` | the best consumer, another on failure (cached `services.cache.ttl`) |
+//!
+//! The gateway gives every event without an id one before forwarding, so that a retry on
+//! another producer carries the same ids and cannot double rows. Writes are refused with 503
+//! when this node has no quorum. Answers say where they came from (`X-Routed-To`) and whether
+//! the cache answered (`X-Cache: HIT|MISS`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use tracing::debug;
+
+use super::cache::Cache;
+use super::event::{self, LogEvent, LogEventIn};
+use super::routing::{self, ViewWatch};
+use super::{error_body, producer};
+use crate::config::keys::ServicesSettings;
+use crate::runtime::NodeInfo;
+
+/// How many members a request tries before giving up.
+const ATTEMPTS: usize = 3;
+
+/// Shared state of the gateway's handlers.
+pub struct Gateway {
+    info: Arc<NodeInfo>,
+    view: ViewWatch,
+    cache: Cache,
+    client: reqwest::Client,
+    rng: std::sync::Mutex<SmallRng>,
+    query_ttl: Duration,
+    status_ttl: Duration,
+}
+
+impl Gateway {
+    /// For the health endpoint.
+    pub fn health(&self) -> (bool, Value) {
+        let counts = self.view.current().map(|s| {
+            let count = |role: &str| {
+                s.view
+                    .members
+                    .iter()
+                    .filter(|m| m.role == role && m.status == membership::Status::Healthy)
+                    .count()
+            };
+            json!({ "producer": count("producer"), "consumer": count("consumer") })
+        });
+        (
+            true,
+            json!({ "status": "UP", "cache": self.cache.health(), "healthyUpstreams": counts }),
+        )
+    }
+
+    fn candidates(&self, role: &str) -> Vec<routing::Candidate> {
+        let Some(s) = self.view.current() else {
+            return Vec::new();
+        };
+        let zone = routing::own_zone(&s.view);
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        routing::rank(&s.view, role, &zone, false, &mut *rng)
+    }
+}
+
+/// Builds the gateway and its routes.
+pub fn start(
+    info: Arc<NodeInfo>,
+    settings: &ServicesSettings,
+    view: ViewWatch,
+) -> anyhow::Result<(Arc<Gateway>, Router)> {
+    let cache = match &settings.redis_url {
+        Some(url) => {
+            Cache::redis(url).map_err(|e| anyhow::anyhow!("services.redis.url `{url}`: {e}"))?
+        }
+        None => Cache::local(),
+    };
+    let gateway = Arc::new(Gateway {
+        info,
+        view,
+        cache,
+        client: reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(Duration::from_secs(5))
+            .build()?,
+        rng: std::sync::Mutex::new(SmallRng::seed_from_u64(event::now_ms() as u64)),
+        query_ttl: settings.cache_ttl,
+        status_ttl: settings.status_ttl,
+    });
+    let router = Router::new()
+        .route("/api/cluster/status", get(cluster_status))
+        .route("/api/logs", post(post_logs).get(get_logs))
+        .route("/api/logs/stats", get(get_stats))
+        .with_state(gateway.clone());
+    Ok((gateway, router))
+}
+
+fn json_response(status: StatusCode, body: String, routed_to: &str, cache: &str) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(routed_to) {
+        h.insert("x-routed-to", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cache) {
+        h.insert("x-cache", v);
+    }
+    r
+}
+
+async fn cluster_status(State(g): State<Arc<Gateway>>) -> Response {
+    let key = format!("vigil:gateway:{}:status", g.info.id);
+    if let Some(body) = g.cache.get(&key).await {
+        return json_response(StatusCode::OK, body, &g.info.id, "HIT");
+    }
+    let Some(s) = g.view.current() else {
+        return error_body(StatusCode::SERVICE_UNAVAILABLE, "no cluster view yet");
+    };
+    let body = match serde_json::to_string(&crate::api::model::status(&g.info, &s)) {
+        Ok(b) => b,
+        Err(e) => return error_body(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    g.cache.put(&key, &body, g.status_ttl).await;
+    json_response(StatusCode::OK, body, &g.info.id, "MISS")
+}
+
+async fn post_logs(
+    State(g): State<Arc<Gateway>>,
+    body: Result<Json<Vec<LogEventIn>>, JsonRejection>,
+) -> Response {
+    let Json(events) = match body {
+        Ok(b) => b,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let events = match event::validate_batch(events, "unknown") {
+        Ok(e) => e,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let has_quorum = g.view.current().is_some_and(|s| s.view.has_quorum);
+    if !has_quorum {
+        return producer::refusal(producer::Refusal::NoQuorum, 0);
+    }
+    let n = events.len();
+    let body: Vec<_> = events.iter().map(LogEvent::to_out).collect();
+    let candidates = g.candidates("producer");
+    if candidates.is_empty() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no HEALTHY producer in the cluster view",
+        );
+    }
+    let mut errors = Vec::new();
+    let mut saw_full = false;
+    for c in candidates.iter().take(ATTEMPTS) {
+        let url = format!("http://{}/logs", c.http);
+        match g.client.post(&url).json(&body).send().await {
+            Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
+                let mut resp =
+                    (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response();
+                if let Ok(v) = HeaderValue::from_str(&c.id) {
+                    resp.headers_mut().insert("x-routed-to", v);
+                }
+                return resp;
+            }
+            Ok(r) => {
+                let status = r.status();
+                saw_full |= status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                if status == reqwest::StatusCode::BAD_REQUEST {
+                    // The producer validates like we do; a 400 would repeat everywhere.
+                    let text = r.text().await.unwrap_or_default();
+                    return json_response(StatusCode::BAD_REQUEST, text, &c.id, "MISS");
+                }
+                errors.push(format!("{}: {status}", c.id));
+            }
+            Err(e) => errors.push(format!("{}: {e}", c.id)),
+        }
+        debug!(producer = %c.id, "producer did not accept; trying the next");
+    }
+    if saw_full {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({ "error": "every producer tried is full: retry later", "tried": errors })),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "no producer accepted the batch", "tried": errors })),
+    )
+        .into_response()
+}
+
+async fn get_logs(State(g): State<Arc<Gateway>>, RawQuery(q): RawQuery) -> Response {
+    read_through(&g, "/logs", q).await
+}
+
+async fn get_stats(State(g): State<Arc<Gateway>>, RawQuery(q): RawQuery) -> Response {
+    read_through(&g, "/logs/stats", q).await
+}
+
+/// A read routed to the best consumer, through the cache.
+async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Response {
+    let query = query.unwrap_or_default();
+    let key = format!("vigil:gateway:q:{path}?{query}");
+    if let Some(body) = g.cache.get(&key).await {
+        return json_response(StatusCode::OK, body, "cache", "HIT");
+    }
+    let candidates = g.candidates("consumer");
+    if candidates.is_empty() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no HEALTHY consumer in the cluster view",
+        );
+    }
+    let mut errors = Vec::new();
+    for c in candidates.iter().take(ATTEMPTS) {
+        let url = if query.is_empty() {
+            format!("http://{}{path}", c.http)
+        } else {
+            format!("http://{}{path}?{query}", c.http)
+        };
+        match g.client.get(&url).send().await {
+            Ok(r) => {
+                let status = r.status();
+                let body: Bytes = r.bytes().await.unwrap_or_default();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                if status.is_success() {
+                    g.cache.put(&key, &text, g.query_ttl).await;
+                    return json_response(StatusCode::OK, text, &c.id, "MISS");
+                }
+                if status == reqwest::StatusCode::BAD_REQUEST {
+                    return json_response(StatusCode::BAD_REQUEST, text, &c.id, "MISS");
+                }
+                errors.push(format!("{}: {status}", c.id));
+            }
+            Err(e) => errors.push(format!("{}: {e}", c.id)),
+        }
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "no consumer answered", "tried": errors })),
+    )
+        .into_response()
+}

@@ -1,0 +1,383 @@
+//! The log producer: accepts events (`POST /logs`) and generates its own, queues them in a
+//! bounded queue, and delivers them until a durable write is acknowledged.
+//!
+//! Admission is all-or-nothing per request: a batch is refused whole with 429 when the queue
+//! has no room for it (backpressure instead of unbounded memory), and with 503 when this
+//! member is on a side of a partition without quorum (the minority is read-only). An accepted
+//! batch stays queued, counted against the capacity, until delivery succeeds:
+//! - embedded default: `POST /internal/logs` to a consumer chosen by [`routing::rank`]; the
+//!   consumer answers 200 only after its transaction committed;
+//! - Kafka (`services.kafka.brokers`, feature `kafka`): a publish keyed by service, awaited
+//!   until the broker acknowledged it (`acks=all`).
+//!
+//! A failed delivery is retried with backoff (another consumer may be chosen) and never
+//! dropped; redeliveries carry the same event ids, which the store deduplicates.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::event::{self, Generator, LogEvent, LogEventIn};
+use super::routing::{self, ViewWatch};
+use super::{error_body, Tasks};
+use crate::config::keys::ServicesSettings;
+
+/// Shared state of the producer's handlers and tasks.
+pub struct Producer {
+    id: String,
+    view: ViewWatch,
+    queue_tx: mpsc::UnboundedSender<Vec<LogEvent>>,
+    room: Arc<Semaphore>,
+    capacity: usize,
+    sink: &'static str,
+    accepted: AtomicU64,
+    delivered: AtomicU64,
+    refused_full: AtomicU64,
+    refused_quorum: AtomicU64,
+    retries: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Why a batch was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No quorum on this side, or no view yet.
+    NoQuorum,
+    /// The queue has no room for the batch.
+    Full {
+        /// Events queued now.
+        queued: usize,
+    },
+}
+
+impl Producer {
+    /// Admits a whole batch or nothing.
+    pub fn admit(&self, events: Vec<LogEvent>) -> Result<usize, Refusal> {
+        let has_quorum = self
+            .view
+            .current()
+            .is_some_and(|s| s.view.has_quorum && !s.leaving);
+        if !has_quorum {
+            self.refused_quorum.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::NoQuorum);
+        }
+        let n = events.len();
+        let Ok(permits) = self.room.try_acquire_many(n as u32) else {
+            self.refused_full.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Full {
+                queued: self.queued(),
+            });
+        };
+        // Given back by the delivery task once the batch is acknowledged.
+        permits.forget();
+        if self.queue_tx.send(events).is_err() {
+            self.room.add_permits(n);
+            return Err(Refusal::NoQuorum);
+        }
+        self.accepted.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn queued(&self) -> usize {
+        self.capacity.saturating_sub(self.room.available_permits())
+    }
+
+    /// For the health endpoint.
+    pub fn health(&self) -> (bool, Value) {
+        let last_error = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (
+            true,
+            json!({
+                "status": "UP",
+                "sink": self.sink,
+                "queued": self.queued(),
+                "capacity": self.capacity,
+                "accepted": self.accepted.load(Ordering::Relaxed),
+                "delivered": self.delivered.load(Ordering::Relaxed),
+                "deliveryRetries": self.retries.load(Ordering::Relaxed),
+                "refusedFull": self.refused_full.load(Ordering::Relaxed),
+                "refusedNoQuorum": self.refused_quorum.load(Ordering::Relaxed),
+                "lastDeliveryError": last_error,
+            }),
+        )
+    }
+}
+
+/// Where delivery goes.
+enum Sink {
+    /// Straight to a healthy consumer over HTTP.
+    Http {
+        client: reqwest::Client,
+        view: ViewWatch,
+        rng: SmallRng,
+    },
+    /// Kafka.
+    #[cfg(feature = "kafka")]
+    Kafka(super::kafka::KafkaSink),
+}
+
+impl Sink {
+    /// Delivers `batch`; on error, what is left in `batch` still needs delivery.
+    async fn deliver(&mut self, batch: &mut Vec<LogEvent>) -> Result<(), String> {
+        match self {
+            Sink::Http { client, view, rng } => {
+                let snapshot = view.current().ok_or("no cluster view yet")?;
+                let zone = routing::own_zone(&snapshot.view);
+                let candidates = routing::rank(&snapshot.view, "consumer", &zone, true, rng);
+                if candidates.is_empty() {
+                    return Err("no consumer in the cluster view".into());
+                }
+                let body: Vec<_> = batch.iter().map(LogEvent::to_out).collect();
+                let mut errors = Vec::new();
+                for c in candidates.iter().take(3) {
+                    let url = format!("http://{}/internal/logs", c.http);
+                    match client.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            batch.clear();
+                            return Ok(());
+                        }
+                        Ok(r) => {
+                            let status = r.status();
+                            let text = r.text().await.unwrap_or_default();
+                            errors.push(format!("{}: {status} {}", c.id, text.trim()));
+                        }
+                        Err(e) => errors.push(format!("{}: {e}", c.id)),
+                    }
+                }
+                Err(errors.join("; "))
+            }
+            #[cfg(feature = "kafka")]
+            Sink::Kafka(k) => k.publish(batch).await,
+        }
+    }
+}
+
+/// Starts the producer: its delivery task, its generator, and its routes.
+pub fn start(
+    id: &str,
+    settings: &ServicesSettings,
+    view: ViewWatch,
+    stop: CancellationToken,
+    tasks: &mut Tasks,
+) -> anyhow::Result<(Arc<Producer>, Router)> {
+    let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+    let sink = match &settings.kafka_brokers {
+        #[cfg(feature = "kafka")]
+        Some(brokers) => Sink::Kafka(super::kafka::KafkaSink::new(brokers, settings)?),
+        #[cfg(not(feature = "kafka"))]
+        Some(_) => anyhow::bail!(
+            "services.kafka.brokers is set but this vigil was built without the `kafka` feature \
+             (cargo build -p vigil --features kafka)"
+        ),
+        None => Sink::Http {
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            view: view.clone(),
+            rng: SmallRng::seed_from_u64(event::now_ms() as u64),
+        },
+    };
+    let sink_name = match &sink {
+        Sink::Http { .. } => "http (embedded: straight to a healthy consumer)",
+        #[cfg(feature = "kafka")]
+        Sink::Kafka(_) => "kafka",
+    };
+    let capacity = settings.queue_capacity.min(Semaphore::MAX_PERMITS);
+    let producer = Arc::new(Producer {
+        id: id.to_string(),
+        view,
+        queue_tx,
+        room: Arc::new(Semaphore::new(capacity)),
+        capacity,
+        sink: sink_name,
+        accepted: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        refused_full: AtomicU64::new(0),
+        refused_quorum: AtomicU64::new(0),
+        retries: AtomicU64::new(0),
+        last_error: Mutex::new(None),
+    });
+    info!(sink = sink_name, capacity, "producer started");
+    tasks.push(tokio::spawn(deliver_loop(
+        producer.clone(),
+        sink,
+        queue_rx,
+        settings.batch_size,
+        stop.clone(),
+    )));
+    if settings.producer_rate > 0 {
+        tasks.push(tokio::spawn(generate_loop(
+            producer.clone(),
+            settings.producer_rate,
+            stop,
+        )));
+    }
+    let router = Router::new()
+        .route("/logs", post(post_logs))
+        .route("/producer/stats", get(stats))
+        .with_state(producer.clone());
+    Ok((producer, router))
+}
+
+async fn post_logs(
+    State(p): State<Arc<Producer>>,
+    body: Result<Json<Vec<LogEventIn>>, JsonRejection>,
+) -> Response {
+    let Json(events) = match body {
+        Ok(b) => b,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let events = match event::validate_batch(events, &p.id) {
+        Ok(e) => e,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match p.admit(events) {
+        Ok(n) => (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response(),
+        Err(r) => refusal(r, p.capacity),
+    }
+}
+
+/// The HTTP answer to a refused batch.
+pub fn refusal(r: Refusal, capacity: usize) -> Response {
+    match r {
+        Refusal::NoQuorum => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "error": "no quorum: this member is on a side of a partition without a majority of voters; writes are refused until the partition heals (reads still work)",
+                "hasQuorum": false,
+            })),
+        )
+            .into_response(),
+        Refusal::Full { queued } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({
+                "error": "producer queue full: retry later",
+                "queued": queued,
+                "capacity": capacity,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn stats(State(p): State<Arc<Producer>>) -> Response {
+    Json(p.health().1).into_response()
+}
+
+/// Takes batches off the queue (coalescing up to `batch_size`) and delivers each until it is
+/// acknowledged. On shutdown it keeps trying what it holds for a few seconds.
+async fn deliver_loop(
+    p: Arc<Producer>,
+    mut sink: Sink,
+    mut queue_rx: mpsc::UnboundedReceiver<Vec<LogEvent>>,
+    batch_size: usize,
+    stop: CancellationToken,
+) {
+    let mut pending: VecDeque<LogEvent> = VecDeque::new();
+    let mut backoff = Duration::from_millis(50);
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    loop {
+        if pending.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                got = queue_rx.recv() => match got {
+                    Some(b) => pending.extend(b),
+                    None => return,
+                },
+            }
+        }
+        while pending.len() < batch_size {
+            match queue_rx.try_recv() {
+                Ok(b) => pending.extend(b),
+                Err(_) => break,
+            }
+        }
+        let take = pending.len().min(batch_size);
+        let mut batch: Vec<LogEvent> = pending.drain(..take).collect();
+        let n = batch.len();
+        match sink.deliver(&mut batch).await {
+            Ok(()) => {
+                p.delivered.fetch_add(n as u64, Ordering::Relaxed);
+                p.room.add_permits(n);
+                backoff = Duration::from_millis(50);
+                if let Some(since) = failing_since.take() {
+                    info!(
+                        after_ms = since.elapsed().as_millis() as u64,
+                        "delivery recovered"
+                    );
+                    *p.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
+            }
+            Err(e) => {
+                let done = n - batch.len();
+                p.delivered.fetch_add(done as u64, Ordering::Relaxed);
+                p.room.add_permits(done);
+                p.retries.fetch_add(1, Ordering::Relaxed);
+                if failing_since.is_none() {
+                    warn!(error = %e, left = batch.len(), "delivery failed; retrying until acknowledged");
+                    failing_since = Some(tokio::time::Instant::now());
+                }
+                *p.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                // Put the rest back in front, in order.
+                for ev in batch.into_iter().rev() {
+                    pending.push_front(ev);
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        warn!(undelivered = pending.len() + p.queued().saturating_sub(pending.len()), "stopping with undelivered events");
+                        return;
+                    }
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Generates `rate` events per second, admitted like posted ones (skipped without quorum or
+/// room: generated traffic must never push out posted traffic).
+async fn generate_loop(p: Arc<Producer>, rate: u32, stop: CancellationToken) {
+    let seed = event::now_ms() as u64;
+    info!(rate, seed, "generating log events");
+    let mut generator = Generator::new(seed, &p.id);
+    let tick_every = Duration::from_millis(100);
+    let mut tick = tokio::time::interval(tick_every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let per_tick = f64::from(rate) / 10.0;
+    let mut carry = 0.0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        carry += per_tick;
+        let n = carry.floor() as usize;
+        carry -= n as f64;
+        if n == 0 {
+            continue;
+        }
+        let events = (0..n).map(|_| generator.next_event()).collect();
+        let _ = p.admit(events);
+    }
+}
