@@ -137,6 +137,19 @@ impl Node {
                 });
             }
         }
+        let half = self.config.phi_threshold / 2.0;
+        let doubted: BTreeSet<NodeId> = self
+            .detectors
+            .iter()
+            .filter(|(id, d)| {
+                d.phi(now) >= half && self.table.get(id).is_some_and(|e| e.record.voter)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        if doubted != self.doubted {
+            self.doubted = doubted;
+            self.refresh_quorum(out);
+        }
         let mut accuse: Vec<(NodeId, u64, u64)> = Vec::new();
         let mut probe: Vec<(NodeId, std::net::SocketAddr)> = Vec::new();
         for (id, d) in &self.detectors {
@@ -319,15 +332,33 @@ impl Node {
     }
 
     /// Emits an event when quorum or leadership changes.
+    ///
+    /// Two rules keep the two sides of a fresh partition from acting as leaders at once:
+    /// a voter this node watches counts as unreachable as soon as its phi passes half the
+    /// threshold (so a minority gives up quorum before the majority even suspects it), and
+    /// leadership moves only once the designated leader (the smallest voter not convicted)
+    /// is convicted; while it is merely suspected, nobody is named.
     pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
         let voters = self.table.voters();
-        let reachable = self.table.reachable_voters().len();
+        let doubted = &self.doubted;
+        let reachable = self
+            .table
+            .reachable_voters()
+            .iter()
+            .filter(|id| !doubted.contains(*id))
+            .count();
         let quorum = !self.left
             && self.synced
             && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
         let leader = if quorum {
-            // the set is sorted: its first element is the smallest id (quorum::leader's rule)
-            self.table.reachable_voters().first().cloned()
+            let designated = self.table.voter_ids().find(|id| {
+                self.table
+                    .get(id)
+                    .is_some_and(|e| e.record.liveness != Liveness::Failed)
+            });
+            designated
+                .filter(|id| self.table.reachable_voters().contains(*id) && !doubted.contains(*id))
+                .cloned()
         } else {
             None
         };

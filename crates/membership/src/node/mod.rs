@@ -193,6 +193,8 @@ pub struct Node {
     observers_epoch: u64,
     suspicions: HashMap<NodeId, Suspicion>,
     probes: HashMap<NodeId, Duration>,
+    /// Watched voters whose phi passed half the threshold: not counted as reachable.
+    doubted: std::collections::BTreeSet<NodeId>,
     seeds: Vec<SocketAddr>,
     /// When this node may found a cluster if it still knows no voter (see `decide`).
     bootstrap_at: Option<Duration>,
@@ -276,6 +278,7 @@ impl Node {
             observers_epoch: u64::MAX,
             suspicions: HashMap::new(),
             probes: HashMap::new(),
+            doubted: Default::default(),
             seeds,
             synced: bootstrap_at.is_some(),
             bootstrap_at,

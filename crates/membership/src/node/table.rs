@@ -81,6 +81,11 @@ impl Table {
         self.voters.len()
     }
 
+    /// Voter ids, smallest first.
+    pub fn voter_ids(&self) -> impl Iterator<Item = &NodeId> {
+        self.voters.iter()
+    }
+
     pub fn reachable_voters(&self) -> &BTreeSet<NodeId> {
         &self.reachable
     }

@@ -58,6 +58,8 @@ struct Pump {
     flight: Vec<(Duration, SocketAddr, SocketAddr, Vec<u8>)>,
     events: Vec<(usize, Event)>,
     down: Vec<bool>,
+    /// Partition group per node; datagrams only flow within a group.
+    group: Vec<u8>,
 }
 
 impl Pump {
@@ -71,6 +73,7 @@ impl Pump {
             flight: Vec::new(),
             events: Vec::new(),
             down: vec![false; n],
+            group: vec![0; n],
         }
     }
 
@@ -92,7 +95,10 @@ impl Pump {
                 let Some(i) = self.nodes.iter().position(|n| n.my_record().addr == to) else {
                     continue;
                 };
-                if self.down[i] {
+                let Some(j) = self.nodes.iter().position(|n| n.my_record().addr == from) else {
+                    continue;
+                };
+                if self.down[i] || self.group[i] != self.group[j] {
                     continue;
                 }
                 let mut cap = Capture::default();
@@ -474,4 +480,45 @@ fn a_joiner_claims_no_quorum_before_it_has_a_table() {
     let mut cap = Capture::default();
     n.handle_timeout(MS(1), &mut cap);
     assert!(!n.has_quorum());
+}
+
+#[test]
+fn a_fresh_partition_never_has_two_leaders_at_once() {
+    for seed_shift in 0..4u64 {
+        let mut p = Pump::new(5, Config::default());
+        // different timer phases per run
+        for (i, n) in p.nodes.iter_mut().enumerate() {
+            *n = node(i, if i == 0 { &[] } else { &[0] }, Config::default());
+            n.rng = SmallRng::seed_from_u64(seed_shift * 31 + i as u64);
+        }
+        p.run_for(MS(3000));
+        p.group = vec![1, 1, 0, 0, 0];
+        for _ in 0..15_000 {
+            p.run_for(MS(1));
+            // At the instant of a cut both sides still believe in the old leader; what must
+            // never happen is a second leader named while the first still acts as one.
+            let mut named: Vec<&str> = p.nodes.iter().filter_map(|n| n.leader()).collect();
+            named.sort_unstable();
+            named.dedup();
+            assert!(named.len() <= 1, "two leaders at {:?}: {named:?}", p.now);
+        }
+        assert!(
+            !p.nodes[0].has_quorum() && !p.nodes[1].has_quorum(),
+            "{:#?} doubted {:?}",
+            p.nodes[0].view(p.now),
+            p.nodes[0].doubted
+        );
+        assert_eq!(p.nodes[3].leader(), Some("n2"));
+        p.group = vec![0; 5];
+        p.run_for(MS(15_000));
+        let leaders: Vec<_> = p
+            .nodes
+            .iter()
+            .map(|n| n.leader().map(str::to_string))
+            .collect();
+        assert!(
+            leaders.iter().all(|l| l == &leaders[0] && l.is_some()),
+            "{leaders:?}"
+        );
+    }
 }
