@@ -23,10 +23,15 @@ pub fn has_quorum(policy: SplitBrainPolicy, voters: usize, reachable: usize) -> 
     }
 }
 
-/// The leader among reachable voter ids: the smallest, deterministic on every node that
-/// sees the same reachable set. (A sorted set's first element; this is the rule spelled out.)
-pub fn leader<'a>(reachable_voters: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    reachable_voters.into_iter().min()
+/// The leader: the smallest of the voters not convicted (`candidates`, sorted), named only
+/// while it is reachable. While the designated leader is merely suspected nobody is named,
+/// so leadership moves only after a conviction, which the other side of a partition has long
+/// noticed by then: there is never a second leader while the first may still act.
+pub fn leader<'a>(
+    mut candidates: impl Iterator<Item = &'a str>,
+    reachable: impl Fn(&str) -> bool,
+) -> Option<&'a str> {
+    candidates.next().filter(|id| reachable(id))
 }
 
 #[cfg(test)]
@@ -61,8 +66,9 @@ mod tests {
     }
 
     #[test]
-    fn leader_is_the_smallest_id() {
-        assert_eq!(leader(["c", "a", "b"]), Some("a"));
-        assert_eq!(leader(Vec::<&str>::new()), None);
+    fn leader_is_the_smallest_candidate_and_only_while_reachable() {
+        assert_eq!(leader(["a", "b", "c"].into_iter(), |_| true), Some("a"));
+        assert_eq!(leader(["a", "b", "c"].into_iter(), |id| id != "a"), None);
+        assert_eq!(leader(std::iter::empty(), |_| true), None);
     }
 }

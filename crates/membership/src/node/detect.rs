@@ -351,14 +351,16 @@ impl Node {
             && self.synced
             && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
         let leader = if quorum {
-            let designated = self.table.voter_ids().find(|id| {
-                self.table
+            let table = &self.table;
+            let candidates = table.voter_ids().map(String::as_str).filter(|id| {
+                table
                     .get(id)
                     .is_some_and(|e| e.record.liveness != Liveness::Failed)
             });
-            designated
-                .filter(|id| self.table.reachable_voters().contains(*id) && !doubted.contains(*id))
-                .cloned()
+            crate::quorum::leader(candidates, |id| {
+                table.reachable_voters().contains(id) && !doubted.contains(id)
+            })
+            .map(str::to_string)
         } else {
             None
         };
