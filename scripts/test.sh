@@ -88,6 +88,59 @@ for script in test-cluster-health simulate-failure load-test; do
 done
 # ---- END monitoring, deployment and the seed's scripts ----------------------------------
 
+# --- BEGIN real backends (issue 4: the pipeline against PostgreSQL, Redis and Kafka) ---
+# Full mode only. Installs what is missing (apt: postgresql redis-server cmake
+# libcurl4-openssl-dev; `cargo install tansu` only when no tansu binary exists: ~11 min from
+# clean), starts private servers on loopback (non-default ports, nothing shared with the
+# machine), runs the pipeline tests against them with the `kafka` feature, and stops them.
+if [ "$FAST" = 0 ]; then
+    step "real backends: installing PostgreSQL, Redis, cmake, libcurl (apt) and tansu (cargo) if missing"
+    need=()
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+    command -v redis-server >/dev/null || need+=(redis-server)
+    command -v cmake >/dev/null || need+=(cmake)
+    [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || need+=(libcurl4-openssl-dev)
+    if [ ${#need[@]} -gt 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    command -v tansu >/dev/null || cargo install tansu --locked --features dynostore
+
+    RB=$(mktemp -d /tmp/vigil-backends.XXXXXX)
+    PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+    PG_PORT=55432; REDIS_PORT=56379; KAFKA_PORT=19092
+    stop_backends() {
+        [ -f "$RB/pg/postmaster.pid" ] && su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $RB/pg -m immediate stop" >/dev/null 2>&1 || true
+        redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+        [ -f "$RB/tansu.pid" ] && kill "$(cat "$RB/tansu.pid")" 2>/dev/null || true
+        rm -rf "$RB"
+    }
+    trap stop_backends EXIT
+
+    step "real backends: starting PostgreSQL :$PG_PORT, Redis :$REDIS_PORT, tansu :$KAFKA_PORT on 127.0.0.1"
+    chown postgres "$RB" 2>/dev/null || true
+    pg_ctl_as() { su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $RB/pg -l $RB/pg.log -w -o '-p $PG_PORT -k $RB -c listen_addresses=127.0.0.1' $*"; }
+    su postgres -s /bin/sh -c "$PG_BIN/initdb -D $RB/pg --auth=trust -U postgres" >/dev/null
+    pg_ctl_as start >/dev/null
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' --appendonly no \
+        --pidfile "$RB/redis.pid" --logfile "$RB/redis.log"
+    tansu broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine memory://tansu/ >"$RB/tansu.log" 2>&1 &
+    echo $! >"$RB/tansu.pid"
+    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.2; done
+
+    export VIGIL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+    export VIGIL_TEST_POSTGRES_RESTART="su postgres -s /bin/sh -c \"$PG_BIN/pg_ctl -D $RB/pg -l $RB/pg.log -w -m fast -o '-p $PG_PORT -k $RB -c listen_addresses=127.0.0.1' restart\" >/dev/null"
+    export VIGIL_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+    export VIGIL_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+    step "real backends: pipeline tests (kill -9 the consumer, restart PostgreSQL; Kafka feature)"
+    cargo test -p vigil --features kafka --test pipeline -- --nocapture --test-threads 1
+    stop_backends; trap - EXIT
+fi
+# --- END real backends ---
+
 if [ "$FAST" = 0 ]; then
     step "simulator reports (release), invariants checked on every step"
     cargo build --release -p sim --bin vigil-sim
