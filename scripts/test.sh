@@ -49,7 +49,7 @@ if cargo tree -p membership -e normal --prefix none | grep -qE '^(tokio|mio|sock
 fi
 
 step "unit, simulator and loopback tests"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 
 # ---- BEGIN monitoring, deployment and the seed's scripts (issue 5) ----------------------
 # Installs docker-compose (Debian's v1: only `config` is used, no Docker engine is needed),
