@@ -122,7 +122,12 @@ if [ "$FAST" = 0 ]; then
     chown postgres "$RB" 2>/dev/null || true
     pg_ctl_as() { su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $RB/pg -l $RB/pg.log -w -o '-p $PG_PORT -k $RB -c listen_addresses=127.0.0.1' $*"; }
     su postgres -s /bin/sh -c "$PG_BIN/initdb -D $RB/pg --auth=trust -U postgres" >/dev/null
-    pg_ctl_as start >/dev/null
+    # One retry: a start failed once in CI for a reason its (then deleted) log did not keep.
+    if ! pg_ctl_as start >/dev/null && { sleep 2; ! pg_ctl_as start >/dev/null; }; then
+        echo "PostgreSQL did not start; its log:"; cat "$RB/pg.log" 2>/dev/null || true
+        ss -ltnp 2>/dev/null | grep -E ":($PG_PORT|$REDIS_PORT|$KAFKA_PORT) " || true
+        exit 1
+    fi
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' --appendonly no \
         --pidfile "$RB/redis.pid" --logfile "$RB/redis.log"
     tansu broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
