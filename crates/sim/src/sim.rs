@@ -722,19 +722,7 @@ impl Sim {
     }
 
     fn observe_event(&mut self, observer: usize, event: Event) {
-        let kind = match &event {
-            Event::MemberJoined { .. } => "member_joined",
-            Event::MemberRejoined { .. } => "member_rejoined",
-            Event::MemberSuspected { .. } => "member_suspected",
-            Event::MemberRefuted { .. } => "member_refuted",
-            Event::MemberFailed { .. } => "member_failed",
-            Event::MemberEvicted { .. } => "member_evicted",
-            Event::MemberLeft { .. } => "member_left",
-            Event::QuorumChanged { .. } => "quorum_changed",
-            Event::LeaderChanged { .. } => "leader_changed",
-            Event::SelfRejoined { .. } => "self_rejoined",
-            Event::IdConflict { .. } => "id_conflict",
-        };
+        let kind = event.kind();
         *self.counters.events.entry(kind).or_default() += 1;
         if let Event::SelfRejoined { generation, .. } = event {
             // The core bumped its own generation; keep the slot's in step for restarts and

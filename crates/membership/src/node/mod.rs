@@ -148,6 +148,25 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// A short snake_case name per event kind, for metrics labels, logs and reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::MemberJoined { .. } => "member_joined",
+            Event::MemberRejoined { .. } => "member_rejoined",
+            Event::MemberSuspected { .. } => "member_suspected",
+            Event::MemberRefuted { .. } => "member_refuted",
+            Event::MemberFailed { .. } => "member_failed",
+            Event::MemberEvicted { .. } => "member_evicted",
+            Event::MemberLeft { .. } => "member_left",
+            Event::QuorumChanged { .. } => "quorum_changed",
+            Event::LeaderChanged { .. } => "leader_changed",
+            Event::SelfRejoined { .. } => "self_rejoined",
+            Event::IdConflict { .. } => "id_conflict",
+        }
+    }
+}
+
 /// Counters, for metrics and the simulator.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {

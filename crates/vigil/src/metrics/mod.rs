@@ -202,7 +202,7 @@ impl Metrics {
 
     /// Records one event; `own_generation` and `wall_now_ms` date join propagation.
     pub fn on_event(&self, event: &Event, own_generation: u64, wall_now_ms: u64) {
-        let kind = event_kind(event);
+        let kind = event.kind();
         self.events
             .get_or_create(&EventLabels { event: kind.into() })
             .inc();
@@ -326,23 +326,6 @@ fn to_classic_text(open_metrics: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// A short snake_case name per event kind, for labels and logs.
-pub fn event_kind(event: &Event) -> &'static str {
-    match event {
-        Event::MemberJoined { .. } => "member_joined",
-        Event::MemberRejoined { .. } => "member_rejoined",
-        Event::MemberSuspected { .. } => "member_suspected",
-        Event::MemberRefuted { .. } => "member_refuted",
-        Event::MemberFailed { .. } => "member_failed",
-        Event::MemberEvicted { .. } => "member_evicted",
-        Event::MemberLeft { .. } => "member_left",
-        Event::QuorumChanged { .. } => "quorum_changed",
-        Event::LeaderChanged { .. } => "leader_changed",
-        Event::SelfRejoined { .. } => "self_rejoined",
-        Event::IdConflict { .. } => "id_conflict",
-    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ async fn resolve(host_port: &str) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
 }
 
-async fn resolve_seeds(seeds: &[String], own: SocketAddr) -> anyhow::Result<Vec<SocketAddr>> {
+async fn resolve_seeds(seeds: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
     let deadline = Instant::now() + SEED_RESOLVE_PATIENCE;
     let mut out = Vec::new();
     for seed in seeds {
@@ -53,7 +53,6 @@ async fn resolve_seeds(seeds: &[String], own: SocketAddr) -> anyhow::Result<Vec<
         };
         // Our own address stays in the list: being first in it is what makes this node the
         // one that founds the cluster (the core drops it before contacting seeds).
-        let _ = own;
         if !out.contains(&addr) {
             out.push(addr);
         }
@@ -111,7 +110,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         }
         None => http_bound.to_string(),
     };
-    let seeds = resolve_seeds(&settings.seeds, advertise).await?;
+    let seeds = resolve_seeds(&settings.seeds).await?;
 
     let generation = SystemTime::now()
         .duration_since(UNIX_EPOCH)
