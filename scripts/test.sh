@@ -91,8 +91,8 @@ done
 # --- BEGIN real backends (issue 4: the pipeline against PostgreSQL, Redis and Kafka) ---
 # Full mode only. Installs what is missing (apt: postgresql redis-server cmake
 # libcurl4-openssl-dev; `cargo install tansu` only when no tansu binary exists: ~11 min from
-# clean), starts private servers on loopback (non-default ports, nothing shared with the
-# machine), runs the pipeline tests against them with the `kafka` feature, and stops them.
+# clean), starts private servers on loopback (free ports picked at start, nothing shared with
+# the machine), runs the pipeline tests against them with the `kafka` feature, and stops them.
 if [ "$FAST" = 0 ]; then
     step "real backends: installing PostgreSQL, Redis, cmake, libcurl (apt) and tansu (cargo) if missing"
     need=()
@@ -109,7 +109,13 @@ if [ "$FAST" = 0 ]; then
 
     RB=$(mktemp -d /tmp/vigil-backends.XXXXXX)
     PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
-    PG_PORT=55432; REDIS_PORT=56379; KAFKA_PORT=19092
+    # Ports the kernel hands out now (not fixed ones): a fixed port once collided in CI with a
+    # server another run on this machine had left listening.
+    read -r PG_PORT REDIS_PORT KAFKA_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
     stop_backends() {
         [ -f "$RB/pg/postmaster.pid" ] && su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $RB/pg -m immediate stop" >/dev/null 2>&1 || true
         redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
