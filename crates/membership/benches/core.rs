@@ -130,7 +130,8 @@ fn gossip_round(c: &mut Criterion) {
             b.iter(|| {
                 // a fresh metadata change each round, so there is something to gossip
                 t += Duration::from_millis(200);
-                node.set_tag("bench", Some(&t.as_millis().to_string()));
+                node.set_tag("bench", Some(&t.as_millis().to_string()))
+                    .expect("a short tag fits the metadata bound");
                 node.handle_timeout(t, &mut out);
             })
         });

@@ -9,13 +9,24 @@
 //! bytes 7..   postcard body, then the tag
 //! ```
 //! Decoding never panics: every failure is a [`DecodeError`] and the datagram is dropped.
+//!
+//! # Bounds
+//! Every collection a message carries is bounded before the node acts on it:
+//! - the whole datagram is at most `cluster.transport.max-datagram` bytes (checked before
+//!   anything is parsed), so no `Vec` or `String` in a message can hold more elements or
+//!   bytes than the datagram has;
+//! - every member id (senders, records, accusers, accused) is 1 to [`MAX_ID_LEN`] bytes and a
+//!   digest has at most [`MAX_SLICES`] slices (checked here, [`DecodeError::Bounds`]);
+//! - a record's metadata (role, zone, rack, HTTP address, tags) is at most
+//!   `cluster.limits.max-metadata-bytes` encoded (checked by the node, which drops and counts
+//!   oversize records), and the member table at most `cluster.limits.max-members` records.
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
-use crate::member::{fnv1a, MemberRecord, NodeId};
+use crate::member::{fnv1a, MemberRecord, Metadata, NodeId};
 
 /// First byte of every Vigil datagram.
 pub const MAGIC: u8 = 0x56;
@@ -23,6 +34,10 @@ pub const MAGIC: u8 = 0x56;
 pub const WIRE_VERSION: u8 = 1;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 7;
+/// Longest member id accepted, in bytes (ids are configured names, not payloads).
+pub const MAX_ID_LEN: usize = 128;
+/// Most slices an anti-entropy digest may have.
+pub const MAX_SLICES: usize = 256;
 
 /// Derives the 32-bit cluster id carried in every envelope from the cluster's name.
 pub fn cluster_id(name: &str) -> u32 {
@@ -186,7 +201,59 @@ pub fn decode(cluster: u32, max_len: usize, bytes: &[u8]) -> Result<Message, Dec
             rest.len()
         )));
     }
+    check_bounds(&msg)?;
     Ok(msg)
+}
+
+/// Whether `id` is an acceptable member id: 1 to [`MAX_ID_LEN`] bytes.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_LEN
+}
+
+/// Checks the bounds a decoder can check without configuration (see the module docs).
+pub fn check_bounds(msg: &Message) -> Result<(), DecodeError> {
+    let id = |id: &str, what: &'static str| {
+        if valid_id(id) {
+            Ok(())
+        } else {
+            Err(DecodeError::Bounds(what))
+        }
+    };
+    if let Some(from) = msg.sender() {
+        id(&from.id, "sender id empty or too long")?;
+    }
+    let updates = match msg {
+        Message::Heartbeat { updates, .. } | Message::Gossip { updates, .. } => updates.as_slice(),
+        _ => &[],
+    };
+    for u in updates {
+        match u {
+            Update::Record(r) => id(&r.id, "record id empty or too long")?,
+            Update::Accuse { subject, by, .. } => {
+                id(subject, "accused id empty or too long")?;
+                id(by, "accuser id empty or too long")?;
+            }
+        }
+    }
+    match msg {
+        Message::Join { record } => id(&record.id, "joiner id empty or too long")?,
+        Message::SyncRecords { records, .. } => {
+            for r in records {
+                id(&r.id, "record id empty or too long")?;
+            }
+        }
+        Message::SyncDigest { ranges, .. } if ranges.len() > MAX_SLICES => {
+            return Err(DecodeError::Bounds("digest with too many slices"));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Encoded size of a member's metadata, the quantity `cluster.limits.max-metadata-bytes`
+/// bounds.
+pub fn metadata_len(m: &Metadata) -> usize {
+    encoded_len(m)
 }
 
 /// Encoded size of one update, used to pack messages under the datagram limit.

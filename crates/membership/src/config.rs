@@ -80,7 +80,21 @@ pub struct Config {
     /// `cluster.local-pause-guard`: if this node itself was not scheduled for this long, it
     /// resets its detectors instead of accusing everyone (Cassandra's guard).
     pub local_pause_guard: Duration,
+    /// `cluster.limits.max-members`: most records (members and tombstones, this node
+    /// included) the table holds. Records of unknown members beyond it are refused and
+    /// counted in [`crate::Stats::members_refused`]; known members keep working.
+    pub max_members: usize,
+    /// `cluster.limits.max-metadata-bytes`: largest encoded size of one member's metadata
+    /// (role, zone, rack, HTTP address, signals, free tags). Larger records from the network
+    /// are rejected and counted in [`crate::Stats::records_oversize`]; larger local metadata
+    /// is refused when it is set.
+    pub max_metadata_bytes: usize,
 }
+
+/// Bytes of a datagram that are not metadata in the largest message carrying one record
+/// (envelope, sender block, ids of at most [`crate::codec::MAX_ID_LEN`] bytes, addresses and
+/// counters): `cluster.limits.max-metadata-bytes` may use at most the rest.
+pub const RECORD_OVERHEAD: usize = 400;
 
 impl Default for Config {
     fn default() -> Self {
@@ -114,6 +128,8 @@ impl Config {
             split_brain_policy: SplitBrainPolicy::KeepMajority,
             max_datagram: 1400,
             local_pause_guard: Duration::from_secs(3),
+            max_members: 10_000,
+            max_metadata_bytes: 512,
         }
     }
 
@@ -263,6 +279,23 @@ impl Config {
                 "must be between 512 and 65000 bytes",
             ));
         }
+        if self.max_members < 2 || self.max_members > 1_000_000 {
+            return Err(ConfigError::new(
+                "cluster.limits.max-members",
+                self.max_members.to_string(),
+                "must be between 2 and 1000000",
+            ));
+        }
+        let max_meta = self.max_datagram.saturating_sub(RECORD_OVERHEAD);
+        if self.max_metadata_bytes < 64 || self.max_metadata_bytes > max_meta {
+            return Err(ConfigError::new(
+                "cluster.limits.max-metadata-bytes",
+                self.max_metadata_bytes.to_string(),
+                format!(
+                    "must be between 64 and cluster.transport.max-datagram - {RECORD_OVERHEAD} ({max_meta}), so that a record always fits a datagram"
+                ),
+            ));
+        }
         if self.tombstone_ttl < self.eviction_grace_period {
             return Err(ConfigError::new(
                 "cluster.eviction.tombstone-ttl",
@@ -323,6 +356,54 @@ mod tests {
             c.validate().unwrap_err().key,
             "cluster.conviction.confirmations"
         );
+    }
+
+    #[test]
+    fn limits_are_validated() {
+        let c = Config::default();
+        assert_eq!(c.max_members, 10_000);
+        assert_eq!(c.max_metadata_bytes, 512);
+        for max_members in [0, 1, 1_000_001] {
+            let c = Config {
+                max_members,
+                ..Config::default()
+            };
+            assert_eq!(c.validate().unwrap_err().key, "cluster.limits.max-members");
+        }
+        for max_metadata_bytes in [0, 63, 1001] {
+            let c = Config {
+                max_metadata_bytes,
+                ..Config::default()
+            };
+            assert_eq!(
+                c.validate().unwrap_err().key,
+                "cluster.limits.max-metadata-bytes"
+            );
+        }
+        // the metadata bound follows the datagram size
+        let c = Config {
+            max_datagram: 512,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().key,
+            "cluster.limits.max-metadata-bytes"
+        );
+        Config {
+            max_datagram: 512,
+            max_metadata_bytes: 112,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
+        Config {
+            max_datagram: 65_000,
+            max_metadata_bytes: 64_600,
+            max_members: 1_000_000,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum DecodeError {
     /// The body is not a valid message.
     #[error("malformed message body: {0}")]
     Malformed(String),
+    /// The message is well-formed but exceeds a bound (an empty or overlong id, too many
+    /// digest slices).
+    #[error("message out of bounds: {0}")]
+    Bounds(&'static str),
 }
 
 /// An operator request that the node refused. State is unchanged.
@@ -58,4 +62,12 @@ pub enum CommandError {
     /// The node has left the cluster and accepts no more commands.
     #[error("this node has left the cluster")]
     HasLeft,
+    /// The new metadata would exceed `cluster.limits.max-metadata-bytes`; nothing was set.
+    #[error("metadata of {size} bytes exceeds cluster.limits.max-metadata-bytes ({max})")]
+    MetadataTooLarge {
+        /// Encoded size the metadata would have had.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
 }

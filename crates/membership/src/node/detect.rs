@@ -34,6 +34,10 @@ pub(crate) fn suspicion_timeout(
     full.mul_f64(1.0 - 0.5 * frac)
 }
 
+/// Most distinct accusers remembered per suspicion: observers are at most 16 (validated),
+/// so more names can only come from a confused or hostile sender.
+pub(crate) const MAX_ACCUSERS: usize = 32;
+
 /// Accusations against one subject at one (generation, incarnation).
 #[derive(Debug, Clone)]
 pub(crate) struct Suspicion {
@@ -214,7 +218,7 @@ impl Node {
             let mine = self.my_record();
             if (mine.generation, mine.incarnation) == (generation, incarnation) {
                 let mut rec = mine.clone();
-                rec.incarnation += 1;
+                rec.incarnation = rec.incarnation.saturating_add(1);
                 self.stats.refutations += 1;
                 self.apply_record(now, &rec, Source::Local, out);
                 // answer the accuser at once rather than waiting for gossip to reach it
@@ -244,7 +248,7 @@ impl Node {
                 accusers: BTreeSet::new(),
                 since: now,
             });
-        if !s.accusers.insert(by.to_string()) {
+        if s.accusers.len() >= MAX_ACCUSERS || !s.accusers.insert(by.to_string()) {
             return;
         }
         self.enqueue(Update::Accuse {

@@ -196,6 +196,12 @@ pub struct Stats {
     pub max_datagram_sent: u64,
     /// Datagrams and bytes sent, per message kind (`heartbeat`, `gossip`, `sync_records`, ...).
     pub sent_by_kind: std::collections::BTreeMap<&'static str, (u64, u64)>,
+    /// Records of unknown members refused because the table held
+    /// `cluster.limits.max-members` records.
+    pub members_refused: u64,
+    /// Records from the network dropped because their metadata exceeded
+    /// `cluster.limits.max-metadata-bytes`.
+    pub records_oversize: u64,
 }
 
 /// One member's protocol state machine. See the module docs.
@@ -257,6 +263,23 @@ impl Node {
         rng_seed: u64,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
+        if !codec::valid_id(&identity.id) {
+            return Err(ConfigError::new(
+                "node.id",
+                identity.id,
+                format!("must be 1 to {} bytes", codec::MAX_ID_LEN),
+            ));
+        }
+        let meta_len = codec::metadata_len(&identity.meta);
+        if meta_len > config.max_metadata_bytes {
+            return Err(ConfigError::new(
+                "cluster.limits.max-metadata-bytes",
+                config.max_metadata_bytes.to_string(),
+                format!(
+                    "this node's own metadata (role, zone, rack, HTTP address, tags) takes {meta_len} bytes"
+                ),
+            ));
+        }
         // No seeds: found a cluster at once. First in its own seed list: found one only if
         // the other seeds have not answered within a second (a restarted first seed must
         // rejoin its cluster, not found a second one).
@@ -509,26 +532,37 @@ impl Node {
         }
     }
 
-    /// Sets (or with `None` removes) a free key/value in this node's metadata.
-    pub fn set_tag(&mut self, key: &str, value: Option<&str>) {
+    /// Sets (or with `None` removes) a free key/value in this node's metadata. Refused, with
+    /// nothing changed, when the metadata would exceed `cluster.limits.max-metadata-bytes`.
+    pub fn set_tag(&mut self, key: &str, value: Option<&str>) -> Result<(), CommandError> {
         let current = self.my_record().meta.tags.get(key).map(String::as_str);
-        if current != value {
-            let (key, value) = (key.to_string(), value.map(str::to_string));
-            self.update_own_meta(move |m| match value {
-                Some(v) => {
-                    m.tags.insert(key, v);
-                }
-                None => {
-                    m.tags.remove(&key);
-                }
+        if current == value {
+            return Ok(());
+        }
+        let mut meta = self.my_record().meta.clone();
+        match value {
+            Some(v) => {
+                meta.tags.insert(key.to_string(), v.to_string());
+            }
+            None => {
+                meta.tags.remove(key);
+            }
+        }
+        let size = codec::metadata_len(&meta);
+        if size > self.config.max_metadata_bytes {
+            return Err(CommandError::MetadataTooLarge {
+                size,
+                max: self.config.max_metadata_bytes,
             });
         }
+        self.update_own_meta(move |m| *m = meta);
+        Ok(())
     }
 
     fn update_own_meta(&mut self, f: impl FnOnce(&mut Metadata)) {
         let mut rec = self.my_record().clone();
         f(&mut rec.meta);
-        rec.meta_version += 1;
+        rec.meta_version = rec.meta_version.saturating_add(1);
         // time does not matter for our own record: it is never failed or tombstoned locally
         let now = self.last_timeout.unwrap_or_default();
         if self.table.merge(now, &rec).is_some() {
@@ -785,6 +819,9 @@ impl Node {
         source: Source,
         out: &mut impl Output,
     ) {
+        if source != Source::Local && !self.admissible(incoming) {
+            return;
+        }
         if incoming.id == self.me && source != Source::Local {
             self.on_news_about_me(now, incoming, out);
             return;
@@ -796,6 +833,24 @@ impl Node {
             self.enqueue(Update::Record(change.new.clone()));
         }
         self.after_change(now, &change, out);
+    }
+
+    /// Whether a record from the network is within bounds: metadata no larger than
+    /// `cluster.limits.max-metadata-bytes`, and room in the table if the member is new.
+    /// Refusals are counted.
+    fn admissible(&mut self, incoming: &MemberRecord) -> bool {
+        if codec::metadata_len(&incoming.meta) > self.config.max_metadata_bytes {
+            self.stats.records_oversize += 1;
+            return false;
+        }
+        if incoming.is_live()
+            && self.table.len() >= self.config.max_members
+            && self.table.get(&incoming.id).is_none()
+        {
+            self.stats.members_refused += 1;
+            return false;
+        }
+        true
     }
 
     fn after_change(&mut self, now: Duration, change: &Change, out: &mut impl Output) {
@@ -888,7 +943,7 @@ impl Node {
             });
             self.rejoin(
                 now,
-                news.generation + 1,
+                news.generation.saturating_add(1),
                 news.voter,
                 "another process used this id with a newer generation",
                 out,
@@ -906,7 +961,13 @@ impl Node {
                     Liveness::Removed => "evicted",
                     _ => "reported as left",
                 };
-                self.rejoin(now, mine.generation + 1, keep_voter, reason, out);
+                self.rejoin(
+                    now,
+                    mine.generation.saturating_add(1),
+                    keep_voter,
+                    reason,
+                    out,
+                );
             }
             Liveness::Alive | Liveness::Suspect => {
                 let refute = news.incarnation > mine.incarnation
@@ -914,7 +975,7 @@ impl Node {
                 let mut rec = mine.clone();
                 rec.voter |= news.voter;
                 if refute {
-                    rec.incarnation = news.incarnation + 1;
+                    rec.incarnation = news.incarnation.saturating_add(1);
                     self.stats.refutations += 1;
                 }
                 if rec != mine {

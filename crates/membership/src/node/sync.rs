@@ -12,13 +12,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Node, Output, Source};
-use crate::codec::{self, Message, Sender};
+use crate::codec::{self, Message, Sender, MAX_SLICES};
 use crate::member::MemberRecord;
 
 /// Most datagrams one sync answer may take (the rest waits for the next exchange).
 const MAX_SYNC_DATAGRAMS: usize = 64;
-/// Largest slice count we accept in a digest.
-const MAX_SLICES: usize = 256;
 
 impl Node {
     /// Slices to cut the table into so a digest fits one datagram and each slice stays small.
@@ -143,6 +141,9 @@ impl Node {
     ) {
         if record.id == self.me {
             return;
+        }
+        if !self.admissible(&record) {
+            return; // refused (full table, oversize metadata): no table for it either
         }
         // A seed holding quorum admits the joiner in the same update that announces it, so
         // a cold start does not need a second cluster-wide wave of admissions.
