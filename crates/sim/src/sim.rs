@@ -175,8 +175,9 @@ pub struct Sim {
     pub(crate) counters: Counters,
 }
 
-/// SplitMix64: derives independent seeds from the run seed.
-pub(crate) fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
+/// SplitMix64: derives independent seeds from the run seed (public so that other harnesses
+/// on the same network model, such as `crates/peers`, draw the same seeds).
+pub fn derive_seed(seed: u64, a: u64, b: u64) -> u64 {
     let mut z =
         seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
