@@ -9,6 +9,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`cli`]: subcommands (`node`, `up`, `members`, `status`, `config`).
 //! - [`roles`]: the seed's service roles.
+//! - [`security`]: gossip keyring (authentication, encryption) and per-source rate limits.
 //!
 //! # Data flow
 //! datagrams and timers -> runtime task -> `Node` -> datagrams out, events (logs, metrics);
@@ -24,6 +25,7 @@ mod config;
 mod metrics;
 mod roles;
 mod runtime;
+mod security;
 mod transport;
 
 use std::process::ExitCode;

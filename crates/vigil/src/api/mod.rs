@@ -9,6 +9,11 @@
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /cluster/leave` | graceful leave, then the process exits (admin token) |
 //! | `POST /cluster/members/{id}/remove` | operator removal of a member (admin token) |
+//! | `GET /cluster/keys` | the gossip keyring, primary first (admin token) |
+//! | `POST /cluster/keys/{install,use,remove}` | `{"key": "<base64>"}`: rotate the keyring (admin token) |
+//!
+//! Every request body is capped at `http.max-body` (413 above) and every request at
+//! `http.request-timeout` (408), the role's routes included.
 //!
 //! Handlers never touch the node: they ask the runtime task through a [`Handle`].
 
@@ -16,8 +21,9 @@ pub mod model;
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,7 +32,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::runtime::{Handle, Snapshot};
+use crate::runtime::{Handle, KeyOp, KeysError, Snapshot};
+use crate::security::Key;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -37,6 +44,26 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The role's service, reported in `/actuator/health`.
     pub service: Option<std::sync::Arc<crate::roles::Service>>,
+    /// `http.max-body` and `http.request-timeout`.
+    pub limits: Limits,
+}
+
+/// Bounds on every HTTP request.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest body, bytes.
+    pub max_body: usize,
+    /// Longest time to answer.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 4 << 20,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The router, without a listener (tests can drive it directly).
@@ -47,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/members/{id}", get(member))
         .route("/cluster/members/{id}/remove", post(remove_member))
         .route("/cluster/leave", post(leave))
+        .route("/cluster/keys", get(list_keys))
+        .route("/cluster/keys/{op}", post(change_keys))
         .route("/actuator/health", get(health))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
@@ -61,9 +90,27 @@ pub async fn serve(
     extra: Router,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).merge(extra))
+    let limits = state.limits;
+    let app = router(state)
+        .merge(extra)
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| time_limit(limits.timeout, req, next),
+        ));
+    axum::serve(listener, app)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
+}
+
+/// Answers 408 to a request not answered within `limit` (a stuck backend, a slow body).
+async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("no answer within http.request-timeout ({limit:?})"),
+        ),
+    }
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -175,6 +222,74 @@ async fn remove_member(
         Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(_) => stopped(),
     }
+}
+
+fn keys_body(keys: &[Key]) -> Response {
+    Json(json!({
+        "primary": keys.first().map(Key::encode),
+        "keys": keys.iter().map(Key::encode).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn apply_keys(state: &AppState, op: KeyOp) -> Response {
+    match state.handle.keys(op).await {
+        Ok(Ok(keys)) => keys_body(&keys),
+        Ok(Err(e @ KeysError::Disabled)) => error(StatusCode::CONFLICT, e.to_string()),
+        Ok(Err(e @ KeysError::NotSaved(_))) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(_) => stopped(),
+    }
+}
+
+async fn list_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(r) = refuse_unless_admin(&state, &headers) {
+        return r;
+    }
+    apply_keys(&state, KeyOp::List).await
+}
+
+/// Body of `POST /cluster/keys/{op}`.
+#[derive(serde::Deserialize)]
+struct KeyBody {
+    key: String,
+}
+
+async fn change_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(op): Path<String>,
+    body: Result<Json<KeyBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&state, &headers) {
+        return r;
+    }
+    let key = match body {
+        Ok(Json(b)) => match Key::parse(&b.key) {
+            Ok(k) => k,
+            Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("key: {e}")),
+        },
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"key\": \"<base64>\"}}: {e}"),
+            )
+        }
+    };
+    let op = match op.as_str() {
+        "install" => KeyOp::Install(key),
+        "use" => KeyOp::Use(key),
+        "remove" => KeyOp::Remove(key),
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("unknown keyring operation `{other}`: install, use or remove"),
+            )
+        }
+    };
+    apply_keys(&state, op).await
 }
 
 async fn health(State(state): State<AppState>) -> Response {

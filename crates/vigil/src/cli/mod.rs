@@ -1,5 +1,6 @@
 //! Command-line interface: flags, subcommands, and the edge where errors become exit codes.
 
+pub mod keys;
 pub mod load;
 pub mod members;
 pub mod node;
@@ -36,6 +37,9 @@ pub enum Command {
     Members(members::MembersArgs),
     /// The cluster at a glance: quorum, leader, counts by status.
     Status(status::StatusArgs),
+    /// Generate gossip keys; list and rotate the keyring of a running cluster.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Validate a config file or print the annotated defaults.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -65,6 +69,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .build()?
             .block_on(load::run(args)),
         Command::Status(args) => block_on(status::run(args)),
+        Command::Keys(cmd) => block_on(keys::run(cmd)),
         Command::Config(ConfigCommand::Check { file }) => {
             let sources = config::Sources {
                 file: Some(file.clone()),

@@ -105,6 +105,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.log_dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the vigil binary to re-execute")?;
     let token = std::env::var("VIGIL_HTTP_ADMIN_TOKEN").unwrap_or_else(|_| local_token());
+    // Sealed gossip by default: one fresh key for this cluster's life, unless the
+    // environment or a config file says otherwise.
+    let gossip_key = (std::env::var_os("VIGIL_SECURITY_GOSSIP_KEYS").is_none()
+        && args.config.is_none())
+    .then(|| crate::security::Key::generate().encode());
+    let secrets = Secrets {
+        token: token.clone(),
+        gossip_key,
+    };
     let members = plan(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -124,13 +133,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
              admin:    curl -X POST -H 'Authorization: Bearer {token}' http://<member>/cluster/leave\n  \
              Ctrl-C stops everything (each member leaves gracefully).\n"
         );
+        if secrets.gossip_key.is_some() {
+            println!(
+                "  gossip:   encrypted and authenticated with a key made for this run \
+                 (vigil keys list --addr http://{coordinator} --token <admin token>)\n"
+            );
+        }
         let mut supervisors = Vec::new();
         for m in members {
             let stop = stop.clone();
             let exe = exe.clone();
-            let token = token.clone();
+            let secrets = secrets.clone();
             let bootstrap = m.spec.bootstrap;
-            supervisors.push(tokio::spawn(supervise(exe, m, token, stop)));
+            supervisors.push(tokio::spawn(supervise(exe, m, secrets, stop)));
             if bootstrap {
                 // Let the bootstrap node bind before the others knock.
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -173,15 +188,28 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn spawn_child(exe: &PathBuf, m: &Member, token: &str) -> anyhow::Result<Child> {
+/// What every member of `vigil up` shares and no one else should see.
+#[derive(Clone)]
+struct Secrets {
+    /// `http.admin-token`.
+    token: String,
+    /// `security.gossip-keys`, when `vigil up` made one.
+    gossip_key: Option<String>,
+}
+
+fn spawn_child(exe: &PathBuf, m: &Member, secrets: &Secrets) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&m.log)
         .with_context(|| format!("cannot open {}", m.log.display()))?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(key) = &secrets.gossip_key {
+        command.env("VIGIL_SECURITY_GOSSIP_KEYS", key);
+    }
+    let child = command
         .args(&m.args)
-        .env("VIGIL_HTTP_ADMIN_TOKEN", token)
+        .env("VIGIL_HTTP_ADMIN_TOKEN", &secrets.token)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -193,11 +221,11 @@ fn spawn_child(exe: &PathBuf, m: &Member, token: &str) -> anyhow::Result<Child> 
 }
 
 /// Keeps one member running until `stop`.
-async fn supervise(exe: PathBuf, m: Member, token: String, stop: CancellationToken) {
+async fn supervise(exe: PathBuf, m: Member, secrets: Secrets, stop: CancellationToken) {
     let name = m.spec.name;
     let mut backoff = BACKOFF_MIN;
     loop {
-        let mut child = match spawn_child(&exe, &m, &token) {
+        let mut child = match spawn_child(&exe, &m, &secrets) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(member = name, error = %e, "cannot start member");

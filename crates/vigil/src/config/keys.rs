@@ -22,6 +22,8 @@ pub enum Kind {
     Duration,
     /// A list of strings (a YAML sequence or a comma-separated string).
     List,
+    /// `true` or `false`.
+    Bool,
 }
 
 /// One configuration key.
@@ -57,6 +59,14 @@ pub const KEYS: &[Key] = &[
     key("node.leave-linger", Kind::Duration, "how long a leaving node keeps gossiping so that its departure spreads"),
     key("node.signals-interval", Kind::Duration, "how often the node measures its own CPU, memory and error signals"),
     key("http.admin-token", Kind::Text, "Bearer token for state-changing endpoints (POST /cluster/leave, ...); empty = those endpoints are disabled"),
+    key("http.max-body", Kind::Number, "largest HTTP request body accepted, bytes (413 above)"),
+    key("http.request-timeout", Kind::Duration, "an HTTP request still unanswered after this long gets 408"),
+    key("security.gossip-keys", Kind::List, "base64 32-byte keys (vigil keys generate); the first seals, all open; empty = gossip is neither authenticated nor encrypted"),
+    key("security.encrypt", Kind::Bool, "with keys: true = encrypt and authenticate every datagram, false = authenticate only"),
+    key("security.verify-incoming", Kind::Bool, "with keys: false also accepts unsealed datagrams (only while turning keys on in a running cluster)"),
+    key("security.keyring-file", Kind::Text, "file that holds the keyring across restarts (rewritten by vigil keys); loaded over security.gossip-keys when it exists"),
+    key("security.source-rate", Kind::Number, "datagrams per second accepted from one source address; 0 = unlimited"),
+    key("security.source-burst", Kind::Number, "datagrams one source may send in a burst above security.source-rate"),
     key("log.format", Kind::Text, "text or json"),
     key("log.level", Kind::Text, "tracing filter, e.g. info or vigil=debug,info"),
     key("cluster.preset", Kind::Text, "lan or wan: the base the other cluster keys override"),
@@ -164,6 +174,42 @@ pub struct Settings {
     pub protocol: Config,
     /// Every `services.*` key.
     pub services: ServicesSettings,
+    /// Every `security.*` key.
+    pub security: SecuritySettings,
+    /// `http.max-body`.
+    pub http_max_body: usize,
+    /// `http.request-timeout`.
+    pub http_request_timeout: Duration,
+}
+
+/// The `security.*` keys: the gossip keyring and the per-source rate limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecuritySettings {
+    /// `security.gossip-keys`, checked to be keys when set (primary first).
+    pub gossip_keys: Vec<String>,
+    /// `security.encrypt`.
+    pub encrypt: bool,
+    /// `security.verify-incoming`.
+    pub verify_incoming: bool,
+    /// `security.keyring-file`.
+    pub keyring_file: Option<String>,
+    /// `security.source-rate`.
+    pub source_rate: u32,
+    /// `security.source-burst`.
+    pub source_burst: u32,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            gossip_keys: Vec::new(),
+            encrypt: true,
+            verify_incoming: true,
+            keyring_file: None,
+            source_rate: 200,
+            source_burst: 400,
+        }
+    }
 }
 
 /// The `services.*` keys: what the producer, consumer and gateway roles need.
@@ -237,6 +283,9 @@ impl Default for Settings {
             quorum_size: 0,
             protocol: Config::lan(),
             services: ServicesSettings::default(),
+            security: SecuritySettings::default(),
+            http_max_body: 4 << 20,
+            http_request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -245,6 +294,22 @@ fn number<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     v.trim()
         .parse()
         .map_err(|_| "expected a whole number".to_string())
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        other => Err(format!("`{other}` is not true or false")),
+    }
 }
 
 fn optional(v: &str) -> Option<String> {
@@ -272,14 +337,7 @@ impl Settings {
             "node.advertise" => self.advertise = optional(value),
             "node.http" => self.http = value.trim().to_string(),
             "node.http-advertise" => self.http_advertise = optional(value),
-            "node.seeds" => {
-                self.seeds = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            }
+            "node.seeds" => self.seeds = list(value),
             "node.leave-linger" => self.leave_linger = dur(value)?,
             "node.signals-interval" => {
                 self.signals_interval = dur(value)?;
@@ -288,6 +346,42 @@ impl Settings {
                 }
             }
             "http.admin-token" => self.admin_token = optional(value),
+            "http.max-body" => {
+                self.http_max_body = number(value)?;
+                if self.http_max_body < 1024 {
+                    return Err("must be at least 1024 bytes".into());
+                }
+            }
+            "http.request-timeout" => {
+                self.http_request_timeout = dur(value)?;
+                if self.http_request_timeout.is_zero() {
+                    return Err("must be more than 0".into());
+                }
+            }
+            "security.gossip-keys" => {
+                let keys = list(value);
+                for (i, k) in keys.iter().enumerate() {
+                    crate::security::Key::parse(k).map_err(|e| format!("key {}: {e}", i + 1))?;
+                }
+                if keys.len() > crate::security::keyring::MAX_KEYS {
+                    return Err(format!(
+                        "{} keys; at most {}",
+                        keys.len(),
+                        crate::security::keyring::MAX_KEYS
+                    ));
+                }
+                self.security.gossip_keys = keys;
+            }
+            "security.encrypt" => self.security.encrypt = boolean(value)?,
+            "security.verify-incoming" => self.security.verify_incoming = boolean(value)?,
+            "security.keyring-file" => self.security.keyring_file = optional(value),
+            "security.source-rate" => self.security.source_rate = number(value)?,
+            "security.source-burst" => {
+                self.security.source_burst = number(value)?;
+                if self.security.source_burst == 0 {
+                    return Err("must be at least 1".into());
+                }
+            }
             "log.format" => {
                 self.log_format = match value.trim() {
                     "text" => LogFormat::Text,
@@ -421,6 +515,14 @@ impl Settings {
             "node.leave-linger" => d(self.leave_linger),
             "node.signals-interval" => d(self.signals_interval),
             "http.admin-token" => self.admin_token.clone().unwrap_or_default(),
+            "http.max-body" => self.http_max_body.to_string(),
+            "http.request-timeout" => d(self.http_request_timeout),
+            "security.gossip-keys" => self.security.gossip_keys.join(","),
+            "security.encrypt" => self.security.encrypt.to_string(),
+            "security.verify-incoming" => self.security.verify_incoming.to_string(),
+            "security.keyring-file" => self.security.keyring_file.clone().unwrap_or_default(),
+            "security.source-rate" => self.security.source_rate.to_string(),
+            "security.source-burst" => self.security.source_burst.to_string(),
             "log.format" => match self.log_format {
                 LogFormat::Text => "text".into(),
                 LogFormat::Json => "json".into(),

@@ -358,11 +358,11 @@ pub fn render_defaults() -> String {
         let value = defaults.get(key.name).unwrap_or_default();
         let rendered = match key.kind {
             keys::Kind::Text => serde_json::to_string(&value).unwrap_or_default(),
-            keys::Kind::Number | keys::Kind::Duration => value,
+            keys::Kind::Number | keys::Kind::Duration | keys::Kind::Bool => value,
             keys::Kind::List => {
-                let items: Vec<String> = defaults
-                    .seeds
-                    .iter()
+                let items: Vec<String> = value
+                    .split(',')
+                    .filter(|s| !s.is_empty())
                     .map(|s| serde_json::to_string(s).unwrap_or_default())
                     .collect();
                 format!("[{}]", items.join(", "))

@@ -27,6 +27,11 @@ struct MemberLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     event: String,
 }
@@ -42,6 +47,7 @@ pub struct Metrics {
     bytes_sent: Counter,
     bytes_received: Counter,
     decode_errors: Counter,
+    rejected: Family<ReasonLabels, Counter>,
     syncs_started: Counter,
     last_stats: Mutex<Stats>,
     healthy_nodes: Gauge,
@@ -107,6 +113,17 @@ impl Metrics {
             "cluster_gossip_decode_errors",
             "Datagrams dropped because they did not decode",
         );
+        let rejected = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "cluster_gossip_rejected",
+            "Datagrams dropped before the core by reason: rate_limited (per-source limit), \
+             unsealed (no seal while keys are on), bad_seal (wrong key, other cluster, altered)",
+            rejected.clone(),
+        );
+        for reason in ["rate_limited", "unsealed", "bad_seal"] {
+            // present at 0 from the start, so rate() works on the first drop
+            let _ = rejected.get_or_create(&ReasonLabels { reason });
+        }
         let syncs_started = counter(
             &mut registry,
             "cluster_anti_entropy_syncs",
@@ -185,6 +202,7 @@ impl Metrics {
             bytes_sent,
             bytes_received,
             decode_errors,
+            rejected,
             syncs_started,
             last_stats: Mutex::new(Stats::default()),
             healthy_nodes,
@@ -223,6 +241,11 @@ impl Metrics {
             }
             _ => {}
         }
+    }
+
+    /// Counts a datagram dropped before the core (see `cluster_gossip_rejected`).
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Copies counters and gauges from a fresh view and the core's counters.

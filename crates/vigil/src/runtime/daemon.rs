@@ -1,6 +1,7 @@
 //! `vigil node`: from settings to a running member (sockets, runtime task, HTTP server).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -13,6 +14,7 @@ use tracing::{info, warn};
 use super::{NodeInfo, NodeRuntime, Options};
 use crate::api::{self, AppState};
 use crate::config::{self, Origin, Settings};
+use crate::security::{store, Key, Keyring};
 use crate::transport::udp::UdpTransport;
 
 /// How long to keep trying to resolve seed names at start (DNS in containers comes late).
@@ -69,6 +71,62 @@ fn rng_seed(id: &str, generation: u64) -> u64 {
     h ^ generation
 }
 
+/// The keyring of `security.*`: the keyring file's keys when it exists, else
+/// `security.gossip-keys` (then saved to the file, if one is named); `None` without keys.
+fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
+    let sec = &settings.security;
+    let file = sec.keyring_file.as_ref().map(PathBuf::from);
+    let from_file = match &file {
+        Some(path) => store::load(path).map_err(|e| {
+            config_error(
+                "security.keyring-file",
+                &path.display().to_string(),
+                &e.to_string(),
+            )
+        })?,
+        None => None,
+    };
+    let keys = match from_file {
+        Some(keys) => keys,
+        None => {
+            let keys = sec
+                .gossip_keys
+                .iter()
+                .map(|k| Key::parse(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| config_error("security.gossip-keys", "(hidden)", &e.to_string()))?;
+            if let (Some(path), false) = (&file, keys.is_empty()) {
+                store::save(path, &keys).map_err(|e| {
+                    config_error(
+                        "security.keyring-file",
+                        &path.display().to_string(),
+                        &e.to_string(),
+                    )
+                })?;
+            }
+            keys
+        }
+    };
+    if keys.is_empty() {
+        info!("gossip is neither authenticated nor encrypted (no security.gossip-keys)");
+        return Ok(None);
+    }
+    let ring = Keyring::new(
+        keys,
+        &settings.cluster_name,
+        sec.encrypt,
+        sec.verify_incoming,
+    )
+    .map_err(|e| config_error("security.gossip-keys", "(hidden)", &e.to_string()))?;
+    info!(
+        keys = ring.keys().len(),
+        encrypt = sec.encrypt,
+        verify_incoming = sec.verify_incoming,
+        "gossip sealed with the keyring"
+    );
+    Ok(Some(ring))
+}
+
 /// Runs a member until a graceful leave completes (after `shutdown` or `POST /cluster/leave`).
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     if settings.id.is_empty() {
@@ -87,6 +145,12 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 "required when node.gossip binds {bind}: peers cannot reach an unspecified address"
             ),
         ));
+    }
+    let keyring = keyring(&settings)?;
+    let mut protocol = settings.protocol.clone();
+    if keyring.is_some() {
+        // The seal rides in the same datagram: the core packs that much less.
+        protocol.max_datagram -= crate::security::keyring::OVERHEAD;
     }
     let transport = UdpTransport::bind(bind, settings.protocol.max_datagram)
         .await
@@ -132,21 +196,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         cluster: settings.cluster_name.clone(),
     };
     let epoch = Instant::now();
-    let node = Node::new(
-        identity,
-        settings.protocol.clone(),
-        seeds.clone(),
-        epoch.elapsed(),
-        seed,
-    )
-    .map_err(|e| {
-        anyhow::Error::from(config::Error::Value {
-            key: e.key.to_string(),
-            value: e.value,
-            reason: e.reason,
-            origin: Origin::Default,
-        })
-    })?;
+    let node =
+        Node::new(identity, protocol, seeds.clone(), epoch.elapsed(), seed).map_err(|e| {
+            anyhow::Error::from(config::Error::Value {
+                key: e.key.to_string(),
+                value: e.value,
+                reason: e.reason,
+                origin: Origin::Default,
+            })
+        })?;
     info!(rng_seed = seed, http = %http_bound, advertise_http = %http_addr, role = %settings.role, "starting");
     let info = NodeInfo {
         id: settings.id.clone(),
@@ -159,6 +217,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let options = Options {
         leave_linger: settings.leave_linger,
         signals_interval: Some(settings.signals_interval),
+        keyring,
+        keyring_file: settings.security.keyring_file.as_ref().map(PathBuf::from),
+        source_rate: settings.security.source_rate,
+        source_burst: settings.security.source_burst,
     };
     let (runtime, handle) = NodeRuntime::new(node, transport, epoch, info, options, shutdown);
     let mut runtime_task = tokio::spawn(runtime.run());
@@ -170,6 +232,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         handle,
         admin_token: settings.admin_token.clone(),
         service: services.service.clone(),
+        limits: api::Limits {
+            max_body: settings.http_max_body,
+            timeout: settings.http_request_timeout,
+        },
     };
     let mut server = tokio::spawn(api::serve(
         listener,

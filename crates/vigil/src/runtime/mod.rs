@@ -6,6 +6,9 @@
 //! datagrams the node produced and logs and counts its events. Time is a [`Duration`] since
 //! `epoch` (a tokio [`Instant`] taken at start, so tests can pause the clock).
 //!
+//! Every datagram passes the per-source rate limit and, with a keyring, the seal check
+//! before the core sees it; every datagram the core sends is sealed (see [`crate::security`]).
+//!
 //! Shutdown: cancelling the token (SIGTERM, Ctrl-C) or a leave command starts a graceful
 //! leave; the loop keeps gossiping for `leave_linger` so the news spreads, then returns.
 
@@ -14,6 +17,7 @@ pub mod events;
 pub mod signals;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
+use crate::security::{store, Key, KeyError, Keyring, SourceLimiter};
 use crate::transport::Transport;
 use signals::SignalSampler;
 
@@ -51,6 +56,55 @@ pub struct Options {
     pub leave_linger: Duration,
     /// How often to measure CPU, memory and errors; `None` = never (tests).
     pub signals_interval: Option<Duration>,
+    /// Seals and opens every datagram; `None` = plain gossip.
+    pub keyring: Option<Keyring>,
+    /// Where keyring changes are saved.
+    pub keyring_file: Option<PathBuf>,
+    /// Datagrams per second accepted from one source address (0 = unlimited).
+    pub source_rate: u32,
+    /// Burst above `source_rate`.
+    pub source_burst: u32,
+}
+
+impl Default for Options {
+    /// Plain gossip, no rate limit, no signal sampling (what tests want).
+    fn default() -> Self {
+        Options {
+            leave_linger: Duration::from_secs(1),
+            signals_interval: None,
+            keyring: None,
+            keyring_file: None,
+            source_rate: 0,
+            source_burst: 1,
+        }
+    }
+}
+
+/// A change to the gossip keyring (`vigil keys`).
+#[derive(Debug, Clone)]
+pub enum KeyOp {
+    /// Only report the keys.
+    List,
+    /// Accept a key for opening.
+    Install(Key),
+    /// Seal with an installed key.
+    Use(Key),
+    /// Stop accepting a key.
+    Remove(Key),
+}
+
+/// Why a keyring change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    /// This node gossips without keys.
+    #[error("gossip keys are off on this node: start it with security.gossip-keys")]
+    Disabled,
+    /// The change itself is wrong.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Applied in memory but not saved to the keyring file.
+    #[error("applied, but not saved: {0}")]
+    NotSaved(String),
 }
 
 /// A point-in-time copy of the node's state, for the API and metrics.
@@ -81,6 +135,7 @@ enum Command {
     Snapshot(oneshot::Sender<Snapshot>),
     Leave(oneshot::Sender<()>),
     ForceRemove(String, oneshot::Sender<Result<(), CommandError>>),
+    Keys(KeyOp, oneshot::Sender<Result<Vec<Key>, KeysError>>),
 }
 
 /// The runtime task stopped; nothing more can be asked of it.
@@ -120,6 +175,11 @@ impl Handle {
     /// Starts a graceful leave; the runtime stops `leave_linger` later.
     pub async fn leave(&self) -> Result<(), Stopped> {
         self.ask(Command::Leave).await
+    }
+
+    /// Applies a keyring change; answers with the keys after it, primary first.
+    pub async fn keys(&self, op: KeyOp) -> Result<Result<Vec<Key>, KeysError>, Stopped> {
+        self.ask(|tx| Command::Keys(op, tx)).await
     }
 
     /// Removes a member by operator decision.
@@ -169,6 +229,7 @@ pub struct NodeRuntime<T: Transport> {
     leaving_until: Option<Duration>,
     send_errors: u64,
     sampler: Option<SignalSampler>,
+    limiter: SourceLimiter,
 }
 
 impl<T: Transport> NodeRuntime<T> {
@@ -193,6 +254,7 @@ impl<T: Transport> NodeRuntime<T> {
         };
         let joined = info.seeds.is_empty();
         let sampler = options.signals_interval.map(|_| SignalSampler::new());
+        let limiter = SourceLimiter::new(options.source_rate, options.source_burst);
         let runtime = NodeRuntime {
             node,
             transport,
@@ -207,6 +269,7 @@ impl<T: Transport> NodeRuntime<T> {
             leaving_until: None,
             send_errors: 0,
             sampler,
+            limiter,
         };
         (runtime, handle)
     }
@@ -260,14 +323,7 @@ impl<T: Transport> NodeRuntime<T> {
             let now = self.now();
             match step {
                 Step::Shutdown => self.start_leave(now, &mut effects),
-                Step::Datagram(n, from) => {
-                    if let Err(e) = self
-                        .node
-                        .handle_datagram(now, from, &buf[..n], &mut effects)
-                    {
-                        debug!(%from, error = %e, "dropped a datagram");
-                    }
-                }
+                Step::Datagram(n, from) => self.receive(now, from, &buf[..n], &mut effects),
                 Step::RecvError(e) => debug!(error = %e, "receive failed"),
                 Step::Timeout => self.node.handle_timeout(now, &mut effects),
                 Step::Command(cmd) => self.command(now, cmd, &mut effects),
@@ -285,6 +341,61 @@ impl<T: Transport> NodeRuntime<T> {
             }
         }
         info!(id = %self.info.id, "node stopped");
+    }
+
+    /// Rate limit, seal check, then the core.
+    fn receive(&mut self, now: Duration, from: SocketAddr, datagram: &[u8], out: &mut Effects) {
+        if !self.limiter.allow(from, now) {
+            self.metrics.rejected("rate_limited");
+            return;
+        }
+        let opened;
+        let plain = match &self.options.keyring {
+            None => datagram,
+            Some(ring) => match ring.open(datagram) {
+                Ok(p) => {
+                    opened = p;
+                    &opened
+                }
+                Err(e) => {
+                    self.metrics.rejected(e.reason());
+                    debug!(%from, error = %e, "dropped a datagram");
+                    return;
+                }
+            },
+        };
+        if let Err(e) = self.node.handle_datagram(now, from, plain, out) {
+            debug!(%from, error = %e, "dropped a datagram");
+        }
+    }
+
+    fn change_keys(&mut self, op: KeyOp) -> Result<Vec<Key>, KeysError> {
+        let ring = self.options.keyring.as_mut().ok_or(KeysError::Disabled)?;
+        let changed = match op {
+            KeyOp::List => false,
+            KeyOp::Install(k) => {
+                let had = ring.keys().contains(&k);
+                ring.install(k)?;
+                !had
+            }
+            KeyOp::Use(k) => {
+                let was = ring.keys()[0] == k;
+                ring.use_key(&k)?;
+                !was
+            }
+            KeyOp::Remove(k) => {
+                ring.remove(&k)?;
+                true
+            }
+        };
+        let keys = ring.keys().to_vec();
+        if changed {
+            info!(keys = keys.len(), "gossip keyring changed");
+            if let Some(path) = &self.options.keyring_file {
+                store::save(path, &keys).map_err(|e| KeysError::NotSaved(e.to_string()))?;
+            }
+        }
+        Ok(keys)
     }
 
     fn start_leave(&mut self, now: Duration, effects: &mut Effects) {
@@ -324,11 +435,18 @@ impl<T: Transport> NodeRuntime<T> {
                 }
                 let _ = reply.send(result);
             }
+            Command::Keys(op, reply) => {
+                let _ = reply.send(self.change_keys(op));
+            }
         }
     }
 
     async fn flush(&mut self, effects: &mut Effects) {
         for (to, datagram) in effects.sends.drain(..) {
+            let datagram = match &self.options.keyring {
+                Some(ring) => ring.seal(&datagram),
+                None => datagram,
+            };
             if let Err(e) = self.transport.send_to(to, &datagram).await {
                 self.send_errors += 1;
                 debug!(%to, error = %e, "send failed");

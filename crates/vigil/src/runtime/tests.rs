@@ -53,10 +53,7 @@ fn start(net: &MemoryNetwork, i: u8, seeds: Vec<SocketAddr>) -> TestNode {
     .unwrap();
     let transport = net.bind(addr(i)).unwrap();
     let shutdown = CancellationToken::new();
-    let options = Options {
-        leave_linger: Duration::from_secs(1),
-        signals_interval: None,
-    };
+    let options = Options::default();
     let (runtime, handle) =
         NodeRuntime::new(node, transport, epoch, info, options, shutdown.clone());
     let task = tokio::spawn(runtime.run());
