@@ -87,7 +87,19 @@ impl Node {
         }
     }
 
-    pub(super) fn on_heartbeat(&mut self, now: Duration, sender: &Sender) {
+    /// A heartbeat counts only if it is newer than every one taken from that member: an
+    /// older life's, or a replayed or reordered one, would hide a crash from the detector.
+    pub(super) fn on_heartbeat(&mut self, now: Duration, sender: &Sender, seq: u64) {
+        if let Some(e) = self.table.get_mut(&sender.id) {
+            let this = (sender.generation, seq);
+            if sender.generation < e.record.generation
+                || e.last_heartbeat.is_some_and(|last| this <= last)
+            {
+                self.stats.stale_heartbeats += 1;
+                return;
+            }
+            e.last_heartbeat = Some(this);
+        }
         if let Some(d) = self.detectors.get_mut(&sender.id) {
             d.heartbeat(now);
         } else if self

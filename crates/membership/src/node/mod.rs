@@ -186,6 +186,9 @@ pub struct Stats {
     pub bytes_received: u64,
     /// Datagrams rejected by the decoder.
     pub decode_errors: u64,
+    /// Heartbeats ignored because an equal or newer one had been taken (replays, reordering,
+    /// an older life of the sender).
+    pub stale_heartbeats: u64,
     /// Anti-entropy exchanges this node started.
     pub syncs_started: u64,
     /// Accusations this node made as an observer.
@@ -494,11 +497,11 @@ impl Node {
         match msg {
             Message::Heartbeat {
                 from: sender,
+                seq,
                 updates,
-                ..
             } => {
                 self.stats.heartbeats_received += 1;
-                self.on_heartbeat(now, &sender);
+                self.on_heartbeat(now, &sender, seq);
                 self.apply_updates(now, updates, out);
             }
             Message::Gossip { updates, .. } => self.apply_updates(now, updates, out),
@@ -1011,3 +1014,5 @@ impl Node {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod replay_tests;

@@ -13,6 +13,9 @@ pub(crate) struct Entry {
     pub record: MemberRecord,
     /// Last fresh news (heartbeat or newer record).
     pub last_heard: Option<Duration>,
+    /// (generation, sequence) of the newest heartbeat taken from this member: a replayed
+    /// or reordered older one must not count as a sign of life.
+    pub last_heartbeat: Option<(u64, u64)>,
 }
 
 /// What one merge changed.
@@ -162,6 +165,7 @@ impl Table {
                 let entry = Entry {
                     record: incoming.clone(),
                     last_heard: Some(now),
+                    last_heartbeat: None,
                 };
                 self.entries.insert(incoming.id.clone(), entry);
                 self.index(incoming, now);
