@@ -195,3 +195,163 @@ fn foreign_cluster_and_bad_headers_are_named() {
     );
     assert_eq!(decode(1, 4, &[0; 5]), Err(DecodeError::TooLarge(5)));
 }
+
+fn big_sender(id: &str) -> Sender {
+    Sender {
+        id: id.into(),
+        generation: u64::MAX,
+        incarnation: u64::MAX,
+        summary: u64::MAX,
+    }
+}
+
+#[test]
+fn ids_must_be_1_to_max_id_len_bytes() {
+    let ok = "x".repeat(MAX_ID_LEN);
+    let long = "x".repeat(MAX_ID_LEN + 1);
+    let probe = |id: &str| Message::ProbeAck {
+        from: big_sender(id),
+    };
+    assert!(decode(7, 1400, &encode(7, &probe(&ok))).is_ok());
+    assert_eq!(
+        decode(7, 1400, &encode(7, &probe(&long))),
+        Err(DecodeError::Bounds("sender id empty or too long"))
+    );
+    assert!(matches!(
+        decode(7, 1400, &encode(7, &probe(""))),
+        Err(DecodeError::Bounds(_))
+    ));
+    let accuse = |subject: &str, by: &str| Message::Gossip {
+        from: big_sender("a"),
+        updates: vec![Update::Accuse {
+            subject: subject.into(),
+            generation: 1,
+            incarnation: 1,
+            by: by.into(),
+        }],
+    };
+    assert!(decode(7, 1400, &encode(7, &accuse("b", "c"))).is_ok());
+    assert!(decode(7, 1400, &encode(7, &accuse(&long, "c"))).is_err());
+    assert!(decode(7, 1400, &encode(7, &accuse("b", ""))).is_err());
+    let mut rec = MemberRecord {
+        id: long.clone(),
+        addr: "10.0.0.1:1".parse().unwrap(),
+        generation: 1,
+        incarnation: 0,
+        liveness: Liveness::Alive,
+        meta_version: 1,
+        meta: Metadata::default(),
+        voter: false,
+    };
+    let join = Message::Join {
+        record: rec.clone(),
+    };
+    assert!(decode(7, 1400, &encode(7, &join)).is_err());
+    let sync = Message::SyncRecords {
+        from: big_sender("a"),
+        records: vec![rec.clone()],
+    };
+    assert!(decode(7, 1400, &encode(7, &sync)).is_err());
+    rec.id = ok;
+    let gossip = Message::Gossip {
+        from: big_sender("a"),
+        updates: vec![Update::Record(rec)],
+    };
+    assert!(decode(7, 1400, &encode(7, &gossip)).is_ok());
+}
+
+#[test]
+fn digests_have_at_most_max_slices() {
+    let digest = |n: usize| Message::SyncDigest {
+        from: big_sender("a"),
+        ranges: vec![0; n],
+        reply: true,
+    };
+    assert!(decode(7, 65_000, &encode(7, &digest(MAX_SLICES))).is_ok());
+    assert_eq!(
+        decode(7, 65_000, &encode(7, &digest(MAX_SLICES + 1))),
+        Err(DecodeError::Bounds("digest with too many slices"))
+    );
+}
+
+/// Metadata of exactly `len` encoded bytes (in tags, the free part).
+fn metadata_of(len: usize) -> Metadata {
+    let mut m = Metadata {
+        role: "producer".into(),
+        zone: "eu-west-1a".into(),
+        rack: "r1".into(),
+        http_addr: Some("[fd00::1]:8082".into()),
+        signals: HealthSignals {
+            cpu_pct: 100,
+            mem_pct: 100,
+            error_pct: 100,
+        },
+        tags: Default::default(),
+    };
+    let mut value = String::new();
+    while metadata_len(&m) < len {
+        value.push('v');
+        m.tags.insert("k".into(), value.clone());
+    }
+    while metadata_len(&m) > len {
+        // a length prefix grew by a byte: trim the value
+        value.pop();
+        m.tags.insert("k".into(), value.clone());
+    }
+    m
+}
+
+#[test]
+fn a_record_at_every_bound_fits_one_datagram() {
+    // The validated bound on metadata leaves room for the rest of the largest message
+    // carrying one record: ids of MAX_ID_LEN, IPv6, every counter at u64::MAX.
+    for (max_datagram, max_meta) in [(1400, 512), (1400, 1000), (512, 112), (65_000, 64_600)] {
+        let config = crate::Config {
+            max_datagram,
+            max_metadata_bytes: max_meta,
+            ..crate::Config::default()
+        };
+        config.validate().unwrap();
+        let meta = metadata_of(max_meta);
+        assert!(metadata_len(&meta) <= max_meta && metadata_len(&meta) + 2 >= max_meta);
+        let rec = MemberRecord {
+            id: "r".repeat(MAX_ID_LEN),
+            addr: "[fd00::1:2:3:4]:65535".parse().unwrap(),
+            generation: u64::MAX,
+            incarnation: u64::MAX,
+            liveness: Liveness::Removed,
+            meta_version: u64::MAX,
+            meta,
+            voter: true,
+        };
+        let from = big_sender(&"s".repeat(MAX_ID_LEN));
+        for msg in [
+            Message::Heartbeat {
+                from: from.clone(),
+                seq: u64::MAX,
+                updates: vec![Update::Record(rec.clone())],
+            },
+            Message::Gossip {
+                from: from.clone(),
+                updates: vec![Update::Record(rec.clone())],
+            },
+            Message::SyncRecords {
+                from: from.clone(),
+                records: vec![rec.clone()],
+            },
+            Message::Join {
+                record: rec.clone(),
+            },
+        ] {
+            let bytes = encode(7, &msg);
+            // the node packs with a worst-case sequence prefix: count it too
+            assert!(
+                bytes.len() + SEQ_PREFIX_MAX <= max_datagram,
+                "{} + {SEQ_PREFIX_MAX} bytes > {max_datagram} for {}",
+                bytes.len(),
+                msg.kind()
+            );
+            assert_eq!(decode(7, max_datagram, &bytes).unwrap(), msg);
+        }
+    }
+}

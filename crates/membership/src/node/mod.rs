@@ -241,6 +241,8 @@ pub struct Node {
     leader: Option<NodeId>,
     left: bool,
     started: bool,
+    /// When this node (this process life) was created.
+    born: Duration,
 }
 
 impl std::fmt::Debug for Node {
@@ -339,6 +341,7 @@ impl Node {
             leader: None,
             left: false,
             started: false,
+            born: now,
             config,
         })
     }
@@ -822,16 +825,23 @@ impl Node {
         source: Source,
         out: &mut impl Output,
     ) {
-        if source != Source::Local && !self.admissible(incoming) {
+        if source != Source::Local && !self.admissible(now, incoming, source) {
             return;
         }
         if incoming.id == self.me && source != Source::Local {
             self.on_news_about_me(now, incoming, out);
             return;
         }
-        let Some(change) = self.table.merge(now, incoming) else {
+        let learn = self.learns_departures(now, source);
+        let Some(change) = self.table.merge_keeping(now, incoming, learn) else {
             return;
         };
+        if change.old.is_none() && !change.new.is_live() {
+            // A departure older than this node's table: remembered (so that replayed or
+            // stale gossip cannot resurrect the member here) but not news.
+            self.refresh_quorum(out);
+            return;
+        }
         if source != Source::Sync {
             self.enqueue(Update::Record(change.new.clone()));
         }
@@ -841,12 +851,12 @@ impl Node {
     /// Whether a record from the network is within bounds: metadata no larger than
     /// `cluster.limits.max-metadata-bytes`, and room in the table if the member is new.
     /// Refusals are counted.
-    fn admissible(&mut self, incoming: &MemberRecord) -> bool {
+    fn admissible(&mut self, now: Duration, incoming: &MemberRecord, source: Source) -> bool {
         if codec::metadata_len(&incoming.meta) > self.config.max_metadata_bytes {
             self.stats.records_oversize += 1;
             return false;
         }
-        if incoming.is_live()
+        if (incoming.is_live() || self.learns_departures(now, source))
             && self.table.len() >= self.config.max_members
             && self.table.get(&incoming.id).is_none()
         {
@@ -854,6 +864,16 @@ impl Node {
             return false;
         }
         true
+    }
+
+    /// Whether a record of an unknown member that already ended is kept rather than
+    /// ignored: only from a table transfer (join answer, anti-entropy) during this node's
+    /// first `cluster.eviction.tombstone-ttl`. A fresh (or restarted) node thereby learns the
+    /// departures the cluster still remembers, so a replayed old record of a departed member
+    /// cannot make it join again here. Older nodes keep ignoring them, so tombstones that
+    /// were collected do not bounce back and forth between nodes.
+    fn learns_departures(&self, now: Duration, source: Source) -> bool {
+        source == Source::Sync && now.saturating_sub(self.born) < self.config.tombstone_ttl
     }
 
     fn after_change(&mut self, now: Duration, change: &Change, out: &mut impl Output) {
@@ -1013,6 +1033,6 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod tests;

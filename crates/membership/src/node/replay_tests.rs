@@ -76,7 +76,7 @@ fn replayed_heartbeats_of_a_crashed_member_do_not_keep_it_alive() {
     let mut nodes: Vec<Node> = (0..4).map(node).collect();
     let taped = run(&mut nodes, &[true; 4], 0, 10_000, 3);
     assert!(!taped.is_empty());
-    for (i, n) in nodes.iter().enumerate().take(3) {
+    for n in nodes.iter().take(3) {
         assert_eq!(
             n.view(MS(10_000)).member("r3").unwrap().status,
             Status::Healthy

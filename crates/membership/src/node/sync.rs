@@ -142,7 +142,7 @@ impl Node {
         if record.id == self.me {
             return;
         }
-        if !self.admissible(&record) {
+        if !self.admissible(now, &record, Source::Gossip) {
             return; // refused (full table, oversize metadata): no table for it either
         }
         // A seed holding quorum admits the joiner in the same update that announces it, so

@@ -157,9 +157,21 @@ impl Table {
     /// Merges `incoming` into the table. Unknown members that already ended are not added
     /// (an old tombstone must not come back through gossip after it was collected).
     pub fn merge(&mut self, now: Duration, incoming: &MemberRecord) -> Option<Change> {
+        self.merge_keeping(now, incoming, false)
+    }
+
+    /// [`Table::merge`], but with `keep_ended` an unknown member that already ended
+    /// (FAILED, LEFT, REMOVED) is added too: how a newcomer learns departures that predate
+    /// it, so that stale gossip cannot bring them back.
+    pub fn merge_keeping(
+        &mut self,
+        now: Duration,
+        incoming: &MemberRecord,
+        keep_ended: bool,
+    ) -> Option<Change> {
         match self.entries.get_mut(&incoming.id) {
             None => {
-                if !incoming.is_live() {
+                if !incoming.is_live() && !keep_ended {
                     return None;
                 }
                 let entry = Entry {

@@ -60,6 +60,9 @@ struct Pump {
     down: Vec<bool>,
     /// Partition group per node; datagrams only flow within a group.
     group: Vec<u8>,
+    /// Every datagram delivered while `recording` (source, destination, bytes), to replay.
+    tape: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
+    recording: bool,
 }
 
 impl Pump {
@@ -74,6 +77,8 @@ impl Pump {
             events: Vec::new(),
             down: vec![false; n],
             group: vec![0; n],
+            tape: Vec::new(),
+            recording: false,
         }
     }
 
@@ -100,6 +105,9 @@ impl Pump {
                 };
                 if self.down[i] || self.group[i] != self.group[j] {
                     continue;
+                }
+                if self.recording {
+                    self.tape.push((from, to, bytes.clone()));
                 }
                 let mut cap = Capture::default();
                 let _ = self.nodes[i].handle_datagram(now, from, &bytes, &mut cap);
@@ -521,4 +529,428 @@ fn a_fresh_partition_never_has_two_leaders_at_once() {
             "{leaders:?}"
         );
     }
+}
+
+// ----------------------------------------------------------------- bounds
+
+fn join_of(id: &str, i: usize, meta: Metadata) -> Vec<u8> {
+    let record = MemberRecord {
+        id: id.into(),
+        addr: addr(i),
+        generation: 1,
+        incarnation: 0,
+        liveness: Liveness::Alive,
+        meta_version: 1,
+        meta,
+        voter: false,
+    };
+    encode(codec::cluster_id("test"), &Message::Join { record })
+}
+
+fn gossip_from(id: &str, updates: Vec<Update>) -> Vec<u8> {
+    let msg = Message::Gossip {
+        from: Sender {
+            id: id.into(),
+            generation: 1,
+            incarnation: 0,
+            summary: 0,
+        },
+        updates,
+    };
+    encode(codec::cluster_id("test"), &msg)
+}
+
+#[test]
+fn a_full_table_refuses_new_members_but_known_ones_keep_working() {
+    let config = Config {
+        max_members: 4,
+        ..Config::default()
+    };
+    let mut n = node(0, &[], config);
+    let mut cap = Capture::default();
+    n.handle_timeout(MS(1), &mut cap);
+    for i in 1..=5 {
+        let mut cap = Capture::default();
+        n.handle_datagram(
+            MS(2),
+            addr(i),
+            &join_of(&format!("n{i}"), i, Metadata::default()),
+            &mut cap,
+        )
+        .unwrap();
+        // a refused joiner gets no table either
+        assert_eq!(cap.sent.is_empty(), i > 3, "n{i}");
+    }
+    assert_eq!(n.records().count(), 4);
+    assert!(n.record("n4").is_none() && n.record("n5").is_none());
+    assert_eq!(n.stats().members_refused, 2);
+    // known members keep working: a new incarnation of n1 is merged
+    let mut r1 = n.record("n1").unwrap().clone();
+    r1.incarnation = 5;
+    n.handle_datagram(
+        MS(3),
+        addr(1),
+        &gossip_from("n1", vec![Update::Record(r1)]),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n.record("n1").unwrap().incarnation, 5);
+    // records of unknown members that already ended are ignored, not counted as refusals
+    let mut gone = n.record("n1").unwrap().clone();
+    gone.id = "n9".into();
+    gone.liveness = Liveness::Left;
+    n.handle_datagram(
+        MS(4),
+        addr(1),
+        &gossip_from("n1", vec![Update::Record(gone)]),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n.stats().members_refused, 2);
+    // once a member is gone for good its slot frees up
+    n.force_remove(MS(5), "n2", &mut cap).unwrap();
+    let ttl = n.config().tombstone_ttl;
+    n.handle_timeout(MS(5) + ttl + MS(500), &mut cap);
+    assert!(n.record("n2").is_none());
+    n.handle_datagram(
+        MS(6) + ttl + MS(500),
+        addr(4),
+        &join_of("n4", 4, Metadata::default()),
+        &mut cap,
+    )
+    .unwrap();
+    assert!(n.record("n4").is_some());
+    assert_eq!(n.records().count(), 4);
+}
+
+fn oversize_meta(max: usize) -> Metadata {
+    Metadata {
+        tags: [("blob".to_string(), "x".repeat(max))].into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn oversize_records_from_the_network_are_rejected_and_counted() {
+    let config = Config::default();
+    let max = config.max_metadata_bytes;
+    let mut n = node(0, &[], config);
+    let mut cap = Capture::default();
+    n.handle_timeout(MS(1), &mut cap);
+    // through a join (no table sent back), through gossip and through anti-entropy
+    let mut c = Capture::default();
+    n.handle_datagram(
+        MS(2),
+        addr(1),
+        &join_of("n1", 1, oversize_meta(max)),
+        &mut c,
+    )
+    .unwrap();
+    assert!(c.sent.is_empty());
+    let mut big = MemberRecord {
+        id: "n2".into(),
+        addr: addr(2),
+        generation: 1,
+        incarnation: 0,
+        liveness: Liveness::Alive,
+        meta_version: 1,
+        meta: oversize_meta(max),
+        voter: false,
+    };
+    n.handle_datagram(
+        MS(3),
+        addr(2),
+        &gossip_from("n2", vec![Update::Record(big.clone())]),
+        &mut cap,
+    )
+    .unwrap();
+    big.id = "n3".into();
+    let sync = Message::SyncRecords {
+        from: Sender {
+            id: "n3".into(),
+            generation: 1,
+            incarnation: 0,
+            summary: 0,
+        },
+        records: vec![big.clone()],
+    };
+    n.handle_datagram(
+        MS(4),
+        addr(3),
+        &encode(codec::cluster_id("test"), &sync),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n.stats().records_oversize, 3);
+    assert_eq!(n.records().count(), 1, "only the node itself");
+    // a known member publishing oversize metadata keeps its last good record
+    n.handle_datagram(
+        MS(5),
+        addr(4),
+        &join_of("n4", 4, Metadata::default()),
+        &mut cap,
+    )
+    .unwrap();
+    let mut r4 = n.record("n4").unwrap().clone();
+    r4.meta_version += 1;
+    r4.meta = oversize_meta(max);
+    n.handle_datagram(
+        MS(6),
+        addr(4),
+        &gossip_from("n4", vec![Update::Record(r4)]),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n.record("n4").unwrap().meta_version, 1);
+    assert_eq!(n.stats().records_oversize, 4);
+    // metadata right at the bound is fine
+    let mut fits = oversize_meta(0);
+    let mut value = String::new();
+    while codec::metadata_len(&fits) < max {
+        value.push('y');
+        fits.tags.insert("blob".into(), value.clone());
+    }
+    if codec::metadata_len(&fits) > max {
+        value.pop();
+        fits.tags.insert("blob".into(), value);
+    }
+    n.handle_datagram(MS(7), addr(5), &join_of("n5", 5, fits), &mut cap)
+        .unwrap();
+    assert!(n.record("n5").is_some());
+    assert_eq!(n.stats().records_oversize, 4);
+}
+
+#[test]
+fn oversize_local_metadata_is_refused_when_set() {
+    let config = Config::default();
+    let max = config.max_metadata_bytes;
+    let mut n = node(0, &[], config.clone());
+    n.set_tag("small", Some("ok")).unwrap();
+    let before = n.my_record().clone();
+    assert_eq!(
+        n.set_tag("big", Some(&"x".repeat(max))),
+        Err(CommandError::MetadataTooLarge {
+            size: codec::metadata_len(&{
+                let mut m = before.meta.clone();
+                m.tags.insert("big".into(), "x".repeat(max));
+                m
+            }),
+            max
+        })
+    );
+    assert_eq!(n.my_record(), &before, "nothing changed");
+    // removing a tag always fits
+    n.set_tag("small", None).unwrap();
+    assert_eq!(n.my_record().meta_version, before.meta_version + 1);
+    // a node cannot even start with oversize metadata or an unusable id
+    let identity = |id: &str, meta: Metadata| Identity {
+        id: id.into(),
+        addr: addr(0),
+        generation: 1,
+        meta,
+        cluster: "test".into(),
+    };
+    let e = Node::new(
+        identity("n0", oversize_meta(max)),
+        config.clone(),
+        vec![],
+        MS(0),
+        1,
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "cluster.limits.max-metadata-bytes");
+    for id in [String::new(), "x".repeat(codec::MAX_ID_LEN + 1)] {
+        let e = Node::new(
+            identity(&id, Metadata::default()),
+            config.clone(),
+            vec![],
+            MS(0),
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "node.id");
+    }
+}
+
+#[test]
+fn a_suspicion_remembers_a_bounded_number_of_accusers() {
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(2000));
+    let inc = p.nodes[2].my_record().incarnation;
+    let now = p.now;
+    for batch in 0..4 {
+        let accusations = (0..20)
+            .map(|k| Update::Accuse {
+                subject: "n2".into(),
+                generation: 1,
+                incarnation: inc,
+                by: format!("fake-{batch}-{k}"),
+            })
+            .collect();
+        let mut cap = Capture::default();
+        p.nodes[0]
+            .handle_datagram(now, addr(1), &gossip_from("n1", accusations), &mut cap)
+            .unwrap();
+    }
+    let s = &p.nodes[0].suspicions["n2"];
+    assert_eq!(s.accusers.len(), detect::MAX_ACCUSERS);
+}
+
+#[test]
+fn counters_at_their_maximum_do_not_overflow() {
+    // Regression: `generation + 1`, `incarnation + 1` on values from the network.
+    let mut p = Pump::new(2, Config::default());
+    p.run_for(MS(2000));
+    let now = p.now;
+    let mut cap = Capture::default();
+    let me = p.nodes[1].my_record().clone();
+    // an accusation at our current incarnation, after a refutation pushed it to the top
+    let mut suspect = me.clone();
+    suspect.incarnation = u64::MAX - 1;
+    suspect.liveness = Liveness::Suspect;
+    let n1 = &mut p.nodes[1];
+    n1.handle_datagram(
+        now,
+        addr(0),
+        &gossip_from("n0", vec![Update::Record(suspect)]),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n1.my_record().incarnation, u64::MAX);
+    let accuse = Update::Accuse {
+        subject: "n1".into(),
+        generation: me.generation,
+        incarnation: u64::MAX,
+        by: "n0".into(),
+    };
+    n1.handle_datagram(now, addr(0), &gossip_from("n0", vec![accuse]), &mut cap)
+        .unwrap();
+    assert_eq!(n1.my_record().liveness, Liveness::Alive);
+    // another process claims our id at the last generation, then says we failed
+    let mut claim = me.clone();
+    claim.generation = u64::MAX;
+    n1.handle_datagram(
+        now,
+        addr(0),
+        &gossip_from("n0", vec![Update::Record(claim.clone())]),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n1.generation(), u64::MAX);
+    claim.liveness = Liveness::Failed;
+    n1.handle_datagram(
+        now,
+        addr(0),
+        &gossip_from("n0", vec![Update::Record(claim)]),
+        &mut cap,
+    )
+    .unwrap();
+    assert_eq!(n1.my_record().liveness, Liveness::Alive);
+    // metadata versions saturate too
+    n1.table.get_mut("n1").unwrap().record.meta_version = u64::MAX;
+    n1.set_tag("k", Some("v")).unwrap();
+}
+
+// ----------------------------------------------------------------- replay
+
+/// Old datagrams, captured earlier in the run and delivered again after a member left, was
+/// convicted and evicted, or restarted with a new generation, bring nobody back and roll no
+/// record back.
+#[test]
+fn replayed_old_datagrams_resurrect_nobody_and_roll_nothing_back() {
+    let config = Config {
+        eviction_grace_period: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let mut p = Pump::new(5, config.clone());
+    p.recording = true;
+    p.run_for(MS(3000));
+    // n4 leaves, n3 crashes and is convicted then evicted, n2 restarts with generation 2
+    let mut cap = Capture::default();
+    let now = p.now;
+    p.nodes[4].leave(now, &mut cap);
+    p.absorb(4, cap);
+    p.run_for(MS(1000));
+    p.down[4] = true;
+    p.down[3] = true;
+    p.run_for(MS(14_000));
+    for i in 0..3 {
+        assert_eq!(p.status(i, 4), Some(Status::Left), "n{i} about n4");
+        assert_eq!(p.status(i, 3), None, "n{i} still lists n3");
+        assert_eq!(p.nodes[i].record("n3").unwrap().liveness, Liveness::Removed);
+    }
+    let identity = Identity {
+        id: "n2".into(),
+        addr: addr(2),
+        generation: 2,
+        meta: Metadata {
+            role: "test".into(),
+            zone: "z".into(),
+            ..Default::default()
+        },
+        cluster: "test".into(),
+    };
+    p.nodes[2] = Node::new(identity, config, vec![addr(0)], p.now, 77).unwrap();
+    p.run_for(MS(3000));
+    p.recording = false;
+    assert!(p.nodes.iter().take(3).all(|n| n.has_quorum()));
+    assert_eq!(p.nodes[0].record("n2").unwrap().generation, 2);
+    let tape = std::mem::take(&mut p.tape);
+    assert!(tape.len() > 100, "{} datagrams captured", tape.len());
+
+    let snapshot: Vec<BTreeMap<String, MemberRecord>> = (0..3)
+        .map(|i| {
+            p.nodes[i]
+                .records()
+                .map(|r| (r.id.clone(), r.clone()))
+                .collect()
+        })
+        .collect();
+    let events_before = p.events.len();
+    let check = |p: &Pump, when: &str| {
+        for (i, (n, before)) in p.nodes.iter().zip(&snapshot).enumerate() {
+            for (id, old) in before {
+                let now = n
+                    .record(id)
+                    .unwrap_or_else(|| panic!("{when}: n{i} forgot {id}"));
+                assert!(
+                    now.subsumes(old),
+                    "{when}: n{i} rolled {id} back\n  from {old:?}\n  to {now:?}"
+                );
+            }
+            assert_eq!(p.status(i, 4), Some(Status::Left), "{when}: n{i} about n4");
+            assert_eq!(p.status(i, 3), None, "{when}: n{i} lists n3 again");
+            let n2 = n.record("n2").unwrap();
+            assert_eq!(
+                (n2.generation, n2.liveness),
+                (2, Liveness::Alive),
+                "{when}: n{i}"
+            );
+            assert!(n.has_quorum(), "{when}: n{i}");
+        }
+        for (i, e) in &p.events[events_before..] {
+            assert!(
+                !matches!(e,
+                    Event::MemberJoined { id, .. } | Event::MemberRejoined { id, .. }
+                        if id == "n3" || id == "n4" || id == "n2"),
+                "{when}: n{i}: {e:?}"
+            );
+            assert!(
+                !matches!(e, Event::SelfRejoined { .. }),
+                "{when}: n{i}: {e:?}"
+            );
+        }
+    };
+    // every old datagram to every live node, from its original source, in order
+    let now = p.now;
+    for (from, _, bytes) in &tape {
+        for i in 0..3 {
+            let mut cap = Capture::default();
+            let _ = p.nodes[i].handle_datagram(now, *from, bytes, &mut cap);
+            p.absorb(i, cap);
+        }
+    }
+    check(&p, "right after the replay");
+    p.run_for(MS(5000));
+    check(&p, "5 s after the replay");
 }
