@@ -1,0 +1,396 @@
+//! Fuzz target: the core's message handler. One [`Node`] is fed a sequence of operations
+//! decided by the input: datagrams holding arbitrary messages (built from a small pool of
+//! ids, generations and addresses so that they collide with what the node knows) from
+//! arbitrary sources, raw bytes, replays of its own earlier datagrams, timeouts, operator
+//! commands, all at monotonic times (steps of a few milliseconds up to hours).
+//!
+//! After every operation it checks:
+//! - nothing panicked;
+//! - the node's own record is ALIVE while it runs (others' gossip never marks it failed,
+//!   suspect or gone) and LEFT once it left;
+//! - the table holds at most `max_members` records, every id and metadata within bounds;
+//! - no record present before the operation was rolled back (the new copy subsumes the old);
+//! - the incremental indexes agree with the records (live count, table summary);
+//! - a leader is named only with quorum, and is a voter that is not FAILED;
+//! - every datagram the node sent decodes and fits `cluster.transport.max-datagram`.
+
+#![no_main]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+use libfuzzer_sys::fuzz_target;
+use membership::codec::{self, Message, Sender, Update};
+use membership::{
+    Config, Event, HealthSignals, Identity, Liveness, MemberRecord, Metadata, Node, Output, Status,
+};
+
+const CLUSTER: &str = "fuzz";
+/// Ids the generated messages use; "me" is the node under test.
+const IDS: [&str; 8] = ["me", "a", "b", "c", "d", "e", "f", "g"];
+const ZONES: [&str; 3] = ["z1", "z2", ""];
+
+fn addr_of(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946))
+}
+
+#[derive(Default)]
+struct Capture {
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+    events: Vec<Event>,
+}
+
+impl Output for Capture {
+    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        self.sent.push((to, datagram));
+    }
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+fn id(u: &mut Unstructured) -> Result<String> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => u.arbitrary::<String>()?,
+        1 => "x".repeat(u.int_in_range(120..=140)?),
+        i => IDS[usize::from(i) % IDS.len()].to_string(),
+    })
+}
+
+fn counter(u: &mut Unstructured) -> Result<u64> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => u64::MAX,
+        1 => u64::MAX - 1,
+        2 => u.arbitrary()?,
+        i => u64::from(i % 5),
+    })
+}
+
+fn addr(u: &mut Unstructured) -> Result<SocketAddr> {
+    Ok(if u.ratio(1, 8)? {
+        u.arbitrary()?
+    } else {
+        addr_of(u.int_in_range(0..=IDS.len() - 1)?)
+    })
+}
+
+fn liveness(u: &mut Unstructured) -> Result<Liveness> {
+    Ok(*u.choose(&[
+        Liveness::Alive,
+        Liveness::Suspect,
+        Liveness::Failed,
+        Liveness::Left,
+        Liveness::Removed,
+    ])?)
+}
+
+fn text(u: &mut Unstructured) -> Result<String> {
+    Ok(if u.ratio(1, 6)? {
+        "m".repeat(u.int_in_range(0..=700)?)
+    } else {
+        u.arbitrary()?
+    })
+}
+
+fn meta(u: &mut Unstructured) -> Result<Metadata> {
+    let mut m = Metadata {
+        role: if u.arbitrary()? { text(u)? } else { "role".into() },
+        zone: u.choose(&ZONES)?.to_string(),
+        rack: String::new(),
+        http_addr: if u.arbitrary()? { Some(text(u)?) } else { None },
+        signals: HealthSignals {
+            cpu_pct: u.arbitrary()?,
+            mem_pct: u.arbitrary()?,
+            error_pct: u.arbitrary()?,
+        },
+        tags: BTreeMap::new(),
+    };
+    for _ in 0..u.int_in_range(0..=3)? {
+        m.tags.insert(text(u)?, text(u)?);
+    }
+    Ok(m)
+}
+
+fn record(u: &mut Unstructured) -> Result<MemberRecord> {
+    let id = id(u)?;
+    let addr = match IDS.iter().position(|i| *i == id) {
+        Some(i) if !u.ratio(1, 8)? => addr_of(i),
+        _ => addr(u)?,
+    };
+    Ok(MemberRecord {
+        id,
+        addr,
+        generation: counter(u)?,
+        incarnation: counter(u)?,
+        liveness: liveness(u)?,
+        meta_version: counter(u)?,
+        meta: if u.ratio(3, 4)? {
+            Metadata {
+                role: "role".into(),
+                zone: u.choose(&ZONES)?.to_string(),
+                ..Default::default()
+            }
+        } else {
+            meta(u)?
+        },
+        voter: u.arbitrary()?,
+    })
+}
+
+fn sender(u: &mut Unstructured, from: &str) -> Result<Sender> {
+    Ok(Sender {
+        id: if u.ratio(7, 8)? { from.to_string() } else { id(u)? },
+        generation: counter(u)?,
+        incarnation: counter(u)?,
+        summary: if u.arbitrary()? { 0 } else { u.arbitrary()? },
+    })
+}
+
+fn update(u: &mut Unstructured) -> Result<Update> {
+    Ok(if u.arbitrary()? {
+        Update::Record(record(u)?)
+    } else {
+        Update::Accuse {
+            subject: id(u)?,
+            generation: counter(u)?,
+            incarnation: counter(u)?,
+            by: id(u)?,
+        }
+    })
+}
+
+fn updates(u: &mut Unstructured) -> Result<Vec<Update>> {
+    let n = u.int_in_range(0..=6)?;
+    (0..n).map(|_| update(u)).collect()
+}
+
+fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
+    Ok(match u.int_in_range(0..=6u8)? {
+        0 => Message::Heartbeat {
+            from: sender(u, from)?,
+            seq: u.arbitrary()?,
+            updates: updates(u)?,
+        },
+        1 => Message::Gossip {
+            from: sender(u, from)?,
+            updates: updates(u)?,
+        },
+        2 => Message::Join { record: record(u)? },
+        3 => {
+            let n = 1usize << u.int_in_range(0..=9)?;
+            let n = if u.ratio(1, 8)? { n + 1 } else { n };
+            Message::SyncDigest {
+                from: sender(u, from)?,
+                ranges: (0..n).map(|_| u.arbitrary()).collect::<Result<_>>()?,
+                reply: u.arbitrary()?,
+            }
+        }
+        4 => Message::SyncRecords {
+            from: sender(u, from)?,
+            records: (0..u.int_in_range(0..=6)?)
+                .map(|_| record(u))
+                .collect::<Result<_>>()?,
+        },
+        5 => Message::Probe {
+            from: sender(u, from)?,
+            reply_to: addr(u)?,
+        },
+        _ => Message::ProbeAck {
+            from: sender(u, from)?,
+        },
+    })
+}
+
+fn config(u: &mut Unstructured) -> Result<Config> {
+    let observers = u.int_in_range(1..=5)?;
+    Ok(Config {
+        observers,
+        confirmations: u.int_in_range(1..=observers)?,
+        max_members: u.int_in_range(2..=12)?,
+        max_metadata_bytes: u.int_in_range(64..=200)?,
+        eviction_grace_period: Duration::from_secs(5),
+        tombstone_ttl: Duration::from_secs(60),
+        ..Config::default()
+    })
+}
+
+struct Harness {
+    node: Node,
+    now: Duration,
+    cluster: u32,
+    /// The node's own earlier datagrams, to replay.
+    sent: Vec<Vec<u8>>,
+}
+
+impl Harness {
+    fn absorb(&mut self, cap: Capture) {
+        let max = self.node.config().max_datagram;
+        for (_, bytes) in cap.sent {
+            assert!(bytes.len() <= max, "sent {} bytes, limit {max}", bytes.len());
+            if let Err(e) = codec::decode(self.cluster, max, &bytes) {
+                panic!("the node sent a datagram it cannot decode: {e}");
+            }
+            if self.sent.len() < 64 {
+                self.sent.push(bytes);
+            }
+        }
+        for e in cap.events {
+            if let Event::MemberFailed { id, .. } = &e {
+                assert_ne!(id, self.node.id(), "the node saw itself fail");
+            }
+        }
+    }
+
+    fn check(&self, before: &BTreeMap<String, MemberRecord>) {
+        let node = &self.node;
+        let cfg = node.config();
+        let me = node.record(node.id()).expect("own record present");
+        let want = if node.has_left() {
+            Liveness::Left
+        } else {
+            Liveness::Alive
+        };
+        assert_eq!(me.liveness, want, "own record {me:?}");
+        if !node.has_left() {
+            let status = node.view(self.now).member(node.id()).map(|m| m.status);
+            assert!(
+                matches!(status, Some(Status::Healthy | Status::Degraded)),
+                "own status {status:?}"
+            );
+        }
+        let records: Vec<&MemberRecord> = node.records().collect();
+        assert!(
+            records.len() <= cfg.max_members,
+            "{} records, bound {}",
+            records.len(),
+            cfg.max_members
+        );
+        let mut summary = 0u64;
+        let mut alive = 0;
+        for r in &records {
+            assert!(codec::valid_id(&r.id), "id {:?} in the table", r.id);
+            let len = codec::metadata_len(&r.meta);
+            assert!(len <= cfg.max_metadata_bytes, "{len} bytes of metadata in the table");
+            if !matches!(r.liveness, Liveness::Left | Liveness::Removed) {
+                summary ^= r.fingerprint();
+            }
+            if r.liveness == Liveness::Alive {
+                alive += 1;
+            }
+            if let Some(old) = before.get(&r.id) {
+                assert!(r.subsumes(old), "rolled back:\n  was {old:?}\n  now {r:?}");
+            }
+        }
+        assert_eq!(node.summary(), summary, "incremental summary drifted");
+        assert_eq!(node.live_count(), alive, "live count drifted");
+        if let Some(leader) = node.leader() {
+            assert!(node.has_quorum(), "leader without quorum");
+            let r = node.record(leader).expect("the leader is in the table");
+            assert!(r.voter && r.liveness != Liveness::Failed, "leader {r:?}");
+        }
+    }
+
+    fn step(&mut self, u: &mut Unstructured) -> Result<()> {
+        let dt = match u.int_in_range(0..=31u8)? {
+            0 => Duration::from_secs(u.int_in_range(1..=7200)?),
+            1..=8 => Duration::ZERO,
+            _ => Duration::from_millis(u.int_in_range(1..=1500)?),
+        };
+        self.now += dt;
+        let now = self.now;
+        let mut cap = Capture::default();
+        match u.int_in_range(0..=15u8)? {
+            0..=8 => {
+                let i = u.int_in_range(0..=IDS.len() - 1)?;
+                let from = if u.ratio(1, 16)? { addr(u)? } else { addr_of(i) };
+                let msg = message(u, IDS[i])?;
+                let bytes = codec::encode(self.cluster, &msg);
+                let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
+            }
+            9 => {
+                let bytes: Vec<u8> = u.arbitrary()?;
+                let from = addr(u)?;
+                let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
+            }
+            10 if !self.sent.is_empty() => {
+                let i = u.int_in_range(0..=self.sent.len() - 1)?;
+                let bytes = self.sent[i].clone();
+                let from = addr(u)?;
+                let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
+            }
+            11 => {
+                let key = if u.arbitrary()? { "k".to_string() } else { text(u)? };
+                let value = if u.ratio(1, 4)? { None } else { Some(text(u)?) };
+                let before = self.node.record(self.node.id()).cloned();
+                if self.node.set_tag(&key, value.as_deref()).is_err() {
+                    assert_eq!(self.node.record(self.node.id()).cloned(), before);
+                }
+            }
+            12 => self.node.set_signals(HealthSignals {
+                cpu_pct: u.arbitrary()?,
+                mem_pct: u.arbitrary()?,
+                error_pct: u.arbitrary()?,
+            }),
+            13 => {
+                let target = id(u)?;
+                let _ = self.node.force_remove(now, &target, &mut cap);
+            }
+            14 if u.ratio(1, 8)? => self.node.leave(now, &mut cap),
+            _ => {
+                // jump to the node's next deadline
+                self.now = self.now.max(self.node.poll_timeout());
+            }
+        }
+        if self.node.poll_timeout() <= self.now {
+            let now = self.now;
+            self.node.handle_timeout(now, &mut cap);
+        }
+        self.absorb(cap);
+        Ok(())
+    }
+}
+
+fn run(u: &mut Unstructured) -> Result<()> {
+    let config = config(u)?;
+    let seeds = match u.int_in_range(0..=2u8)? {
+        0 => vec![],
+        1 => vec![addr_of(1)],
+        _ => vec![addr_of(0), addr_of(1), addr_of(2)],
+    };
+    let identity = Identity {
+        id: "me".into(),
+        addr: addr_of(0),
+        generation: 2,
+        meta: Metadata {
+            role: "role".into(),
+            zone: "z1".into(),
+            ..Default::default()
+        },
+        cluster: CLUSTER.into(),
+    };
+    let rng_seed = u.arbitrary()?;
+    let node = Node::new(identity, config, seeds, Duration::ZERO, rng_seed)
+        .expect("a valid configuration");
+    let mut h = Harness {
+        node,
+        now: Duration::ZERO,
+        cluster: codec::cluster_id(CLUSTER),
+        sent: Vec::new(),
+    };
+    let mut steps = 0;
+    while !u.is_empty() && steps < 400 {
+        steps += 1;
+        let before: BTreeMap<String, MemberRecord> =
+            h.node.records().map(|r| (r.id.clone(), r.clone())).collect();
+        h.step(u)?;
+        h.check(&before);
+    }
+    Ok(())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut u = Unstructured::new(data);
+    let _ = run(&mut u);
+});
