@@ -38,7 +38,10 @@ fn check(msg: &Message) {
         v
     };
     for id in ids {
-        assert!(!id.is_empty() && id.len() <= MAX_ID_LEN, "id {id:?} passed the decoder");
+        assert!(
+            !id.is_empty() && id.len() <= MAX_ID_LEN,
+            "id {id:?} passed the decoder"
+        );
     }
     // Whatever decodes re-encodes to something that decodes to the same message.
     let again = codec::encode(cluster(), msg);

@@ -13,7 +13,11 @@ use libfuzzer_sys::fuzz_target;
 use vigil_config::config::{self, duration, keys, Sources};
 
 fn flag(key: &str, value: &str) -> (String, String, String) {
-    (key.to_string(), value.to_string(), format!("--set {key}={value}"))
+    (
+        key.to_string(),
+        value.to_string(),
+        format!("--set {key}={value}"),
+    )
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -96,7 +96,11 @@ fn text(u: &mut Unstructured) -> Result<String> {
 
 fn meta(u: &mut Unstructured) -> Result<Metadata> {
     let mut m = Metadata {
-        role: if u.arbitrary()? { text(u)? } else { "role".into() },
+        role: if u.arbitrary()? {
+            text(u)?
+        } else {
+            "role".into()
+        },
         zone: u.choose(&ZONES)?.to_string(),
         rack: String::new(),
         http_addr: if u.arbitrary()? { Some(text(u)?) } else { None },
@@ -141,7 +145,11 @@ fn record(u: &mut Unstructured) -> Result<MemberRecord> {
 
 fn sender(u: &mut Unstructured, from: &str) -> Result<Sender> {
     Ok(Sender {
-        id: if u.ratio(7, 8)? { from.to_string() } else { id(u)? },
+        id: if u.ratio(7, 8)? {
+            from.to_string()
+        } else {
+            id(u)?
+        },
         generation: counter(u)?,
         incarnation: counter(u)?,
         summary: if u.arbitrary()? { 0 } else { u.arbitrary()? },
@@ -228,7 +236,11 @@ impl Harness {
     fn absorb(&mut self, cap: Capture) {
         let max = self.node.config().max_datagram;
         for (_, bytes) in cap.sent {
-            assert!(bytes.len() <= max, "sent {} bytes, limit {max}", bytes.len());
+            assert!(
+                bytes.len() <= max,
+                "sent {} bytes, limit {max}",
+                bytes.len()
+            );
             if let Err(e) = codec::decode(self.cluster, max, &bytes) {
                 panic!("the node sent a datagram it cannot decode: {e}");
             }
@@ -272,7 +284,10 @@ impl Harness {
         for r in &records {
             assert!(codec::valid_id(&r.id), "id {:?} in the table", r.id);
             let len = codec::metadata_len(&r.meta);
-            assert!(len <= cfg.max_metadata_bytes, "{len} bytes of metadata in the table");
+            assert!(
+                len <= cfg.max_metadata_bytes,
+                "{len} bytes of metadata in the table"
+            );
             if !matches!(r.liveness, Liveness::Left | Liveness::Removed) {
                 summary ^= r.fingerprint();
             }
@@ -304,7 +319,11 @@ impl Harness {
         match u.int_in_range(0..=15u8)? {
             0..=8 => {
                 let i = u.int_in_range(0..=IDS.len() - 1)?;
-                let from = if u.ratio(1, 16)? { addr(u)? } else { addr_of(i) };
+                let from = if u.ratio(1, 16)? {
+                    addr(u)?
+                } else {
+                    addr_of(i)
+                };
                 let msg = message(u, IDS[i])?;
                 let bytes = codec::encode(self.cluster, &msg);
                 let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
@@ -321,7 +340,11 @@ impl Harness {
                 let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
             }
             11 => {
-                let key = if u.arbitrary()? { "k".to_string() } else { text(u)? };
+                let key = if u.arbitrary()? {
+                    "k".to_string()
+                } else {
+                    text(u)?
+                };
                 let value = if u.ratio(1, 4)? { None } else { Some(text(u)?) };
                 let before = self.node.record(self.node.id()).cloned();
                 if self.node.set_tag(&key, value.as_deref()).is_err() {
@@ -382,8 +405,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let mut steps = 0;
     while !u.is_empty() && steps < 400 {
         steps += 1;
-        let before: BTreeMap<String, MemberRecord> =
-            h.node.records().map(|r| (r.id.clone(), r.clone())).collect();
+        let before: BTreeMap<String, MemberRecord> = h
+            .node
+            .records()
+            .map(|r| (r.id.clone(), r.clone()))
+            .collect();
         h.step(u)?;
         h.check(&before);
     }
