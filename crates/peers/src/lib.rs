@@ -6,11 +6,14 @@
 //!   on `sim`'s agenda and network, with exact-time trackers and false-positive accounting.
 //! - [`vigil`]: Vigil's core as a [`Peer`], configured as `vigil-sim` configures it.
 //! - [`foca_peer`]: foca (SWIM) on `Config::new_lan(N)`.
+//! - [`chitchat_peer`]: chitchat (scuttlebutt + phi) on its defaults, driven through its
+//!   transport abstraction on the same network, on tokio's paused clock.
 //! - [`scenario`]: the runs and the [`Metrics`] they fill.
 //! - [`report`]: the table and the JSON with Vigil/peer ratios.
 //!
 //! The `vigil-compare` binary runs them all: see `docs/benchmarks.md`.
 
+pub mod chitchat_peer;
 pub mod foca_peer;
 pub mod harness;
 pub mod report;

@@ -54,3 +54,13 @@ fn foca_cluster_converges_and_detects_a_crash() {
 fn vigil_cluster_converges_and_detects_a_crash() {
     converges_and_detects::<VigilPeer>();
 }
+
+#[test]
+fn chitchat_cluster_converges_and_detects_crashes_on_paused_time() {
+    let m = peers::chitchat_peer::measure(10, 7, None);
+    assert!(m.convergence_s.is_some(), "{:?}", m.notes);
+    assert_eq!(m.spread_samples, 5, "{:?}", m.notes);
+    assert_eq!(m.detect_samples, 4, "{:?}", m.notes);
+    assert!(m.detect_p99_s.unwrap() > 1.0);
+    assert!(m.max_message_bytes > 0);
+}

@@ -68,7 +68,8 @@ fn main() -> anyhow::Result<()> {
         let m = match name {
             "vigil" => measure::<VigilPeer>("vigil", args.nodes, args.seed, noise),
             "foca" => measure::<FocaPeer>("foca", args.nodes, args.seed, noise),
-            other => anyhow::bail!("unknown protocol `{other}` (vigil, foca)"),
+            "chitchat" => peers::chitchat_peer::measure(args.nodes, args.seed, noise),
+            other => anyhow::bail!("unknown protocol `{other}` (vigil, foca, chitchat)"),
         };
         eprintln!("  done in {:.1} s wall", m.wall_s);
         for n in &m.notes {
