@@ -438,7 +438,7 @@ async fn cold_start(c: &mut Cluster, m: &mut Metrics, nodes: usize) -> Option<f6
         c.add_node().await;
     }
     let k = c.track(Pred::AllAlive(nodes));
-    let within = Duration::from_secs(60) + Duration::from_millis(20 * nodes as u64);
+    let within = crate::scenario::COLD_JOIN_DEADLINE;
     match c.wait(k, within).await {
         Ok(s) => Some(r3(s)),
         Err(done) => {
@@ -571,12 +571,13 @@ async fn noise_run(m: &mut Metrics, nodes: usize, seed: u64, duration: Duration)
         m.notes
             .push("(the note above is about the noise run)".into());
     }
-    let now = c.now();
-    if duration > now {
-        c.run_for(duration - now).await;
-    }
-    let secs = c.now().as_secs_f64();
-    m.noise_run_s = Some(r3(secs));
+    c.run_for(Duration::from_secs(10)).await;
+    let from = c.now();
+    let before = c.bytes_sent();
+    let end = duration.max(from + Duration::from_secs(10));
+    c.run_for(end - from).await;
+    let secs = (c.now() - from).as_secs_f64();
+    m.noise_run_s = Some(r3(c.now().as_secs_f64()));
     {
         let obs = lock(&c.obs);
         m.false_positives = Some(obs.false_positives);
@@ -584,7 +585,7 @@ async fn noise_run(m: &mut Metrics, nodes: usize, seed: u64, duration: Duration)
     }
     let live = c.live_nodes();
     let sent = c.bytes_sent();
-    let total: u64 = live.iter().map(|&i| sent[i]).sum();
+    let total: u64 = live.iter().map(|&i| sent[i] - before[i]).sum();
     if !live.is_empty() && secs > 0.0 {
         m.noise_bytes_per_node_s_mean = Some(r3(total as f64 / secs / live.len() as f64));
     }

@@ -48,7 +48,7 @@ const ROWS: &[Row] = &[
         get: |m| m.bytes_per_node_s_max,
     },
     Row {
-        label: "bytes/node/s, mean (noise run)",
+        label: "bytes/node/s, mean (noise run, after join)",
         key: "noise_bytes_per_node_s_mean",
         get: |m| m.noise_bytes_per_node_s_mean,
     },
@@ -78,18 +78,23 @@ fn ratio(vigil: Option<f64>, peer: Option<f64>) -> Option<f64> {
     Some((v / p * 1000.0).round() / 1000.0)
 }
 
-/// A Markdown table: one column per protocol, then one Vigil/peer ratio column per peer.
-/// The first entry of `all` must be Vigil.
+/// A Markdown table: one column per protocol, then, when the first entry is Vigil, one
+/// Vigil/peer ratio column per peer.
 pub fn table(all: &[Metrics]) -> String {
+    let peers = if all.first().is_some_and(|m| m.protocol == "vigil") {
+        &all[1..]
+    } else {
+        &all[..0]
+    };
     let mut s = String::from("| metric |");
     for m in all {
         s.push_str(&format!(" {} |", m.protocol));
     }
-    for m in all.iter().skip(1) {
+    for m in peers {
         s.push_str(&format!(" vigil/{} |", m.protocol));
     }
     s.push_str("\n|---|");
-    for _ in 0..(2 * all.len()).saturating_sub(1) {
+    for _ in 0..(all.len() + peers.len()) {
         s.push_str("---|");
     }
     s.push('\n');
@@ -113,7 +118,7 @@ pub fn table(all: &[Metrics]) -> String {
 /// every metric (below 1 means Vigil is lower: faster, fewer false positives, fewer bytes).
 pub fn json(all: &[Metrics], command: &str) -> Value {
     let mut ratios = Map::new();
-    if let Some(vigil) = all.first() {
+    if let Some(vigil) = all.first().filter(|m| m.protocol == "vigil") {
         for m in all.iter().skip(1) {
             let mut r = Map::new();
             for row in ROWS {

@@ -28,9 +28,13 @@ struct Args {
     /// Default: 3600, or 120 above 100 nodes.
     #[arg(long)]
     noise_s: Option<f64>,
-    /// Protocols to run, comma-separated; Vigil always runs first.
-    #[arg(long, default_value = "vigil,foca")]
+    /// Protocols to run, comma-separated (Vigil first when listed: the ratios need it).
+    #[arg(long, default_value = "vigil,foca,chitchat")]
     peers: String,
+    /// Virtual seconds of chitchat's noise run (default: the same as --noise-s). chitchat
+    /// runs as real tokio tasks and is the slowest to simulate.
+    #[arg(long)]
+    chitchat_noise_s: Option<f64>,
     /// Where to write the JSON (default: target/vigil-compare/n<N>-seed<X>.json).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -49,16 +53,22 @@ fn main() -> anyhow::Result<()> {
     if args.noise_s.is_some() {
         command.push_str(&format!(" --noise-s {noise_s}"));
     }
-    if args.peers != "vigil,foca" {
+    if args.peers != "vigil,foca,chitchat" {
         command.push_str(&format!(" --peers {}", args.peers));
     }
-    let mut names: Vec<&str> = vec!["vigil"];
-    names.extend(
-        args.peers
-            .split(',')
-            .map(str::trim)
-            .filter(|p| *p != "vigil"),
-    );
+    if let Some(x) = args.chitchat_noise_s {
+        command.push_str(&format!(" --chitchat-noise-s {x}"));
+    }
+    let chitchat_noise = match args.chitchat_noise_s {
+        Some(x) => (x > 0.0).then(|| Duration::from_secs_f64(x)),
+        None => noise,
+    };
+    let listed: Vec<&str> = args.peers.split(',').map(str::trim).collect();
+    let mut names: Vec<&str> = Vec::new();
+    if listed.contains(&"vigil") {
+        names.push("vigil");
+    }
+    names.extend(listed.iter().copied().filter(|p| *p != "vigil"));
     let mut all: Vec<Metrics> = Vec::new();
     for name in names {
         eprintln!(
@@ -68,7 +78,7 @@ fn main() -> anyhow::Result<()> {
         let m = match name {
             "vigil" => measure::<VigilPeer>("vigil", args.nodes, args.seed, noise),
             "foca" => measure::<FocaPeer>("foca", args.nodes, args.seed, noise),
-            "chitchat" => peers::chitchat_peer::measure(args.nodes, args.seed, noise),
+            "chitchat" => peers::chitchat_peer::measure(args.nodes, args.seed, chitchat_noise),
             other => anyhow::bail!("unknown protocol `{other}` (vigil, foca, chitchat)"),
         };
         eprintln!("  done in {:.1} s wall", m.wall_s);
