@@ -35,10 +35,10 @@ for target in "${TARGETS[@]}"; do
         config) max_len=8192; features=(--features config) ;;
         *) echo "fuzz: unknown target $target (codec, node, config)"; exit 2 ;;
     esac
-    seeds="fuzz/corpus/$target"
-    scratch="$CARGO_TARGET_DIR/corpus/$target"
+    corpora=("$CARGO_TARGET_DIR/corpus/$target")
+    [ -d "fuzz/corpus/$target" ] && corpora+=("fuzz/corpus/$target")
     artifacts="fuzz/artifacts/$target"
-    mkdir -p "$scratch" "$artifacts"
+    mkdir -p "${corpora[0]}" "$artifacts"
     log="$CARGO_TARGET_DIR/fuzz-$target.log"
     printf '\n=== fuzz %s for %s s\n' "$target" "$SECONDS_EACH"
     if ! cargo fuzz build --sanitizer none -O "${features[@]}" "$target"; then
@@ -48,7 +48,7 @@ for target in "${TARGETS[@]}"; do
     fi
     before=$(find "$artifacts" -maxdepth 1 -type f -printf "%f\n" | sort)
     start=$(date +%s)
-    cargo fuzz run --sanitizer none -O "${features[@]}" "$target" "$scratch" "$seeds" -- \
+    cargo fuzz run --sanitizer none -O "${features[@]}" "$target" "${corpora[@]}" -- \
         -max_total_time="$SECONDS_EACH" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
     rc=$?
