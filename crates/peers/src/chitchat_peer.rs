@@ -522,6 +522,7 @@ async fn main_run(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_millis(1500)).await;
     }
     m.spread_samples = spread.len();
+    m.spread_all_s = spread.iter().copied().map(r3).collect();
     m.spread_p99_s = percentile(&spread, 99.0).map(r3);
     m.spread_p50_s = percentile(&spread, 50.0).map(r3);
     // Let the stopped nodes be convicted first, so they do not count as this run's news.
@@ -545,6 +546,7 @@ async fn main_run(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_secs(2)).await;
     }
     m.detect_samples = detect.len();
+    m.detect_all_s = detect.iter().copied().map(r3).collect();
     m.detect_p50_s = percentile(&detect, 50.0).map(r3);
     m.detect_p99_s = percentile(&detect, 99.0).map(r3);
     m.max_message_bytes = m.max_message_bytes.max(lock(&c.net).max_message);

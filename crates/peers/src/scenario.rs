@@ -51,6 +51,10 @@ pub struct Metrics {
     pub detect_p99_s: Option<f64>,
     /// Crashes measured.
     pub detect_samples: usize,
+    /// Every crash's detection time, in crash order.
+    pub detect_all_s: Vec<f64>,
+    /// Every change's spread time (joins, then leaves).
+    pub spread_all_s: Vec<f64>,
     /// False convictions in the noise run (`None`: not run).
     pub false_positives: Option<u64>,
     /// Examples of them.
@@ -185,6 +189,7 @@ fn main_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_secs(1));
     }
     m.spread_samples = spread.len();
+    m.spread_all_s = spread.iter().copied().map(r3).collect();
     m.spread_p99_s = percentile(&spread, 99.0).map(r3);
     m.spread_p50_s = percentile(&spread, 50.0).map(r3);
 
@@ -213,6 +218,7 @@ fn main_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_secs(2));
     }
     m.detect_samples = detect.len();
+    m.detect_all_s = detect.iter().copied().map(r3).collect();
     m.detect_p50_s = percentile(&detect, 50.0).map(r3);
     m.detect_p99_s = percentile(&detect, 99.0).map(r3);
     m.max_message_bytes = m.max_message_bytes.max(c.counters.max_message_bytes);
