@@ -93,6 +93,8 @@ pub const KEYS: &[Key] = &[
     key("cluster.quorum.size", Kind::Number, "voters needed under static-quorum (ignored by keep-majority)"),
     key("cluster.transport.max-datagram", Kind::Number, "largest datagram ever sent, bytes"),
     key("cluster.local-pause-guard", Kind::Duration, "if this node was itself not scheduled for this long, it accuses nobody"),
+    key("cluster.limits.max-members", Kind::Number, "most members and tombstones a node holds; unknown members beyond it are refused (counted)"),
+    key("cluster.limits.max-metadata-bytes", Kind::Number, "largest encoded metadata of one member (role, zone, addresses, tags); larger records are refused"),
     key("services.producer.rate", Kind::Number, "log events per second the producer generates by itself; 0 = only what is POSTed"),
     key("services.producer.queue-capacity", Kind::Number, "events the producer holds before answering 429 (backpressure instead of unbounded memory)"),
     key("services.producer.batch-size", Kind::Number, "most events the producer delivers in one request or publish round"),
@@ -446,6 +448,8 @@ impl Settings {
             }
             "cluster.transport.max-datagram" => c.max_datagram = number(value)?,
             "cluster.local-pause-guard" => c.local_pause_guard = dur(value)?,
+            "cluster.limits.max-members" => c.max_members = number(value)?,
+            "cluster.limits.max-metadata-bytes" => c.max_metadata_bytes = number(value)?,
             "services.producer.rate" => self.services.producer_rate = number(value)?,
             "services.producer.queue-capacity" => {
                 self.services.queue_capacity = number(value)?;
@@ -558,6 +562,8 @@ impl Settings {
             "cluster.quorum.size" => self.quorum_size.to_string(),
             "cluster.transport.max-datagram" => c.max_datagram.to_string(),
             "cluster.local-pause-guard" => d(c.local_pause_guard),
+            "cluster.limits.max-members" => c.max_members.to_string(),
+            "cluster.limits.max-metadata-bytes" => c.max_metadata_bytes.to_string(),
             "services.producer.rate" => self.services.producer_rate.to_string(),
             "services.producer.queue-capacity" => self.services.queue_capacity.to_string(),
             "services.producer.batch-size" => self.services.batch_size.to_string(),

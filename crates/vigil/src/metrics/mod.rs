@@ -48,6 +48,9 @@ pub struct Metrics {
     bytes_received: Counter,
     decode_errors: Counter,
     rejected: Family<ReasonLabels, Counter>,
+    members_refused: Counter,
+    records_oversize: Counter,
+    stale_heartbeats: Counter,
     syncs_started: Counter,
     last_stats: Mutex<Stats>,
     healthy_nodes: Gauge,
@@ -124,6 +127,21 @@ impl Metrics {
             // present at 0 from the start, so rate() works on the first drop
             let _ = rejected.get_or_create(&ReasonLabels { reason });
         }
+        let members_refused = counter(
+            &mut registry,
+            "cluster_members_refused",
+            "Records of unknown members refused because the table is full (cluster.limits.max-members)",
+        );
+        let records_oversize = counter(
+            &mut registry,
+            "cluster_records_oversize",
+            "Records refused because their metadata exceeds cluster.limits.max-metadata-bytes",
+        );
+        let stale_heartbeats = counter(
+            &mut registry,
+            "cluster_stale_heartbeats",
+            "Heartbeats ignored as replays, reordered or of an older life of the sender",
+        );
         let syncs_started = counter(
             &mut registry,
             "cluster_anti_entropy_syncs",
@@ -203,6 +221,9 @@ impl Metrics {
             bytes_received,
             decode_errors,
             rejected,
+            members_refused,
+            records_oversize,
+            stale_heartbeats,
             syncs_started,
             last_stats: Mutex::new(Stats::default()),
             healthy_nodes,
@@ -281,6 +302,21 @@ impl Metrics {
             ),
             (&self.decode_errors, stats.decode_errors, last.decode_errors),
             (&self.syncs_started, stats.syncs_started, last.syncs_started),
+            (
+                &self.members_refused,
+                stats.members_refused,
+                last.members_refused,
+            ),
+            (
+                &self.records_oversize,
+                stats.records_oversize,
+                last.records_oversize,
+            ),
+            (
+                &self.stale_heartbeats,
+                stats.stale_heartbeats,
+                last.stale_heartbeats,
+            ),
         ];
         for (counter, now, before) in pairs {
             counter.inc_by(now.saturating_sub(before));
