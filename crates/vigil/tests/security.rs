@@ -29,7 +29,13 @@ async fn metric(cluster: &Cluster, id: &str, sample: &str) -> f64 {
     };
     let text = r.text().await.unwrap_or_default();
     text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(sample)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0)
 }
 
@@ -65,7 +71,11 @@ fn keys_cmd(cluster: &Cluster, op: &str, key: &str) -> String {
         &cluster.dir,
     );
     assert_eq!(code, 0, "vigil keys {op}: {out}{err}");
-    assert_eq!(out.lines().filter(|l| l.contains(" ok: ")).count(), 3, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(" ok: ")).count(),
+        3,
+        "{out}"
+    );
     out
 }
 
@@ -94,10 +104,19 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
             "s1 refuses both strangers' datagrams",
             Duration::from_secs(15),
             || async {
-                metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}").await
+                metric(
+                    &cluster,
+                    "s1",
+                    "cluster_gossip_rejected_total{reason=\"bad_seal\"}",
+                )
+                .await
                     > 0.0
-                    && metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"unsealed\"}")
-                        .await
+                    && metric(
+                        &cluster,
+                        "s1",
+                        "cluster_gossip_rejected_total{reason=\"unsealed\"}",
+                    )
+                    .await
                         > 0.0
             },
         )
@@ -119,24 +138,43 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
     keys_cmd(&cluster, "use", &k2);
     keys_cmd(&cluster, "remove", &k1);
     let (code, out, err) = run_vigil(
-        &["keys", "list", "--addr", &cluster.node("s2").url(""), "--token", TOKEN],
+        &[
+            "keys",
+            "list",
+            "--addr",
+            &cluster.node("s2").url(""),
+            "--token",
+            TOKEN,
+        ],
         &[],
         &cluster.dir,
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.matches(&format!("primary {k2}  all [{k2}]")).count(), 3, "{out}");
+    assert_eq!(
+        out.matches(&format!("primary {k2}  all [{k2}]")).count(),
+        3,
+        "{out}"
+    );
     assert!(!out.contains(&k1), "{out}");
 
     // Still one healthy cluster, sealed with k2 only: a node with k1 alone stays out,
     // a node with k2 gets in.
     let heard = metric(&cluster, "s1", "cluster_heartbeats_received_total").await;
     cluster
-        .wait_for("heartbeats keep flowing under k2", Duration::from_secs(10), || async {
-            metric(&cluster, "s1", "cluster_heartbeats_received_total").await > heard + 2.0
-        })
+        .wait_for(
+            "heartbeats keep flowing under k2",
+            Duration::from_secs(10),
+            || async {
+                metric(&cluster, "s1", "cluster_heartbeats_received_total").await > heard + 2.0
+            },
+        )
         .await;
-    let rejected_before =
-        metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}").await;
+    let rejected_before = metric(
+        &cluster,
+        "s1",
+        "cluster_gossip_rejected_total{reason=\"bad_seal\"}",
+    )
+    .await;
     cluster.start_role("old-key", "member", &[]); // the config file still holds k1
     cluster.start_role(
         "new-key",
@@ -144,14 +182,25 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
         &[("VIGIL_SECURITY_GOSSIP_KEYS".into(), k2.clone())],
     );
     cluster
-        .wait_for("new-key joins, old-key is refused", Duration::from_secs(20), || async {
-            cluster.sees_healthy("s1", 4).await
-                && metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}")
+        .wait_for(
+            "new-key joins, old-key is refused",
+            Duration::from_secs(20),
+            || async {
+                cluster.sees_healthy("s1", 4).await
+                    && metric(
+                        &cluster,
+                        "s1",
+                        "cluster_gossip_rejected_total{reason=\"bad_seal\"}",
+                    )
                     .await
-                    > rejected_before
-        })
+                        > rejected_before
+            },
+        )
         .await;
-    assert_eq!(cluster.status_of("s1", "old-key").await.as_deref(), Some("ABSENT"));
+    assert_eq!(
+        cluster.status_of("s1", "old-key").await.as_deref(),
+        Some("ABSENT")
+    );
     for id in IDS {
         assert!(cluster.sees_healthy(id, 4).await, "{id} after rotation");
     }
@@ -233,18 +282,38 @@ async fn a_flood_from_one_address_is_limited_and_harms_no_one() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let sent = flood.join().unwrap();
-    let limited = metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"rate_limited\"}")
-        .await;
+    let limited = metric(
+        &cluster,
+        "s1",
+        "cluster_gossip_rejected_total{reason=\"rate_limited\"}",
+    )
+    .await;
     println!(
         "flood: {sent} datagrams in 8 s at s1; rate_limited {limited}; bad_seal {}; unsealed {}",
-        metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}").await,
-        metric(&cluster, "s1", "cluster_gossip_rejected_total{reason=\"unsealed\"}").await,
+        metric(
+            &cluster,
+            "s1",
+            "cluster_gossip_rejected_total{reason=\"bad_seal\"}"
+        )
+        .await,
+        metric(
+            &cluster,
+            "s1",
+            "cluster_gossip_rejected_total{reason=\"unsealed\"}"
+        )
+        .await,
     );
-    assert!(worst.is_empty(), "a view was not 3 HEALTHY with quorum: {worst}");
+    assert!(
+        worst.is_empty(),
+        "a view was not 3 HEALTHY with quorum: {worst}"
+    );
     assert_eq!(failures_anywhere(&cluster).await, failures_before);
     // What the kernel delivered beyond the burst and the per-source rate was refused
     // before any decoding (some datagrams may be lost in the socket buffer: not counted).
-    assert!(limited > sent as f64 * 0.5, "only {limited} of {sent} rate-limited");
+    assert!(
+        limited > sent as f64 * 0.5,
+        "only {limited} of {sent} rate-limited"
+    );
     for id in IDS {
         assert!(cluster.sees_healthy(id, 3).await, "{id} after the flood");
     }

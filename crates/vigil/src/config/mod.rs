@@ -140,6 +140,12 @@ pub fn load(sources: &Sources) -> Result<Settings, Error> {
     let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
     for (key, value, origin) in layered {
         if let Err(reason) = settings.set(&key, &value) {
+            // a mistyped secret must not land in logs
+            let value = if key == "security.gossip-keys" || key == "http.admin-token" {
+                "(hidden)".into()
+            } else {
+                value
+            };
             return Err(Error::Value {
                 key,
                 value,
