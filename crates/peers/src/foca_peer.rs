@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use foca::{Config, Foca, NoCustomBroadcast, Notification, PostcardCodec, Runtime, Timer};
+use foca::{Config, Foca, NoCustomBroadcast, Notification, PostcardCodec, Runtime, State, Timer};
 use rand10::rngs::SmallRng;
 use rand10::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -280,19 +280,25 @@ impl Peer for FocaPeer {
     }
 
     fn view(&self, member: usize, generation: u64) -> View {
-        match self.known.get(member).copied().flatten() {
-            None => View::Unknown,
-            Some((bump, active)) => {
-                let bump = u64::from(bump);
-                if bump > generation {
-                    View::Superseded
-                } else if bump < generation {
-                    View::Unknown
-                } else if active {
-                    View::Alive
-                } else {
-                    View::Down
-                }
+        // foca's own table (down members included), not our reading of its notifications.
+        let addr = node_addr(member);
+        let Some(m) = self
+            .foca
+            .iter_membership_state()
+            .find(|m| m.id().addr == addr)
+        else {
+            return View::Unknown;
+        };
+        let bump = u64::from(m.id().bump);
+        if bump > generation {
+            View::Superseded
+        } else if bump < generation {
+            View::Unknown
+        } else {
+            match m.state() {
+                State::Alive => View::Alive,
+                State::Suspect => View::Suspect,
+                State::Down => View::Down,
             }
         }
     }
