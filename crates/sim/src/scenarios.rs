@@ -26,6 +26,7 @@ use crate::network::NetworkConfig;
 use crate::report::{percentile, round3, Bandwidth, ConfigEcho, Messages, Report};
 use crate::sim::{derive_seed, Sim, SimConfig, SimError};
 use crate::tracker::Predicate;
+use membership::Liveness;
 
 /// The scenarios `vigil-sim` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,6 +134,10 @@ pub struct ScenarioParams {
     pub churn_interval: Duration,
     /// Invariant check step (default 20 ms up to 100 nodes, 100 ms above).
     pub step: Option<Duration>,
+    /// Record a time series (`crash`: the first crashed member's phi at its observers and
+    /// its status everywhere; `partition`: quorum holders on each side). Adds 2 s of
+    /// observation before the first crash, so later timings differ from a run without it.
+    pub timeline: bool,
 }
 
 impl ScenarioParams {
@@ -158,6 +163,7 @@ impl ScenarioParams {
             changes: 5,
             churn_interval: Duration::from_secs(2),
             step: None,
+            timeline: false,
         }
     }
 
@@ -265,6 +271,9 @@ impl ScenarioParams {
         }
         if let Some(x) = self.step {
             add("step-ms", ms(x).to_string());
+        }
+        if self.timeline {
+            c.push_str(" --timeline");
         }
         c
     }
@@ -418,12 +427,24 @@ impl Run {
 
     /// Crashes node `i` and waits until every live member convicts it (liveness invariant:
     /// a silent member is eventually suspected and failed by everyone).
-    fn crash_and_detect(&mut self, i: usize) -> Step {
+    fn crash_and_detect(&mut self, i: usize, timeline: bool) -> Step {
         let member = self.sim.process(i).id.clone();
         let generation = self
             .sim
             .node(i)
             .map_or(self.sim.process(i).generation, |n| n.generation());
+        let every = Duration::from_millis(100);
+        let mut samples = Vec::new();
+        let crash_at = self.sim.now() + if timeline { 2 * ONE_S } else { Duration::ZERO };
+        if timeline {
+            let mut next = self.sim.now();
+            self.sim.wait_for(crash_at, |s| {
+                sample_every(s, &mut next, every, || {
+                    samples.push(crash_sample(s, &member, generation, crash_at));
+                });
+                false
+            })?;
+        }
         self.sim.crash(i);
         let suspects = self.sim.track(Predicate::Suspects {
             member: member.clone(),
@@ -434,7 +455,36 @@ impl Run {
             generation,
         });
         let deadline = self.sim.now() + self.detection_deadline();
-        if !self.sim.wait_tracker(failed, deadline)? {
+        let mut next = self.sim.now();
+        let done = self.sim.wait_for(deadline, |s| {
+            if timeline {
+                sample_every(s, &mut next, every, || {
+                    samples.push(crash_sample(s, &member, generation, crash_at));
+                });
+            }
+            s.tracker(failed).is_complete()
+        })?;
+        if timeline {
+            // One more second: the FAILED record settles everywhere.
+            let until = self.sim.now() + ONE_S;
+            self.sim.wait_for(until, |s| {
+                sample_every(s, &mut next, every, || {
+                    samples.push(crash_sample(s, &member, generation, crash_at));
+                });
+                false
+            })?;
+            let phi = self.core().phi_threshold;
+            self.outcome(
+                "timeline",
+                json!({
+                    "member": member,
+                    "phi_threshold": phi,
+                    "note": "t: seconds since the crash; phi: at each live observer that watches the member; alive/suspect/failed: live nodes' view of it",
+                    "samples": samples,
+                }),
+            );
+        }
+        if done.is_none() {
             let t = self.sim.tracker(failed);
             return Err(deadline_violation(
                 &self.sim,
@@ -494,7 +544,19 @@ impl Run {
 
     fn join(&mut self) -> Step {
         self.cold_start()?;
+        let cold: u64 = self.sim.bytes_sent().iter().sum();
+        let per_node = cold as f64 / self.p.nodes.max(1) as f64;
+        self.outcome("cold_start_bytes_per_node", json!(round3(per_node)));
+        if let Some(c) = self.report.convergence_s.filter(|&c| c > 0.0) {
+            self.outcome(
+                "cold_start_bytes_per_node_per_s",
+                json!(round3(per_node / c)),
+            );
+        }
         self.steady_bandwidth()?;
+        let changes_from = self.sim.now();
+        let changes_before: u64 = self.sim.bytes_sent().iter().sum();
+        let mut reach: Vec<f64> = Vec::new();
         for _ in 0..self.p.changes {
             let i = self.sim.add_node();
             let member = self.sim.process(i).id.clone();
@@ -514,6 +576,7 @@ impl Run {
             if let Some(s) = self.sim.tracker(t).all_s() {
                 self.sample("join", s);
             }
+            reach.extend(reach_times(self.sim.tracker(t)));
             self.sim.run_for(Duration::from_secs(1))?;
         }
         for _ in 0..self.p.changes {
@@ -540,7 +603,37 @@ impl Run {
             if let Some(s) = self.sim.tracker(t).all_s() {
                 self.sample("leave", s);
             }
+            reach.extend(reach_times(self.sim.tracker(t)));
             self.sim.run_for(Duration::from_secs(1))?;
+        }
+        let secs = (self.sim.now() - changes_from).as_secs_f64();
+        let sent: u64 = self.sim.bytes_sent().iter().sum::<u64>() - changes_before;
+        if secs > 0.0 && self.p.changes > 0 {
+            let per_node_s = sent as f64 / secs / self.sim.live_len().max(1) as f64;
+            self.outcome("changes_bytes_per_node_per_s", json!(round3(per_node_s)));
+        }
+        let round = self.core().gossip_interval.as_secs_f64();
+        let rounds: Vec<f64> = reach.iter().map(|x| x / round).collect();
+        if !rounds.is_empty() {
+            let max = percentile(&rounds, 100.0).unwrap_or(0.0);
+            let curve: Vec<f64> = (0..=max.ceil() as usize)
+                .map(|k| {
+                    let n = rounds.iter().filter(|&&r| r <= k as f64).count();
+                    round3(n as f64 / rounds.len() as f64)
+                })
+                .collect();
+            self.outcome(
+                "reach_rounds",
+                json!({
+                    "note": "per observer: gossip rounds from a join or leave until it knew; curve[k]: share of observers that knew within k rounds",
+                    "samples": rounds.len(),
+                    "p50": percentile(&rounds, 50.0).map(round3),
+                    "p90": percentile(&rounds, 90.0).map(round3),
+                    "p99": percentile(&rounds, 99.0).map(round3),
+                    "max": round3(max),
+                    "curve": curve,
+                }),
+            );
         }
         self.run_to_end()?;
         let s = self.expect_convergence(Duration::from_secs(60), "after joins and leaves")?;
@@ -559,7 +652,8 @@ impl Run {
         for _ in 0..crashes {
             let Some(i) = self.random_live(0) else { break };
             crashed.push(self.sim.process(i).id.clone());
-            self.crash_and_detect(i)?;
+            let timeline = self.p.timeline && crashed.len() == 1;
+            self.crash_and_detect(i, timeline)?;
             self.sim.run_for(Duration::from_secs(2))?;
         }
         self.outcome("crashed", json!(crashed));
@@ -629,22 +723,73 @@ impl Run {
         let start = self.sim.now();
         self.sim.partition(&[minority.clone(), majority.clone()]);
         let end = start + self.p.partition;
-        let lost = self
-            .sim
-            .wait_for(end, |s| s.quorum_holders(&minority) == 0)?;
+        let timeline = self.p.timeline;
+        let every = Duration::from_millis(100);
+        let mut next = start;
+        let mut samples = Vec::new();
+        let (mut lost, mut convicted) = (None, None);
+        self.sim.wait_for(end, |s| {
+            if timeline {
+                sample_every(s, &mut next, every, || {
+                    samples.push(partition_sample(s, &minority, &majority, start, false));
+                });
+            }
+            if lost.is_none() && s.quorum_holders(&minority) == 0 {
+                lost = Some(s.now());
+            }
+            if convicted.is_none() && sees_all_failed(s, &majority, &minority) {
+                convicted = Some(s.now());
+            }
+            !timeline && lost.is_some() && convicted.is_some()
+        })?;
         self.sim.run_until(end)?;
         let minority_holders = self.sim.quorum_holders(&minority);
         let majority_holders = self.sim.quorum_holders(&majority);
+        let mut majority_leaders: Vec<String> = majority
+            .iter()
+            .filter_map(|&i| self.sim.node(i).and_then(|n| n.leader()).map(str::to_owned))
+            .collect();
+        majority_leaders.sort();
+        majority_leaders.dedup();
         self.outcome("minority", json!(minority.len()));
         self.outcome("majority", json!(majority.len()));
         self.outcome(
             "minority_lost_quorum_s",
             json!(lost.map(|t| round3((t - start).as_secs_f64()))),
         );
+        self.outcome(
+            "majority_failed_minority_s",
+            json!(convicted.map(|t| round3((t - start).as_secs_f64()))),
+        );
+        self.outcome("majority_leaders_before_heal", json!(majority_leaders));
         self.outcome("minority_quorum_holders_at_heal", json!(minority_holders));
         self.outcome("majority_quorum_holders_at_heal", json!(majority_holders));
         self.sim.heal();
+        if timeline {
+            let (mi, ma) = (minority.clone(), majority.clone());
+            let until = self.sim.now() + self.settle_window();
+            self.sim.wait_for(until, |s| {
+                sample_every(s, &mut next, every, || {
+                    samples.push(partition_sample(s, &mi, &ma, start, true));
+                });
+                s.converged()
+            })?;
+            self.outcome(
+                "timeline",
+                json!({
+                    "partition_s": self.p.partition.as_secs_f64(),
+                    "note": "t: seconds since the cut; *_quorum: nodes of each side holding quorum; majority_sees_minority_failed: majority nodes that see every minority member FAILED; converged: one view of all members ALIVE",
+                    "samples": samples,
+                }),
+            );
+        }
         let s = self.expect_convergence(self.settle_window(), "after the partition healed")?;
+        let s = if timeline {
+            // The sampled wait above already reached convergence; report the heal time.
+            round3((self.sim.now() - end).as_secs_f64())
+        } else {
+            s
+        };
         self.outcome("heal_convergence_s", json!(s));
         let leaders: Vec<String> = self
             .sim
@@ -825,5 +970,156 @@ impl Run {
             step_ms: ms(cfg.step),
         };
         self.report
+    }
+}
+
+const ONE_S: Duration = Duration::from_secs(1);
+
+/// Calls `f` when `next` is due and moves `next` on by `every`.
+fn sample_every(s: &Sim, next: &mut Duration, every: Duration, f: impl FnOnce()) {
+    if s.now() >= *next {
+        f();
+        while *next <= s.now() {
+            *next += every;
+        }
+    }
+}
+
+/// One sample of a crashed (or about to crash) member as the live nodes see it.
+fn crash_sample(s: &Sim, member: &str, generation: u64, crash_at: Duration) -> serde_json::Value {
+    let now = s.now();
+    let (mut alive, mut suspect, mut failed) = (0u64, 0u64, 0u64);
+    let mut phi = Vec::new();
+    for i in s.live_nodes() {
+        let Some(node) = s.node(i) else { continue };
+        if node.id() == member {
+            continue;
+        }
+        match node.record(member) {
+            Some(r) if r.generation == generation => match r.liveness {
+                Liveness::Alive => alive += 1,
+                Liveness::Suspect => suspect += 1,
+                _ => failed += 1,
+            },
+            Some(r) if r.generation > generation => alive += 1,
+            _ => failed += 1,
+        }
+        if node.monitored().any(|m| m == member) {
+            if let Some(m) = node.view(now).member(member) {
+                phi.push(round3(m.phi));
+            }
+        }
+    }
+    let t = now.as_secs_f64() - crash_at.as_secs_f64();
+    json!({ "t": round3(t), "phi": phi, "alive": alive, "suspect": suspect, "failed": failed })
+}
+
+/// Seconds from a tracked change to each observer that satisfied it.
+fn reach_times(t: &crate::tracker::Tracker) -> Vec<f64> {
+    t.done_at
+        .iter()
+        .flatten()
+        .map(|d| d.saturating_sub(t.started).as_secs_f64())
+        .collect()
+}
+
+/// Whether every live node of `observers` sees every member of `subjects` convicted.
+fn sees_all_failed(s: &Sim, observers: &[usize], subjects: &[usize]) -> bool {
+    observers
+        .iter()
+        .filter(|&&i| s.process(i).is_live())
+        .all(|&i| sees_failed(s, i, subjects))
+}
+
+fn sees_failed(s: &Sim, i: usize, subjects: &[usize]) -> bool {
+    let Some(node) = s.node(i) else { return false };
+    subjects.iter().all(|&j| {
+        let p = s.process(j);
+        node.record(&p.id).is_none_or(|r| {
+            r.generation == p.generation
+                && matches!(r.liveness, Liveness::Failed | Liveness::Removed)
+        })
+    })
+}
+
+/// One sample of a partition: quorum on each side and the majority's verdict.
+fn partition_sample(
+    s: &Sim,
+    minority: &[usize],
+    majority: &[usize],
+    start: Duration,
+    healed: bool,
+) -> serde_json::Value {
+    let t = s.now().as_secs_f64() - start.as_secs_f64();
+    let seeing = majority
+        .iter()
+        .filter(|&&i| s.process(i).is_live() && sees_failed(s, i, minority))
+        .count();
+    json!({
+        "t": round3(t),
+        "healed": healed,
+        "minority_quorum": s.quorum_holders(minority),
+        "majority_quorum": s.quorum_holders(majority),
+        "majority_sees_minority_failed": seeing,
+        "converged": s.converged(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_ok(p: &ScenarioParams) -> Report {
+        let r = run(p).expect("valid configuration");
+        assert!(r.violation.is_none(), "{:?}", r.violation);
+        r
+    }
+
+    #[test]
+    fn crash_timeline_shows_phi_rising_and_the_member_failed_everywhere() {
+        let mut p = ScenarioParams::new(Scenario::Crash, 10, 1);
+        p.crashes = Some(1);
+        p.duration = Some(Duration::from_secs(30));
+        p.timeline = true;
+        assert!(p.command().ends_with(" --timeline"));
+        let r = run_ok(&p);
+        let tl = &r.outcome["timeline"];
+        let samples = tl["samples"].as_array().unwrap();
+        let first = &samples[0];
+        let last = samples.last().unwrap();
+        assert!(first["t"].as_f64().unwrap() <= -1.9, "{first}");
+        assert_eq!(first["alive"].as_u64(), Some(9));
+        assert_eq!(last["failed"].as_u64(), Some(9), "{last}");
+        let threshold = tl["phi_threshold"].as_f64().unwrap();
+        let crossed = samples.iter().any(|s| {
+            s["phi"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x.as_f64().unwrap() > threshold)
+        });
+        assert!(crossed, "no observer's phi crossed {threshold}");
+    }
+
+    #[test]
+    fn partition_reports_conviction_time_and_join_reports_reach() {
+        let mut p = ScenarioParams::new(Scenario::Partition, 5, 1);
+        p.duration = Some(Duration::ZERO);
+        p.partition = Duration::from_secs(15);
+        p.timeline = true;
+        let r = run_ok(&p);
+        let fenced = r.outcome["minority_lost_quorum_s"].as_f64().unwrap();
+        let convicted = r.outcome["majority_failed_minority_s"].as_f64().unwrap();
+        assert!(fenced > 0.0 && convicted > 0.0 && convicted < 15.0);
+        assert!(r.outcome["timeline"]["samples"].as_array().unwrap().len() > 100);
+
+        let mut p = ScenarioParams::new(Scenario::Join, 10, 1);
+        p.duration = Some(Duration::from_secs(30));
+        let r = run_ok(&p);
+        let reach = &r.outcome["reach_rounds"];
+        assert!(reach["samples"].as_u64().unwrap() > 0);
+        let curve = reach["curve"].as_array().unwrap();
+        assert_eq!(curve.last().and_then(|x| x.as_f64()), Some(1.0));
+        assert!(r.outcome["cold_start_bytes_per_node"].as_f64().unwrap() > 0.0);
     }
 }

@@ -103,6 +103,11 @@ struct Args {
     /// Virtual milliseconds between invariant checks (default 20 up to 100 nodes, 100 above).
     #[arg(long)]
     step_ms: Option<f64>,
+    /// Record a time series in `outcome.timeline` (`crash`: phi and status of the first
+    /// crashed member, sampled every 100 ms from 2 s before the crash; `partition`: quorum
+    /// holders on each side and the majority's verdict, every 100 ms until healed).
+    #[arg(long)]
+    timeline: bool,
     /// Pretty-print the JSON.
     #[arg(long)]
     pretty: bool,
@@ -149,6 +154,7 @@ fn params(a: &Args) -> anyhow::Result<ScenarioParams> {
         "--churn-interval-s must be positive"
     );
     p.step = a.step_ms.map(|x| ms(x, "step-ms")).transpose()?;
+    p.timeline = a.timeline;
     if let Some(s) = p.step {
         anyhow::ensure!(!s.is_zero(), "--step-ms must be positive");
     }
