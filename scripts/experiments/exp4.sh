@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Experiment 4 (the seed's "health score impact"): CPU stress aimed at one of two producers
+# while writes flow through the gateway; the producers' health scores over time as the
+# gateway sees them, and which producer each write was routed to (X-Routed-To).
+#
+#   scripts/experiments/exp4.sh                # all four modes, about 7 minutes
+#   MODES=host scripts/experiments/exp4.sh     # one mode
+#
+# Five `vigil node` processes on loopback (coordinator, gateway, producer-a, producer-b,
+# consumer; default detection settings), 20 writes/s through the gateway, 20 s baseline,
+# 40 s stress, 30 s recovery. Modes:
+#   host     `stress-ng --cpu 2`: both cores busy, as the seed's `stress --cpu 4` in one
+#            container of a single Docker host.
+#   starved  `stress-ng --cpu 4 --taskset 1` on CPU 1, where producer-b runs pinned at
+#            SCHED_IDLE (every other member pinned to CPU 0): the stressed member really is
+#            the one short of CPU.
+#   throttled `stress-ng --cpu 2` plus producer-b frozen (SIGSTOP) 1.7 s out of every 2 s
+#            and let run 0.3 s (SIGCONT): what CFS bandwidth throttling does to a process in a
+#            container limited to ~0.15 CPU that also runs CPU hogs. This machine has no
+#            cgroup CPU controller, so the throttling is emulated with signals.
+#   throttled-hard  the same with 2.8 s frozen out of every 3 s (~0.07 CPU).
+# Installs stress-ng with apt-get if missing (root). Writes $RESULTS_DIR/exp4/<mode>/
+# samples.csv, routes.csv, run.json, phases.csv and $IMG_DIR/exp4-<mode>.png; prints a
+# table per mode.
+
+# shellcheck source=scripts/experiments/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+read -r -a MODES <<<"${MODES:-host starved throttled throttled-hard}"
+
+if ! command -v stress-ng >/dev/null; then
+    log "installing stress-ng"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q stress-ng >&2 || { apt-get update -q >&2 && apt-get install -y -q stress-ng >&2; }
+    else
+        sudo apt-get install -y -q stress-ng >&2
+    fi
+fi
+VIGIL="$(vigil_bin)"
+ensure_matplotlib
+
+for mode in "${MODES[@]}"; do
+    OUT="$RESULTS_DIR/exp4/$mode"
+    mkdir -p "$OUT" "$IMG_DIR"
+    case "$mode" in
+        host)
+            args=(--stress-cmd "stress-ng --cpu 2 --timeout 40s")
+            ;;
+        starved)
+            args=(--stress-cmd "stress-ng --cpu 4 --taskset 1 --timeout 40s"
+                --pin-stressed 1 --pin-others 0 --stressed-policy idle)
+            ;;
+        throttled)
+            args=(--stress-cmd "stress-ng --cpu 2 --timeout 40s" --throttle 300:1700)
+            ;;
+        throttled-hard)
+            args=(--stress-cmd "stress-ng --cpu 2 --timeout 40s" --throttle 200:2800)
+            ;;
+        *)
+            log "unknown mode $mode (host, starved, throttled or throttled-hard)"
+            exit 2
+            ;;
+    esac
+    if [ ! -s "$OUT/run.json" ]; then
+        write_meta "$OUT" "MODES=$mode scripts/experiments/exp4.sh"
+        log "experiment 4, mode $mode"
+        python3 "$EXP_DIR/exp4_driver.py" --vigil "$VIGIL" --out "$OUT" "${args[@]}"
+    fi
+    python3 "$EXP_DIR/analyze.py" exp4 "$OUT"
+    python3 "$EXP_DIR/plot.py" exp4 "$OUT" "$IMG_DIR" "exp4-$mode.png"
+done

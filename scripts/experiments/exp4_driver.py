@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Experiment 4 driver: five `vigil node` processes on loopback (coordinator, gateway,
+producer-a, producer-b, consumer), steady writes through the gateway, CPU stress during the
+middle phase, and a sample of the gateway's view every 0.5 s.
+
+    exp4_driver.py --vigil BIN --out DIR --stress-cmd "stress-ng --cpu 2 --timeout 40s" [...]
+
+Writes DIR/samples.csv (t, each producer's score, phi, status, cpu signal, as the gateway
+sees them), DIR/routes.csv (t, HTTP status, X-Routed-To of every write) and DIR/run.json
+(phases, producers, the commands). Only the standard library.
+"""
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+PRODUCERS = ["producer-a", "producer-b"]
+MEMBERS = [  # id, role
+    ("coordinator", "coordinator"),
+    ("gateway", "gateway"),
+    ("producer-a", "producer"),
+    ("producer-b", "producer"),
+    ("consumer", "consumer"),
+]
+
+
+def free_port(kind):
+    s = socket.socket(socket.AF_INET, kind)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def get_json(url, timeout=2.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.load(r)
+
+
+def post(url, body, timeout=5.0):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers.get("x-routed-to", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("x-routed-to", "") if e.headers else ""
+    except (urllib.error.URLError, OSError):
+        return 0, ""
+
+
+def wait_until(what, deadline_s, cond):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return
+        except (urllib.error.URLError, OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"timed out after {deadline_s} s waiting for: {what}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vigil", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--stress-cmd", required=True, help="the CPU stress command (run during the stress phase)")
+    ap.add_argument("--stressed", default="producer-b", help="member the stress is aimed at")
+    ap.add_argument("--pin-stressed", default="", help="CPU list for the stressed member (taskset), e.g. 1")
+    ap.add_argument("--pin-others", default="", help="CPU list for every other member, e.g. 0")
+    ap.add_argument("--stressed-policy", default="other", choices=["other", "batch", "idle"],
+                    help="scheduling policy of the stressed member (chrt)")
+    ap.add_argument("--throttle", default="",
+                    help="RUN_MS:STOP_MS: during the stress phase, also freeze the stressed member "
+                         "(SIGSTOP) for STOP_MS out of every RUN_MS + STOP_MS, as CFS bandwidth "
+                         "throttling of a CPU-limited container does to a process competing with "
+                         "its own CPU hogs")
+    ap.add_argument("--baseline", type=float, default=20.0)
+    ap.add_argument("--stress", type=float, default=40.0)
+    ap.add_argument("--recovery", type=float, default=30.0)
+    ap.add_argument("--rate", type=float, default=20.0, help="writes per second through the gateway")
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+
+    work = tempfile.mkdtemp(prefix="vigil-exp4-")
+    ports = {m: (free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)) for m, _ in MEMBERS}
+    seeds = f"127.0.0.1:{ports['coordinator'][1]}"
+    procs = {}
+    commands = {}
+    for member, role in MEMBERS:
+        http, gossip = ports[member]
+        argv = [args.vigil, "node", "--id", member, "--role", role, "--http", f"127.0.0.1:{http}",
+                "--gossip", f"127.0.0.1:{gossip}", "--cluster", "exp4", "--log-level", "warn",
+                "--set", f"services.consumer.sqlite-path={work}/{member}.sqlite"]
+        if member != "coordinator":
+            argv += ["--seeds", seeds]
+        prefix = []
+        if member == args.stressed:
+            if args.pin_stressed:
+                prefix += ["taskset", "-c", args.pin_stressed]
+            if args.stressed_policy != "other":
+                prefix += ["chrt", f"--{args.stressed_policy}", "0"]
+        elif args.pin_others:
+            prefix += ["taskset", "-c", args.pin_others]
+        commands[member] = " ".join(shlex.quote(x) for x in prefix + argv)
+        log = open(os.path.join(work, f"{member}.log"), "w")
+        procs[member] = subprocess.Popen(prefix + argv, cwd=work, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    gw = f"http://127.0.0.1:{ports['gateway'][0]}"
+    stress = None
+    try:
+        def converged():
+            s = get_json(f"{gw}/cluster/status")
+            return s["hasQuorum"] and s["healthyNodes"] == len(MEMBERS)
+        wait_until("5 HEALTHY members with quorum at the gateway", 60, converged)
+        print(f"cluster up: gateway {gw}; logs in {work}", file=sys.stderr)
+
+        t0 = time.monotonic()
+        total = args.baseline + args.stress + args.recovery
+        phases = [["baseline", 0.0, args.baseline],
+                  ["stress", args.baseline, args.baseline + args.stress],
+                  ["recovery", args.baseline + args.stress, total]]
+        samples, routes = [], []
+        stop = threading.Event()
+
+        def sampler():
+            nxt = t0
+            while not stop.is_set():
+                t = time.monotonic() - t0
+                row = {"t": round(t, 2)}
+                try:
+                    s = get_json(f"{gw}/cluster/status")
+                    row["has_quorum"] = s["hasQuorum"]
+                    for m in PRODUCERS:
+                        v = s["membership"].get(m)
+                        if v:
+                            row[f"{m}_score"] = v["healthScore"]
+                            row[f"{m}_phi"] = v["phiScore"]
+                            row[f"{m}_status"] = v["status"]
+                            row[f"{m}_cpu"] = v["signals"]["cpuPct"]
+                except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+                    row["error"] = str(e)
+                samples.append(row)
+                nxt += 0.5
+                stop.wait(max(0.0, nxt - time.monotonic()))
+
+        def writer():
+            k = 0
+            nxt = t0
+            while not stop.is_set():
+                k += 1
+                t = time.monotonic() - t0
+                code, routed = post(f"{gw}/api/logs", [{"service": "exp4", "level": "INFO", "message": f"event {k}"}])
+                took = time.monotonic() - t0 - t
+                routes.append({"t": round(t, 3), "status": code, "routed_to": routed, "latency_ms": round(took * 1000, 1)})
+                nxt += 1.0 / args.rate
+                stop.wait(max(0.0, nxt - time.monotonic()))
+
+        threads = [threading.Thread(target=sampler), threading.Thread(target=writer)]
+        for th in threads:
+            th.start()
+        stop.wait(args.baseline)
+        print(f"stress: {args.stress_cmd}", file=sys.stderr)
+        stress = subprocess.Popen(shlex.split(args.stress_cmd), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        throttle_stop = threading.Event()
+        throttler = None
+        if args.throttle:
+            run_ms, stop_ms = (float(x) / 1000 for x in args.throttle.split(":"))
+            victim = procs[args.stressed].pid
+
+            def throttle():
+                while not throttle_stop.is_set():
+                    os.kill(victim, signal.SIGSTOP)
+                    throttle_stop.wait(stop_ms)
+                    os.kill(victim, signal.SIGCONT)
+                    throttle_stop.wait(run_ms)
+                os.kill(victim, signal.SIGCONT)
+
+            throttler = threading.Thread(target=throttle)
+            throttler.start()
+        stop.wait(args.stress)
+        throttle_stop.set()
+        if throttler is not None:
+            throttler.join()
+        if stress.poll() is None:
+            os.killpg(stress.pid, signal.SIGTERM)
+        stress.wait(timeout=10)
+        stop.wait(args.recovery)
+        stop.set()
+        for th in threads:
+            th.join()
+    finally:
+        if stress is not None and stress.poll() is None:
+            os.killpg(stress.pid, signal.SIGKILL)
+        if procs.get(args.stressed) and procs[args.stressed].poll() is None:
+            os.kill(procs[args.stressed].pid, signal.SIGCONT)
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    cols = ["t", "has_quorum"] + [f"{m}_{k}" for m in PRODUCERS for k in ("score", "phi", "status", "cpu")] + ["error"]
+    with open(os.path.join(args.out, "samples.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(samples)
+    with open(os.path.join(args.out, "routes.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["t", "status", "routed_to", "latency_ms"])
+        w.writeheader()
+        w.writerows(routes)
+    with open(os.path.join(args.out, "run.json"), "w") as f:
+        json.dump({"phases": phases, "producers": PRODUCERS, "stressed": args.stressed,
+                   "stress_cmd": args.stress_cmd, "throttle": args.throttle, "members": commands, "rate": args.rate,
+                   "logs": work}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
