@@ -101,7 +101,7 @@ def exp1(d, img):
         if r["noise"] not in noises:
             noises.append(r["noise"])
     for k, noise in enumerate(noises):
-        ys = [next((float(r["suspicions_per_node_hour"]) for r in fps if r["noise"] == noise and r["setting"] == s), 0)
+        ys = [next((float(r["suspect_marks_per_node_hour"]) for r in fps if r["noise"] == noise and r["setting"] == s), 0)
               for s in settings]
         xs = [i + (k - (len(noises) - 1) / 2) * 0.27 for i in range(len(settings))]
         a2.bar(xs, ys, width=0.27, label=f"{noise}")
@@ -111,8 +111,8 @@ def exp1(d, img):
                 a2.annotate(f"{fp} FP", (x, 0), rotation=90, fontsize=7, color="red", ha="center", va="bottom")
     a2.set_xticks(range(len(settings)), settings, rotation=20)
     a2.set_yscale("symlog", linthresh=1)
-    a2.set_ylabel("suspicions raised per node per hour")
-    a2.set_title("noise: suspicions (refuted unless marked FP = false FAILED)", fontsize=10)
+    a2.set_ylabel("members marked SUSPECT, per node per hour")
+    a2.set_title("100 nodes, 300 s of noise: suspicions (all refuted unless FP: false FAILED events)", fontsize=10)
     a2.legend(fontsize=8, title="jitter ms - loss %", title_fontsize=8)
     fig.suptitle("Experiment 1: phi threshold and hard failure timeout")
     fig.tight_layout(rect=(0, 0.02, 1, 0.96))
@@ -171,7 +171,7 @@ def exp2(d, img):
 
 def exp3(d, img):
     ps = sorted(glob.glob(os.path.join(d, "partition-*-timeline.json")))
-    fig, axes = plt.subplots(1, len(ps), figsize=(6.5 * len(ps), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(ps), figsize=(6.5 * len(ps), 5.2), squeeze=False)
     for ax, p in zip(axes[0], ps):
         r = load(p)
         o = r["outcome"]
@@ -187,15 +187,15 @@ def exp3(d, img):
                 label="one view, everyone ALIVE")
         ax.axvline(0, color="red", lw=1)
         ax.axvline(tl["partition_s"], color="green", lw=1)
-        ax.text(0.2, 50, "cut", color="red", fontsize=8)
-        ax.text(tl["partition_s"] + 0.2, 50, "heal", color="green", fontsize=8)
+        ax.text(0.2, 103, "cut", color="red", fontsize=8)
+        ax.text(tl["partition_s"] + 0.2, 103, "heal", color="green", fontsize=8)
         ax.set_xlabel("seconds since the cut (virtual time)")
         ax.set_ylabel("% of the side")
-        ax.set_ylim(-3, 105)
+        ax.set_ylim(-3, 110)
         ax.set_title(f"{r['nodes']} nodes, {{{mi}}}|{{{ma}}}, seed {r['seed']}: fenced "
                      f"{o['minority_lost_quorum_s']} s, convicted {o['majority_failed_minority_s']} s, "
                      f"healed {o['heal_convergence_s']} s", fontsize=9)
-        ax.legend(fontsize=7, loc="center right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     fig.suptitle("Experiment 3: split brain (vigil-sim --scenario partition --timeline)")
     fig.tight_layout(rect=(0, 0.03, 1, 0.94))
     save(fig, img, "exp3-partition.png", d)
