@@ -41,14 +41,14 @@ for target in "${TARGETS[@]}"; do
     mkdir -p "${corpora[0]}" "$artifacts"
     log="$CARGO_TARGET_DIR/fuzz-$target.log"
     printf '\n=== fuzz %s for %s s\n' "$target" "$SECONDS_EACH"
-    if ! cargo fuzz build --sanitizer none -O "${features[@]}" "$target"; then
+    if ! cargo fuzz build --sanitizer none -O -a "${features[@]}" "$target"; then
         echo "fuzz: $target does not build"
         failed+=("$target (build)")
         continue
     fi
     before=$(find "$artifacts" -maxdepth 1 -type f -printf "%f\n" | sort)
     start=$(date +%s)
-    cargo fuzz run --sanitizer none -O "${features[@]}" "$target" "${corpora[@]}" -- \
+    cargo fuzz run --sanitizer none -O -a "${features[@]}" "$target" "${corpora[@]}" -- \
         -max_total_time="$SECONDS_EACH" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 >"$log" 2>&1
     rc=$?
@@ -60,7 +60,7 @@ for target in "${TARGETS[@]}"; do
         new=$(comm -13 <(echo "$before") <(find "$artifacts" -maxdepth 1 -type f -printf "%f\n" | sort))
         for f in $new; do
             echo "fuzz: $target crashed; input: $artifacts/$f"
-            echo "  reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O ${features[*]} $target $artifacts/$f"
+            echo "  reproduce: RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none -O -a ${features[*]} $target $artifacts/$f"
         done
         [ -z "$new" ] && tail -20 "$log"
         failed+=("$target")
