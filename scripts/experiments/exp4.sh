@@ -15,10 +15,11 @@
 #            SCHED_IDLE (every other member pinned to CPU 0): the stressed member really is
 #            the one short of CPU.
 #   throttled `stress-ng --cpu 2` plus producer-b frozen (SIGSTOP) 1.7 s out of every 2 s
-#            and let run 0.3 s (SIGCONT): what CFS bandwidth throttling does to a process in a
-#            container limited to ~0.15 CPU that also runs CPU hogs. This machine has no
-#            cgroup CPU controller, so the throttling is emulated with signals.
-#   throttled-hard  the same with 2.8 s frozen out of every 3 s (~0.07 CPU).
+#            and let run 0.3 s (SIGCONT): a member that gets CPU only in rare bursts (a VM
+#            losing its CPU to a noisy neighbour, a swapping host). This machine has no cgroup
+#            CPU controller, so it is emulated with signals (real CFS throttling stalls a
+#            process for at most one period, 100 ms by default).
+#   throttled-hard  the same with 2.8 s frozen out of every 3 s.
 # Installs stress-ng with apt-get if missing (root). Writes $RESULTS_DIR/exp4/<mode>/
 # samples.csv, routes.csv, run.json, phases.csv and $IMG_DIR/exp4-<mode>.png; prints a
 # table per mode.

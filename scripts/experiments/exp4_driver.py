@@ -84,9 +84,8 @@ def main():
                     help="scheduling policy of the stressed member (chrt)")
     ap.add_argument("--throttle", default="",
                     help="RUN_MS:STOP_MS: during the stress phase, also freeze the stressed member "
-                         "(SIGSTOP) for STOP_MS out of every RUN_MS + STOP_MS, as CFS bandwidth "
-                         "throttling of a CPU-limited container does to a process competing with "
-                         "its own CPU hogs")
+                         "(SIGSTOP) for STOP_MS out of every RUN_MS + STOP_MS: a member that gets "
+                         "CPU only in rare bursts")
     ap.add_argument("--baseline", type=float, default=20.0)
     ap.add_argument("--stress", type=float, default=40.0)
     ap.add_argument("--recovery", type=float, default=30.0)
