@@ -201,9 +201,20 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
         cluster.status_of("s1", "old-key").await.as_deref(),
         Some("ABSENT")
     );
-    for id in IDS {
-        assert!(cluster.sees_healthy(id, 4).await, "{id} after rotation");
-    }
+    cluster
+        .wait_for(
+            "every member sees new-key HEALTHY",
+            Duration::from_secs(10),
+            || async {
+                for id in IDS {
+                    if !cluster.sees_healthy(id, 4).await {
+                        return false;
+                    }
+                }
+                true
+            },
+        )
+        .await;
     assert_eq!(
         failures_anywhere(&cluster).await,
         failures_before,
