@@ -319,12 +319,11 @@ async fn a_flood_from_one_address_is_limited_and_harms_no_one() {
         "a view was not 3 HEALTHY with quorum: {worst}"
     );
     assert_eq!(failures_anywhere(&cluster).await, failures_before);
-    // What the kernel delivered beyond the burst and the per-source rate was refused
-    // before any decoding (some datagrams may be lost in the socket buffer: not counted).
-    assert!(
-        limited > sent as f64 * 0.5,
-        "only {limited} of {sent} rate-limited"
-    );
+    // The limit lets through the burst (400) plus 200/s, about 2,000 in 8 s; what the kernel
+    // delivered beyond that was refused before any decoding. How much it delivered depends
+    // on the machine's load (the rest overflows the socket buffer, uncounted), so check
+    // that the limiter did the bulk of the refusing, not an exact share.
+    assert!(limited > 10_000.0, "only {limited} of {sent} rate-limited");
     for id in IDS {
         assert!(cluster.sees_healthy(id, 3).await, "{id} after the flood");
     }
