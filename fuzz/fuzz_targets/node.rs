@@ -204,9 +204,11 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
         5 => Message::Probe {
             from: sender(u, from)?,
             reply_to: addr(u)?,
+            nonce: u.arbitrary()?,
         },
         _ => Message::ProbeAck {
             from: sender(u, from)?,
+            nonce: u.arbitrary()?,
         },
     })
 }

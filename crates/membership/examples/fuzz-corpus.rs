@@ -110,9 +110,16 @@ fn main() -> std::io::Result<()> {
             Message::Probe {
                 from: sender("n3"),
                 reply_to: "10.0.0.3:7946".parse().expect("literal address"),
+                nonce: 7,
             },
         ),
-        ("probe-ack", Message::ProbeAck { from: sender("n1") }),
+        (
+            "probe-ack",
+            Message::ProbeAck {
+                from: sender("n1"),
+                nonce: 7,
+            },
+        ),
     ];
     let cluster = codec::cluster_id("fuzz");
     for (name, msg) in &messages {

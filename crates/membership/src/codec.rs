@@ -121,11 +121,16 @@ pub enum Message {
         from: Sender,
         /// The sender's gossip address, so a seed can answer an unknown node.
         reply_to: SocketAddr,
+        /// Random per probe; the answer must echo it, so a replayed old answer proves
+        /// nothing.
+        nonce: u64,
     },
     /// Answer to a probe.
     ProbeAck {
         /// The sender.
         from: Sender,
+        /// The probe's nonce.
+        nonce: u64,
     },
 }
 
@@ -138,7 +143,7 @@ impl Message {
             | Message::SyncDigest { from, .. }
             | Message::SyncRecords { from, .. }
             | Message::Probe { from, .. }
-            | Message::ProbeAck { from } => Some(from),
+            | Message::ProbeAck { from, .. } => Some(from),
             Message::Join { .. } => None,
         }
     }

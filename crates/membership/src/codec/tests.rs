@@ -129,8 +129,12 @@ fn message() -> impl Strategy<Value = Message> {
             }),
         (sender(), proptest::collection::vec(record(), 0..5))
             .prop_map(|(from, records)| Message::SyncRecords { from, records }),
-        (sender(), addr()).prop_map(|(from, reply_to)| Message::Probe { from, reply_to }),
-        sender().prop_map(|from| Message::ProbeAck { from }),
+        (sender(), addr(), any::<u64>()).prop_map(|(from, reply_to, nonce)| Message::Probe {
+            from,
+            reply_to,
+            nonce
+        }),
+        (sender(), any::<u64>()).prop_map(|(from, nonce)| Message::ProbeAck { from, nonce }),
     ]
 }
 
@@ -178,6 +182,7 @@ fn foreign_cluster_and_bad_headers_are_named() {
             incarnation: 0,
             summary: 0,
         },
+        nonce: 9,
     };
     let bytes = encode(cluster_id("blue"), &msg);
     assert!(matches!(
@@ -211,6 +216,7 @@ fn ids_must_be_1_to_max_id_len_bytes() {
     let long = "x".repeat(MAX_ID_LEN + 1);
     let probe = |id: &str| Message::ProbeAck {
         from: big_sender(id),
+        nonce: 0,
     };
     assert!(decode(7, 1400, &encode(7, &probe(&ok))).is_ok());
     assert_eq!(

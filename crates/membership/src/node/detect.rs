@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use rand::Rng as _;
+
 use super::{Event, Node, Output, Source};
 use crate::codec::{Message, Sender, Update};
 use crate::detector::PhiDetector;
@@ -119,8 +121,15 @@ impl Node {
 
     /// A probe answer proves the subject alive: restart its silence clock (without adding
     /// an inter-arrival sample, which would only measure our probing).
-    pub(super) fn on_probe_ack(&mut self, now: Duration, sender: &Sender) {
-        if self.probes.remove(&sender.id).is_some() {
+    /// Only the answer to the pending probe counts (same nonce): a replayed answer to an
+    /// older probe would otherwise keep a dead subject alive.
+    pub(super) fn on_probe_ack(&mut self, now: Duration, sender: &Sender, nonce: u64) {
+        if self
+            .probes
+            .get(&sender.id)
+            .is_some_and(|&(_, pending)| pending == nonce)
+        {
+            self.probes.remove(&sender.id);
             if let Some(d) = self.detectors.get_mut(&sender.id) {
                 d.reset_silence(now);
             }
@@ -187,7 +196,9 @@ impl Node {
                     probe.push((id.clone(), r.addr));
                     continue;
                 }
-                Some(sent) if now.saturating_sub(*sent) < self.config.probe_timeout => continue,
+                Some((sent, _)) if now.saturating_sub(*sent) < self.config.probe_timeout => {
+                    continue
+                }
                 Some(_) => {}
             }
             let already = self.suspicions.get(id).is_some_and(|s| {
@@ -200,10 +211,12 @@ impl Node {
         }
         probe.sort();
         for (id, to) in probe {
-            self.probes.insert(id, now);
+            let nonce = self.rng.random();
+            self.probes.insert(id, (now, nonce));
             let msg = Message::Probe {
                 from: self.sender(),
                 reply_to: self.my_record().addr,
+                nonce,
             };
             self.send(to, &msg, out);
         }

@@ -220,7 +220,8 @@ pub struct Node {
     my_observers: Vec<NodeId>,
     observers_epoch: u64,
     suspicions: HashMap<NodeId, Suspicion>,
-    probes: HashMap<NodeId, Duration>,
+    /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
+    probes: HashMap<NodeId, (Duration, u64)>,
     /// Watched voters whose phi passed half the threshold: not counted as reachable.
     doubted: std::collections::BTreeSet<NodeId>,
     seeds: Vec<SocketAddr>,
@@ -518,13 +519,19 @@ impl Node {
                     self.apply_record(now, &r, Source::Sync, out);
                 }
             }
-            Message::Probe { reply_to, .. } => {
+            Message::Probe {
+                reply_to, nonce, ..
+            } => {
                 let ack = Message::ProbeAck {
                     from: self.sender(),
+                    nonce,
                 };
                 self.send(reply_to, &ack, out);
             }
-            Message::ProbeAck { from: sender } => self.on_probe_ack(now, &sender),
+            Message::ProbeAck {
+                from: sender,
+                nonce,
+            } => self.on_probe_ack(now, &sender, nonce),
         }
         Ok(())
     }

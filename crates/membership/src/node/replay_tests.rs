@@ -1,5 +1,6 @@
-//! Replayed heartbeats: an attacker (or a duplicating network) that re-sends a crashed
-//! member's captured heartbeats must not keep it alive.
+//! Replayed heartbeats and probe answers: an attacker (or a duplicating network) that
+//! re-sends a crashed member's captured heartbeats, or answers probes in its name without
+//! having seen them, must not keep it alive.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -43,6 +44,24 @@ fn run(nodes: &mut [Node], up: &[bool], from: u64, ms: u64, watch: usize) -> Vec
     for t in from..from + ms {
         let now = MS(t);
         let mut queue: Vec<(usize, SocketAddr, Vec<u8>)> = Vec::new();
+        if !up[watch] && t % 50 == 0 {
+            // answers to probes the crashed member never saw: only the probe's nonce counts
+            let ack = Message::ProbeAck {
+                from: codec::Sender {
+                    id: format!("r{watch}"),
+                    generation: 1,
+                    incarnation: 0,
+                    summary: 0,
+                },
+                nonce: t,
+            };
+            let d = encode(codec::cluster_id("replay"), &ack);
+            for (i, n) in nodes.iter_mut().enumerate() {
+                if up[i] {
+                    let _ = n.handle_datagram(now, addr(watch), &d, &mut Sent::default());
+                }
+            }
+        }
         for (i, n) in nodes.iter_mut().enumerate() {
             if up[i] && n.poll_timeout() <= now {
                 let mut out = Sent::default();

@@ -11,6 +11,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rand::Rng as _;
+
 use super::{Node, Output, Source};
 use crate::codec::{self, Message, Sender, MAX_SLICES};
 use crate::member::MemberRecord;
@@ -178,6 +180,7 @@ impl Node {
             let msg = Message::Probe {
                 from: self.sender(),
                 reply_to: self.my_record().addr,
+                nonce: self.rng.random(),
             };
             self.send(to, &msg, out);
         }

@@ -19,6 +19,7 @@ fn datagram() -> Vec<u8> {
             incarnation: 1,
             summary: 42,
         },
+        nonce: 3,
     };
     codec::encode(codec::cluster_id("prod"), &msg)
 }
