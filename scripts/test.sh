@@ -153,6 +153,11 @@ fi
 # --- END real backends ---
 
 if [ "$FAST" = 0 ]; then
+    step "fuzzing: wire decoder, the core's message handler, the config parser (30 s each)"
+    scripts/fuzz.sh 30
+fi
+
+if [ "$FAST" = 0 ]; then
     step "simulator reports (release), invariants checked on every step"
     cargo build --release -p sim --bin vigil-sim
     for s in join crash partition; do
