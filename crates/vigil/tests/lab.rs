@@ -20,8 +20,13 @@ use harness::{all_converged, has_quorum, leader, status_of, views, Lab, Snapshot
 const WARM_UP: Duration = Duration::from_secs(3);
 
 fn started(test: &str, n: usize) -> Option<Lab> {
+    started_as(test, n, &[])
+}
+
+/// [`started`], with extra `vigil node` arguments for every host.
+fn started_as(test: &str, n: usize, extra: &[&str]) -> Option<Lab> {
     let mut lab = Lab::new(test, n)?;
-    let took = lab.start_all(&[], Duration::from_secs(30));
+    let took = lab.start_all(extra, Duration::from_secs(30));
     eprintln!("MEASURED: {test}: {n} hosts, last start -> converged in {took:.2?}");
     std::thread::sleep(WARM_UP);
     Some(lab)
@@ -67,9 +72,16 @@ fn nobody_failed(snap: &Snapshot) -> Result<(), String> {
 
 #[test]
 fn split_brain_fences_the_minority_and_heals_into_one_view() {
-    let Some(lab) = started("split-brain", 5) else {
+    // Every host runs the producer service, so writes can be tried on both sides.
+    let Some(lab) = started_as("split-brain", 5, &["--role", "producer"]) else {
         return;
     };
+    let event = r#"[{"service":"lab","level":"INFO","message":"split brain"}]"#;
+    assert_eq!(
+        lab.post(1, "/logs", event),
+        Some(202),
+        "a write before the cut"
+    );
     let (minority, majority): ([usize; 2], [usize; 3]) = ([1, 2], [3, 4, 5]);
     let old_gen = generation(&lab.statuses(), 3, 1);
 
@@ -103,6 +115,21 @@ fn split_brain_fences_the_minority_and_heals_into_one_view() {
             fenced.is_some() && failed.is_some()
         },
     );
+    // The minority is read-only, the majority takes writes (each producer reads its node's
+    // view at most a second late: wait for the answer with a deadline).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let expect = |i: usize| if minority.contains(&i) { 503 } else { 202 };
+    loop {
+        let answers: Vec<Option<u16>> = (1..=5).map(|i| lab.post(i, "/logs", event)).collect();
+        if (1..=5).all(|i| answers[i - 1] == Some(expect(i))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes not refused by exactly the minority {minority:?}: answers n1..n5 {answers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Settled: for 5 s the minority stays fenced and the majority names one leader, n3.
     lab.watch(Duration::from_secs(5), |_, s| {
         assert!(

@@ -413,6 +413,18 @@ impl Lab {
             .flatten()
     }
 
+    /// `POST path` with a JSON body to host `i`'s node, from inside its namespace: the
+    /// HTTP status, or `None` if no answer came.
+    pub fn post(&self, i: usize, path: &str, body: &str) -> Option<u16> {
+        let ns = self.ns(i);
+        let addr: SocketAddr = format!("{}:{HTTP_PORT}", self.ip(i)).parse().unwrap();
+        let (path, body) = (path.to_string(), body.to_string());
+        std::thread::spawn(move || post_in_netns(&ns, addr, &path, &body))
+            .join()
+            .ok()
+            .flatten()
+    }
+
     /// Every node's status, asked in parallel.
     pub fn statuses(&self) -> Snapshot {
         let handles: Vec<_> = (1..=self.n)
@@ -533,6 +545,27 @@ fn get_in_netns(ns: &str, addr: SocketAddr, path: &str) -> Option<Value> {
         return None;
     }
     serde_json::from_str(body).ok()
+}
+
+/// One `POST path` of a JSON body from inside namespace `ns`; the HTTP status code, or
+/// `None` on any failure to get an answer.
+fn post_in_netns(ns: &str, addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
+    let f = File::open(format!("/run/netns/{ns}")).ok()?;
+    setns(f, CloneFlags::CLONE_NEWNET).ok()?;
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.split(' ').nth(1)?.parse().ok()
 }
 
 /// The status of `member` in a node's view ("ABSENT" when not listed).
