@@ -20,14 +20,7 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
         .wait_for(
             "every node sees 4 HEALTHY with quorum",
             Duration::from_secs(20),
-            || async {
-                for id in IDS {
-                    if !cluster.sees_healthy(id, 4).await {
-                        return false;
-                    }
-                }
-                true
-            },
+            || cluster.all_see_healthy(&IDS, 4),
         )
         .await;
     println!(

@@ -21,13 +21,8 @@ async fn a_killed_node_is_failed_evicted_and_rejoins_with_a_new_generation() {
         cluster.start(id);
     }
     cluster
-        .wait_for("5 HEALTHY everywhere", Duration::from_secs(20), || async {
-            for id in IDS {
-                if !cluster.sees_healthy(id, 5).await {
-                    return false;
-                }
-            }
-            true
+        .wait_for("5 HEALTHY everywhere", Duration::from_secs(20), || {
+            cluster.all_see_healthy(&IDS, 5)
         })
         .await;
     // Let the detectors collect some heartbeat intervals first.

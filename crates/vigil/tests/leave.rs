@@ -35,13 +35,8 @@ async fn a_graceful_leave_is_seen_everywhere_and_counts_no_failure() {
         cluster.start(id);
     }
     cluster
-        .wait_for("5 HEALTHY everywhere", Duration::from_secs(20), || async {
-            for id in ids {
-                if !cluster.sees_healthy(id, 5).await {
-                    return false;
-                }
-            }
-            true
+        .wait_for("5 HEALTHY everywhere", Duration::from_secs(20), || {
+            cluster.all_see_healthy(&ids, 5)
         })
         .await;
 

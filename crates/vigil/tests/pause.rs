@@ -19,13 +19,8 @@ async fn started(name: &str) -> Cluster {
         cluster.start(id);
     }
     cluster
-        .wait_for("4 HEALTHY everywhere", Duration::from_secs(20), || async {
-            for id in IDS {
-                if !cluster.sees_healthy(id, 4).await {
-                    return false;
-                }
-            }
-            true
+        .wait_for("4 HEALTHY everywhere", Duration::from_secs(20), || {
+            cluster.all_see_healthy(&IDS, 4)
         })
         .await;
     // Let the detectors learn the heartbeat rhythm.

@@ -52,13 +52,8 @@ async fn start_three(cluster: &mut Cluster) {
         cluster.start(id);
     }
     cluster
-        .wait_for("3 HEALTHY everywhere", Duration::from_secs(20), || async {
-            for id in IDS {
-                if !cluster.sees_healthy(id, 3).await {
-                    return false;
-                }
-            }
-            true
+        .wait_for("3 HEALTHY everywhere", Duration::from_secs(20), || {
+            cluster.all_see_healthy(&IDS, 3)
         })
         .await;
 }
@@ -205,14 +200,7 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
         .wait_for(
             "every member sees new-key HEALTHY",
             Duration::from_secs(10),
-            || async {
-                for id in IDS {
-                    if !cluster.sees_healthy(id, 4).await {
-                        return false;
-                    }
-                }
-                true
-            },
+            || cluster.all_see_healthy(&IDS, 4),
         )
         .await;
     assert_eq!(

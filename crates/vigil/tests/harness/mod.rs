@@ -287,6 +287,16 @@ impl Cluster {
         }
     }
 
+    /// Whether every member in `ids` sees `n` HEALTHY members and quorum.
+    pub async fn all_see_healthy(&self, ids: &[&str], n: u64) -> bool {
+        for id in ids {
+            if !self.sees_healthy(id, n).await {
+                return false;
+            }
+        }
+        true
+    }
+
     pub fn logs_tail(&self, lines: usize) -> String {
         let mut out = String::new();
         for p in &self.nodes {
