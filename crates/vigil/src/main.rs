@@ -10,6 +10,7 @@
 //! - [`cli`]: subcommands (`node`, `up`, `members`, `status`, `config`).
 //! - [`roles`]: the seed's service roles.
 //! - [`security`]: gossip keyring (authentication, encryption) and per-source rate limits.
+//! - [`tls`]: optional HTTPS for the API, and clients that trust the cluster's CA.
 //!
 //! # Data flow
 //! datagrams and timers -> runtime task -> `Node` -> datagrams out, events (logs, metrics);
@@ -26,6 +27,7 @@ mod metrics;
 mod roles;
 mod runtime;
 mod security;
+mod tls;
 mod transport;
 
 use std::process::ExitCode;

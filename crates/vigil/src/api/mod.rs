@@ -27,6 +27,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
 use membership::CommandError;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -83,9 +84,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API plus `extra` (the role's routes) until `stop` is cancelled.
+/// Serves the API plus `extra` (the role's routes) until `stop` is cancelled, over TLS when
+/// `tls` is given (then plain HTTP on that port is refused by the handshake).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<RustlsConfig>,
     state: AppState,
     extra: Router,
     stop: CancellationToken,
@@ -97,8 +100,20 @@ pub async fn serve(
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| time_limit(limits.timeout, req, next),
         ));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop.cancelled_owned())
+    let Some(tls) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    };
+    let handle = axum_server::Handle::new();
+    let on_stop = handle.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        on_stop.graceful_shutdown(None);
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app.into_make_service())
         .await
 }
 

@@ -76,9 +76,7 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     } else {
         live_members(&target.addr).await?
     };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()?;
+    let client = super::client(Duration::from_secs(5))?.build()?;
     let mut failed = Vec::new();
     for (id, addr) in &nodes {
         match call(&client, addr, op, key.as_deref(), &token).await {
@@ -139,12 +137,7 @@ async fn call(
     key: Option<&str>,
     token: &str,
 ) -> anyhow::Result<Value> {
-    let base = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let base = base.trim_end_matches('/');
+    let base = crate::tls::base_url(addr);
     let request = match key {
         None => client.get(format!("{base}/cluster/keys")),
         Some(k) => client

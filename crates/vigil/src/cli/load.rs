@@ -87,13 +87,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         crate::roles::event::MAX_BATCH
     );
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    let base = if args.addr.contains("://") {
-        args.addr.trim_end_matches('/').to_string()
-    } else {
-        format!("http://{}", args.addr.trim_end_matches('/'))
-    };
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+    let base = crate::tls::base_url(&args.addr);
+    let client = super::client(Duration::from_secs(10))?
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let service = format!(

@@ -8,6 +8,8 @@ pub mod status;
 pub mod up;
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +19,9 @@ use crate::config;
 #[derive(Debug, Parser)]
 #[command(name = "vigil", version, about, propagate_version = true)]
 pub struct Cli {
+    /// PEM CA bundle to trust when talking to nodes over HTTPS (private CA, self-signed).
+    #[arg(long, global = true, env = "VIGIL_HTTP_TLS_CA", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +64,7 @@ pub enum ConfigCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    CACERT.get_or_init(|| cli.cacert.clone());
     match cli.command {
         Command::Node(args) => node::run(args),
         Command::Up(args) => up::run(args),
@@ -102,21 +108,23 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(f: F) -> anyhow
         .block_on(f)
 }
 
+/// `--cacert`, set once by [`run`]: every client command talks to nodes through [`client`].
+static CACERT: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// An HTTP client for talking to nodes: trusts `--cacert` on top of the public roots.
+pub fn client(timeout: Duration) -> anyhow::Result<reqwest::ClientBuilder> {
+    let ca = CACERT.get().and_then(Option::as_deref);
+    crate::tls::client(ca, timeout).map_err(|e| anyhow::anyhow!("--cacert: {e}"))
+}
+
 /// The default node to ask: the coordinator of `vigil up`.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8081";
 
 /// Fetches JSON from a node, with an error that says which URL failed.
 pub async fn get_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> anyhow::Result<T> {
     use anyhow::Context;
-    let base = if base.contains("://") {
-        base.to_string()
-    } else {
-        format!("http://{base}")
-    };
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()?;
+    let url = format!("{}{path}", crate::tls::base_url(base));
+    let client = client(Duration::from_secs(5))?.build()?;
     let response = client
         .get(&url)
         .send()

@@ -61,6 +61,9 @@ pub const KEYS: &[Key] = &[
     key("http.admin-token", Kind::Text, "Bearer token for state-changing endpoints (POST /cluster/leave, ...); empty = those endpoints are disabled"),
     key("http.max-body", Kind::Number, "largest HTTP request body accepted, bytes (413 above)"),
     key("http.request-timeout", Kind::Duration, "an HTTP request still unanswered after this long gets 408"),
+    key("http.tls-cert", Kind::Text, "PEM certificate chain (leaf first): with http.tls-key, the API serves HTTPS only and is advertised as https://"),
+    key("http.tls-key", Kind::Text, "PEM private key of http.tls-cert"),
+    key("http.tls-ca", Kind::Text, "PEM CA bundle trusted, besides the public roots, when this node calls peers over HTTPS"),
     key("security.gossip-keys", Kind::List, "base64 32-byte keys (vigil keys generate); the first seals, all open; empty = gossip is neither authenticated nor encrypted"),
     key("security.encrypt", Kind::Bool, "with keys: true = encrypt and authenticate every datagram, false = authenticate only"),
     key("security.verify-incoming", Kind::Bool, "with keys: false also accepts unsealed datagrams (only while turning keys on in a running cluster)"),
@@ -182,6 +185,12 @@ pub struct Settings {
     pub http_max_body: usize,
     /// `http.request-timeout`.
     pub http_request_timeout: Duration,
+    /// `http.tls-cert`.
+    pub http_tls_cert: Option<String>,
+    /// `http.tls-key`.
+    pub http_tls_key: Option<String>,
+    /// `http.tls-ca`.
+    pub http_tls_ca: Option<String>,
 }
 
 /// The `security.*` keys: the gossip keyring and the per-source rate limit.
@@ -288,6 +297,9 @@ impl Default for Settings {
             security: SecuritySettings::default(),
             http_max_body: 4 << 20,
             http_request_timeout: Duration::from_secs(30),
+            http_tls_cert: None,
+            http_tls_key: None,
+            http_tls_ca: None,
         }
     }
 }
@@ -360,6 +372,9 @@ impl Settings {
                     return Err("must be more than 0".into());
                 }
             }
+            "http.tls-cert" => self.http_tls_cert = optional(value),
+            "http.tls-key" => self.http_tls_key = optional(value),
+            "http.tls-ca" => self.http_tls_ca = optional(value),
             "security.gossip-keys" => {
                 let keys = list(value);
                 for (i, k) in keys.iter().enumerate() {
@@ -521,6 +536,9 @@ impl Settings {
             "http.admin-token" => self.admin_token.clone().unwrap_or_default(),
             "http.max-body" => self.http_max_body.to_string(),
             "http.request-timeout" => d(self.http_request_timeout),
+            "http.tls-cert" => self.http_tls_cert.clone().unwrap_or_default(),
+            "http.tls-key" => self.http_tls_key.clone().unwrap_or_default(),
+            "http.tls-ca" => self.http_tls_ca.clone().unwrap_or_default(),
             "security.gossip-keys" => self.security.gossip_keys.join(","),
             "security.encrypt" => self.security.encrypt.to_string(),
             "security.verify-incoming" => self.security.verify_incoming.to_string(),

@@ -201,6 +201,19 @@ fn validate(s: &Settings, origins: &BTreeMap<String, Origin>) -> Result<(), Erro
             });
         }
     }
+    if s.http_tls_cert.is_some() != s.http_tls_key.is_some() {
+        let (key, other) = if s.http_tls_cert.is_some() {
+            ("http.tls-key", "http.tls-cert")
+        } else {
+            ("http.tls-cert", "http.tls-key")
+        };
+        return Err(Error::Value {
+            key: key.into(),
+            value: String::new(),
+            reason: format!("required when {other} is set (HTTPS needs both)"),
+            origin: origin(other),
+        });
+    }
     if s.log_level
         .parse::<tracing_subscriber::EnvFilter>()
         .is_err()
@@ -460,6 +473,20 @@ mod tests {
             matches!(&e, Error::Value { key, .. } if key == "cluster.gossip.fanout"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_tls_certificate_without_its_key_names_the_missing_key() {
+        let sources = Sources {
+            env: vec![("VIGIL_HTTP_TLS_CERT".into(), "/etc/vigil/cert.pem".into())],
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::Value { key, .. } if key == "http.tls-key"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("http.tls-cert"), "{e}");
     }
 
     #[test]

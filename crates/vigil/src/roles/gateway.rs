@@ -81,6 +81,7 @@ pub fn start(
     info: Arc<NodeInfo>,
     settings: &ServicesSettings,
     view: ViewWatch,
+    tls_ca: Option<&std::path::Path>,
 ) -> anyhow::Result<(Arc<Gateway>, Router)> {
     let cache = match &settings.redis_url {
         Some(url) => {
@@ -92,9 +93,9 @@ pub fn start(
         info,
         view,
         cache,
-        client: reqwest::Client::builder()
+        client: crate::tls::client(tls_ca, Duration::from_secs(5))
+            .map_err(|e| anyhow::anyhow!("http.tls-ca: {e}"))?
             .connect_timeout(Duration::from_secs(1))
-            .timeout(Duration::from_secs(5))
             .build()?,
         rng: std::sync::Mutex::new(SmallRng::seed_from_u64(event::now_ms() as u64)),
         query_ttl: settings.cache_ttl,
@@ -168,7 +169,7 @@ async fn post_logs(
     let mut errors = Vec::new();
     let mut saw_full = false;
     for c in candidates.iter().take(ATTEMPTS) {
-        let url = format!("http://{}/logs", c.http);
+        let url = format!("{}/logs", crate::tls::base_url(&c.http));
         match g.client.post(&url).json(&body).send().await {
             Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
                 let mut resp =
@@ -231,10 +232,11 @@ async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Respons
     }
     let mut errors = Vec::new();
     for c in candidates.iter().take(ATTEMPTS) {
+        let base = crate::tls::base_url(&c.http);
         let url = if query.is_empty() {
-            format!("http://{}{path}", c.http)
+            format!("{base}{path}")
         } else {
-            format!("http://{}{path}?{query}", c.http)
+            format!("{base}{path}?{query}")
         };
         match g.client.get(&url).send().await {
             Ok(r) => {

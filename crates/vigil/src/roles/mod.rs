@@ -105,9 +105,10 @@ pub fn start(
     let (view, view_task) = routing::ViewWatch::start(handle.clone(), VIEW_REFRESH, stop.clone());
     tasks.push(view_task);
     let s = &settings.services;
+    let ca = settings.http_tls_ca.as_deref().map(std::path::Path::new);
     let (service, router) = match role {
         "producer" => {
-            let (p, r) = producer::start(&settings.id, s, view, stop, &mut tasks)?;
+            let (p, r) = producer::start(&settings.id, s, view, stop, &mut tasks, ca)?;
             (Service::Producer(p), r)
         }
         "consumer" => {
@@ -115,7 +116,7 @@ pub fn start(
             (Service::Consumer(c), r)
         }
         _ => {
-            let (g, r) = gateway::start(handle.info.clone(), s, view)?;
+            let (g, r) = gateway::start(handle.info.clone(), s, view, ca)?;
             (Service::Gateway(g), r)
         }
     };

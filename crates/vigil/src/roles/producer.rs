@@ -148,7 +148,7 @@ impl Sink {
                 let body: Vec<_> = batch.iter().map(LogEvent::to_out).collect();
                 let mut errors = Vec::new();
                 for c in candidates.iter().take(3) {
-                    let url = format!("http://{}/internal/logs", c.http);
+                    let url = format!("{}/internal/logs", crate::tls::base_url(&c.http));
                     match client.post(&url).json(&body).send().await {
                         Ok(r) if r.status().is_success() => {
                             batch.clear();
@@ -177,6 +177,7 @@ pub fn start(
     view: ViewWatch,
     stop: CancellationToken,
     tasks: &mut Tasks,
+    tls_ca: Option<&std::path::Path>,
 ) -> anyhow::Result<(Arc<Producer>, Router)> {
     let (queue_tx, queue_rx) = mpsc::unbounded_channel();
     let sink = match &settings.kafka_brokers {
@@ -188,9 +189,9 @@ pub fn start(
              (cargo build -p vigil --features kafka)"
         ),
         None => Sink::Http {
-            client: reqwest::Client::builder()
+            client: crate::tls::client(tls_ca, Duration::from_secs(10))
+                .map_err(|e| anyhow::anyhow!("http.tls-ca: {e}"))?
                 .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(10))
                 .build()?,
             view: view.clone(),
             rng: SmallRng::seed_from_u64(event::now_ms() as u64),

@@ -162,6 +162,13 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             .with_context(|| format!("cannot resolve node.advertise `{a}`"))?,
         None => bound,
     };
+    let tls = match (&settings.http_tls_cert, &settings.http_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert.as_ref(), key.as_ref())
+                .map_err(|e| config_error("http.tls-cert", cert, &e.to_string()))?,
+        ),
+        _ => None,
+    };
     let http_bind: SocketAddr = settings.http.parse().context("node.http")?;
     let listener = TcpListener::bind(http_bind)
         .await
@@ -173,6 +180,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             SocketAddr::new(advertise.ip(), http_bound.port()).to_string()
         }
         None => http_bound.to_string(),
+    };
+    // Peers learn the scheme from the address itself (see `crate::tls`).
+    let http_addr = match tls {
+        Some(_) if !http_addr.contains("://") => format!("https://{http_addr}"),
+        _ => http_addr,
     };
     let seeds = resolve_seeds(&settings.seeds).await?;
 
@@ -239,6 +251,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     };
     let mut server = tokio::spawn(api::serve(
         listener,
+        tls,
         state,
         services.router,
         http_stop.clone(),

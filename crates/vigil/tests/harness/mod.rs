@@ -188,6 +188,8 @@ impl Cluster {
             .arg("--config")
             .arg(&self.config)
             .env("VIGIL_HTTP_ADMIN_TOKEN", TOKEN)
+            // Relative paths (the consumer's default SQLite file) land in the scratch dir.
+            .current_dir(&self.dir)
             .stdin(Stdio::null());
         let file = std::fs::File::create(&log).unwrap();
         cmd.stdout(file.try_clone().unwrap()).stderr(file);
