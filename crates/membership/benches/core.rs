@@ -25,7 +25,7 @@ fn addr(i: usize) -> SocketAddr {
 
 fn record(i: usize) -> MemberRecord {
     MemberRecord {
-        id: format!("node-{i}"),
+        id: format!("node-{i}").into(),
         addr: addr(i),
         generation: 1,
         incarnation: 0,
@@ -35,7 +35,8 @@ fn record(i: usize) -> MemberRecord {
             role: "worker".into(),
             zone: "z1".into(),
             ..Default::default()
-        },
+        }
+        .into(),
         voter: true,
     }
 }

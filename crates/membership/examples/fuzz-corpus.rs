@@ -35,7 +35,8 @@ fn record(id: &str, liveness: Liveness, v6: bool) -> MemberRecord {
                 error_pct: 0,
             },
             tags: BTreeMap::from([("version".into(), "0.1.0".into())]),
-        },
+        }
+        .into(),
         voter: true,
     }
 }

@@ -7,6 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::codec::{update_len, Update};
 use crate::member::NodeId;
@@ -15,7 +16,7 @@ use crate::member::NodeId;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpdateKey {
     /// A member's record.
-    Record(NodeId),
+    Record(Arc<str>),
     /// One accuser's accusation of one subject.
     Accuse(NodeId, NodeId),
 }

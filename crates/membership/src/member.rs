@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -126,10 +127,14 @@ pub struct Metadata {
 }
 
 /// The replicated record of one member.
+///
+/// The id and the metadata are reference-counted: a node holds one copy of a member's id
+/// and one copy of each distinct metadata value (see `node::table`), however many of its
+/// indexes, queued updates and rings name the member. On the wire they are plain values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberRecord {
     /// The member's id.
-    pub id: NodeId,
+    pub id: Arc<str>,
     /// Gossip address peers should send to (the advertised one).
     pub addr: SocketAddr,
     /// Larger at every process start: a restart supersedes the old self at once.
@@ -141,7 +146,7 @@ pub struct MemberRecord {
     /// Raised by the member when it publishes new metadata.
     pub meta_version: u64,
     /// The metadata at `meta_version`.
-    pub meta: Metadata,
+    pub meta: Arc<Metadata>,
     /// Admitted as a voter by a side holding quorum. Sticks to the id across generations
     /// until the member leaves or is removed.
     pub voter: bool,
@@ -276,7 +281,7 @@ mod tests {
             incarnation,
             liveness,
             meta_version: 0,
-            meta: Metadata::default(),
+            meta: Arc::default(),
             voter: false,
         }
     }

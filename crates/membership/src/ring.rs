@@ -7,17 +7,22 @@
 //! the cluster, so heartbeat traffic per node is constant (K heartbeats per interval).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use crate::member::{fnv1a, mix, NodeId};
+use crate::member::{fnv1a, mix, Metadata};
 
 /// How far along a ring we look for an observer in a new zone before settling.
 const ZONE_SCAN: usize = 8;
 
 /// The K rings over the live members.
+///
+/// Ids and metadata are the table's shared copies (`Arc`): the rings add pointers, not
+/// strings, per member.
 #[derive(Debug, Clone, Default)]
 pub struct Rings {
-    rings: Vec<BTreeMap<u64, NodeId>>,
-    zones: HashMap<NodeId, String>,
+    rings: Vec<BTreeMap<u64, Arc<str>>>,
+    /// Each member's metadata, for its zone.
+    zones: HashMap<Arc<str>, Arc<Metadata>>,
 }
 
 fn position(id: &str, ring: usize) -> u64 {
@@ -45,7 +50,7 @@ impl Rings {
 
     /// Every member on the rings (in no particular order).
     pub fn members(&self) -> impl Iterator<Item = &str> {
-        self.zones.keys().map(String::as_str)
+        self.zones.keys().map(|id| &**id)
     }
 
     /// Whether `id` is on the rings.
@@ -53,16 +58,21 @@ impl Rings {
         self.zones.contains_key(id)
     }
 
-    /// Puts `id` (in `zone`) on every ring. Returns false if it was already there.
-    pub fn insert(&mut self, id: &str, zone: &str) -> bool {
+    /// Puts `id` (in the zone of `meta`) on every ring. Returns false if it was already
+    /// there.
+    pub fn insert(&mut self, id: &Arc<str>, meta: &Arc<Metadata>) -> bool {
         if self.zones.contains_key(id) {
             return false;
         }
         for (r, ring) in self.rings.iter_mut().enumerate() {
-            ring.insert(position(id, r), id.to_string());
+            ring.insert(position(id, r), id.clone());
         }
-        self.zones.insert(id.to_string(), zone.to_string());
+        self.zones.insert(id.clone(), meta.clone());
         true
+    }
+
+    fn zone(&self, id: &str) -> &str {
+        self.zones.get(id).map(|m| m.zone.as_str()).unwrap_or("")
     }
 
     /// Takes `id` off every ring. Returns false if it was not there.
@@ -76,14 +86,14 @@ impl Rings {
         true
     }
 
-    fn clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = &NodeId> {
+    fn clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = &Arc<str>> {
         let r = &self.rings[ring];
         r.range(from.wrapping_add(1)..)
             .chain(r.range(..=from))
             .map(|(_, id)| id)
     }
 
-    fn counter_clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = &NodeId> {
+    fn counter_clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = &Arc<str>> {
         let r = &self.rings[ring];
         r.range(..from)
             .rev()
@@ -98,25 +108,25 @@ impl Rings {
         ring.range(position..)
             .next()
             .or_else(|| ring.iter().next())
-            .map(|(_, id)| id.as_str())
+            .map(|(_, id)| &**id)
     }
 
     /// The observers of `subject` (which need not be on the rings itself).
-    pub fn observers(&self, subject: &str, subject_zone: &str) -> Vec<NodeId> {
-        let mut chosen: Vec<NodeId> = Vec::with_capacity(self.rings.len());
+    pub fn observers(&self, subject: &str, subject_zone: &str) -> Vec<Arc<str>> {
+        let mut chosen: Vec<Arc<str>> = Vec::with_capacity(self.rings.len());
         let mut zones: Vec<&str> = vec![subject_zone];
         for r in 0..self.rings.len() {
             let pos = position(subject, r);
-            let mut fallback: Option<&NodeId> = None;
-            let mut pick: Option<&NodeId> = None;
+            let mut fallback: Option<&Arc<str>> = None;
+            let mut pick: Option<&Arc<str>> = None;
             for (scanned, id) in self.clockwise(r, pos).enumerate() {
-                if id == subject || chosen.contains(id) {
+                if **id == *subject || chosen.contains(id) {
                     if scanned > self.len() {
                         break;
                     }
                     continue;
                 }
-                let zone = self.zones.get(id).map(String::as_str).unwrap_or("");
+                let zone = self.zone(id);
                 if !zones.contains(&zone) {
                     pick = Some(id);
                     break;
@@ -127,7 +137,7 @@ impl Rings {
                 }
             }
             if let Some(id) = pick.or(fallback) {
-                zones.push(self.zones.get(id).map(String::as_str).unwrap_or(""));
+                zones.push(self.zone(id));
                 chosen.push(id.clone());
             }
         }
@@ -136,19 +146,18 @@ impl Rings {
 
     /// The members `me` should watch: candidates just before `me` on each ring, kept when
     /// `me` is indeed among their observers.
-    pub fn subjects(&self, me: &str) -> Vec<NodeId> {
-        let mut out: Vec<NodeId> = Vec::new();
+    pub fn subjects(&self, me: &str) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
         for r in 0..self.rings.len() {
             let pos = position(me, r);
             for id in self
                 .counter_clockwise(r, pos)
                 .take(ZONE_SCAN + self.rings.len())
             {
-                if id == me || out.contains(id) {
+                if **id == *me || out.contains(id) {
                     continue;
                 }
-                let zone = self.zones.get(id).map(String::as_str).unwrap_or("");
-                if self.observers(id, zone).iter().any(|o| o == me) {
+                if self.observers(id, self.zone(id)).iter().any(|o| **o == *me) {
                     out.push(id.clone());
                 }
             }
@@ -165,7 +174,11 @@ mod tests {
     fn rings(n: usize, k: usize, zones: usize) -> Rings {
         let mut r = Rings::new(k);
         for i in 0..n {
-            r.insert(&format!("n{i}"), &format!("z{}", i % zones));
+            let meta = Metadata {
+                zone: format!("z{}", i % zones),
+                ..Metadata::default()
+            };
+            r.insert(&format!("n{i}").into(), &Arc::new(meta));
         }
         r
     }
@@ -177,7 +190,7 @@ mod tests {
             let id = format!("n{i}");
             let o = r.observers(&id, "z0");
             assert_eq!(o.len(), 5);
-            assert!(!o.contains(&id));
+            assert!(!o.iter().any(|o| **o == *id));
             let mut d = o.clone();
             d.dedup();
             assert_eq!(d.len(), 5);
@@ -197,14 +210,15 @@ mod tests {
         for i in 0..200 {
             let id = format!("n{i}");
             for o in r.observers(&id, &format!("z{}", i % 3)) {
-                watched.entry(o).or_default().push(id.clone());
+                watched.entry(o.to_string()).or_default().push(id.clone());
             }
         }
         for i in 0..200 {
             let me = format!("n{i}");
             let mut expected = watched.remove(&me).unwrap_or_default();
             expected.sort();
-            assert_eq!(r.subjects(&me), expected, "subjects of {me}");
+            let subjects: Vec<String> = r.subjects(&me).iter().map(|s| s.to_string()).collect();
+            assert_eq!(subjects, expected, "subjects of {me}");
         }
     }
 
@@ -214,7 +228,7 @@ mod tests {
         for i in 0..90 {
             let zone = format!("z{}", i % 3);
             let o = r.observers(&format!("n{i}"), &zone);
-            let other = o.iter().filter(|id| r.zones[*id] != zone).count();
+            let other = o.iter().filter(|id| r.zone(id) != zone).count();
             assert!(other >= 2, "n{i} watched only from its own zone: {o:?}");
         }
     }
@@ -222,7 +236,7 @@ mod tests {
     #[test]
     fn load_is_balanced() {
         let r = rings(1000, 5, 1);
-        let mut count: HashMap<String, usize> = HashMap::new();
+        let mut count: HashMap<Arc<str>, usize> = HashMap::new();
         for i in 0..1000 {
             for o in r.observers(&format!("n{i}"), "z0") {
                 *count.entry(o).or_default() += 1;

@@ -341,7 +341,7 @@ impl Sim {
             n.records()
                 .map(|r| {
                     (
-                        r.id.clone(),
+                        r.id.to_string(),
                         (
                             r.generation,
                             r.incarnation,

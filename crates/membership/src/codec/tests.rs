@@ -52,7 +52,7 @@ fn record() -> impl Strategy<Value = MemberRecord> {
                 voter,
             )| {
                 MemberRecord {
-                    id,
+                    id: id.into(),
                     addr,
                     generation,
                     incarnation,
@@ -69,7 +69,8 @@ fn record() -> impl Strategy<Value = MemberRecord> {
                             error_pct: s.2,
                         },
                         tags,
-                    },
+                    }
+                    .into(),
                     voter,
                 }
             },
@@ -240,13 +241,13 @@ fn ids_must_be_1_to_max_id_len_bytes() {
     assert!(decode(7, 1400, &encode(7, &accuse(&long, "c"))).is_err());
     assert!(decode(7, 1400, &encode(7, &accuse("b", ""))).is_err());
     let mut rec = MemberRecord {
-        id: long.clone(),
+        id: long.clone().into(),
         addr: "10.0.0.1:1".parse().unwrap(),
         generation: 1,
         incarnation: 0,
         liveness: Liveness::Alive,
         meta_version: 1,
-        meta: Metadata::default(),
+        meta: Default::default(),
         voter: false,
     };
     let join = Message::Join {
@@ -258,7 +259,7 @@ fn ids_must_be_1_to_max_id_len_bytes() {
         records: vec![rec.clone()],
     };
     assert!(decode(7, 1400, &encode(7, &sync)).is_err());
-    rec.id = ok;
+    rec.id = ok.into();
     let gossip = Message::Gossip {
         from: big_sender("a"),
         updates: vec![Update::Record(rec)],
@@ -321,13 +322,13 @@ fn a_record_at_every_bound_fits_one_datagram() {
         let meta = metadata_of(max_meta);
         assert!(metadata_len(&meta) <= max_meta && metadata_len(&meta) + 2 >= max_meta);
         let rec = MemberRecord {
-            id: "r".repeat(MAX_ID_LEN),
+            id: "r".repeat(MAX_ID_LEN).into(),
             addr: "[fd00::1:2:3:4]:65535".parse().unwrap(),
             generation: u64::MAX,
             incarnation: u64::MAX,
             liveness: Liveness::Removed,
             meta_version: u64::MAX,
-            meta,
+            meta: meta.into(),
             voter: true,
         };
         let from = big_sender(&"s".repeat(MAX_ID_LEN));

@@ -2,6 +2,7 @@
 //! members. Taking them only with quorum is what keeps a minority from shrinking the voter
 //! set until it looks like a majority.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Node, Output, Source};
@@ -21,7 +22,7 @@ impl Node {
         }
         // Only the leader admits, so admissions come from one place at a time.
         if self.leader.as_deref() == Some(self.me.as_str()) && !self.table.non_voters.is_empty() {
-            let ids: Vec<String> = self.table.non_voters.iter().cloned().collect();
+            let ids: Vec<Arc<str>> = self.table.non_voters.iter().cloned().collect();
             for id in ids {
                 if let Some(mut r) = self.record(&id).cloned() {
                     if r.liveness == Liveness::Alive {
@@ -32,7 +33,7 @@ impl Node {
             }
         }
         let grace = self.config.eviction_grace_period;
-        let due: Vec<String> = self
+        let due: Vec<Arc<str>> = self
             .table
             .failed_since
             .iter()
@@ -50,11 +51,11 @@ impl Node {
 
     pub(super) fn collect_tombstones(&mut self, now: Duration) {
         let ttl = self.config.tombstone_ttl;
-        let expired: Vec<String> = self
+        let expired: Vec<Arc<str>> = self
             .table
             .tombstones
             .iter()
-            .filter(|(id, since)| **id != self.me && now.saturating_sub(**since) >= ttl)
+            .filter(|(id, since)| ***id != *self.me.as_str() && now.saturating_sub(**since) >= ttl)
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {

@@ -9,6 +9,7 @@
 //! so one slow or cut-off observer cannot evict a healthy member.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -92,21 +93,26 @@ impl Node {
     /// A heartbeat counts only if it is newer than every one taken from that member: an
     /// older life's, or a replayed or reordered one, would hide a crash from the detector.
     pub(super) fn on_heartbeat(&mut self, now: Duration, sender: &Sender, seq: u64) {
-        if let Some(e) = self.table.get_mut(&sender.id) {
+        if let Some(e) = self.table.get(&sender.id) {
             let this = (sender.generation, seq);
             if sender.generation < e.record.generation
-                || e.last_heartbeat.is_some_and(|last| this <= last)
+                || self
+                    .table
+                    .heartbeats
+                    .get(&*sender.id)
+                    .is_some_and(|last| this <= *last)
             {
                 self.stats.stale_heartbeats += 1;
                 return;
             }
-            e.last_heartbeat = Some(this);
+            let id = e.record.id.clone();
+            self.table.heartbeats.insert(id, this);
         }
-        if let Some(d) = self.detectors.get_mut(&sender.id) {
+        if let Some(d) = self.detectors.get_mut(sender.id.as_str()) {
             d.heartbeat(now);
         } else if self
             .table
-            .get(&sender.id)
+            .get(sender.id.as_str())
             .is_some_and(|e| e.record.generation == sender.generation)
         {
             // maybe we just became one of its observers: look again at the next check
@@ -126,11 +132,11 @@ impl Node {
     pub(super) fn on_probe_ack(&mut self, now: Duration, sender: &Sender, nonce: u64) {
         if self
             .probes
-            .get(&sender.id)
+            .get(sender.id.as_str())
             .is_some_and(|&(_, pending)| pending == nonce)
         {
-            self.probes.remove(&sender.id);
-            if let Some(d) = self.detectors.get_mut(&sender.id) {
+            self.probes.remove(sender.id.as_str());
+            if let Some(d) = self.detectors.get_mut(sender.id.as_str()) {
                 d.reset_silence(now);
             }
         }
@@ -163,7 +169,7 @@ impl Node {
             }
         }
         let half = self.config.phi_threshold / 2.0;
-        let doubted: BTreeSet<NodeId> = self
+        let doubted: BTreeSet<Arc<str>> = self
             .detectors
             .iter()
             .filter(|(id, d)| {
@@ -175,8 +181,8 @@ impl Node {
             self.doubted = doubted;
             self.refresh_quorum(out);
         }
-        let mut accuse: Vec<(NodeId, u64, u64)> = Vec::new();
-        let mut probe: Vec<(NodeId, std::net::SocketAddr)> = Vec::new();
+        let mut accuse: Vec<(Arc<str>, u64, u64)> = Vec::new();
+        let mut probe: Vec<(Arc<str>, std::net::SocketAddr)> = Vec::new();
         for (id, d) in &self.detectors {
             let Some(e) = self.table.get(id) else {
                 continue;
@@ -201,7 +207,7 @@ impl Node {
                 }
                 Some(_) => {}
             }
-            let already = self.suspicions.get(id).is_some_and(|s| {
+            let already = self.suspicions.get(&**id).is_some_and(|s| {
                 (s.generation, s.incarnation) == (r.generation, r.incarnation)
                     && s.accusers.contains(&self.me)
             });
@@ -370,24 +376,23 @@ impl Node {
     pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
         let voters = self.table.voters();
         let doubted = &self.doubted;
-        let reachable = self
-            .table
-            .reachable_voters()
-            .iter()
-            .filter(|id| !doubted.contains(*id))
-            .count();
+        let reachable = self.table.reachable_voters()
+            - doubted
+                .iter()
+                .filter(|id| self.table.is_reachable_voter(id))
+                .count();
         let quorum = !self.left
             && self.synced
             && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
         let leader = if quorum {
             let table = &self.table;
-            let candidates = table.voter_ids().map(String::as_str).filter(|id| {
+            let candidates = table.voter_ids().map(|id| &**id).filter(|id| {
                 table
                     .get(id)
                     .is_some_and(|e| e.record.liveness != Liveness::Failed)
             });
             crate::quorum::leader(candidates, |id| {
-                table.reachable_voters().contains(id) && !doubted.contains(id)
+                table.is_reachable_voter(id) && !doubted.contains(id)
             })
             .map(str::to_string)
         } else {

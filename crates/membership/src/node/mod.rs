@@ -15,6 +15,7 @@ mod table;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -214,16 +215,16 @@ pub struct Node {
     me: NodeId,
     table: Table,
     queue: BroadcastQueue,
-    detectors: HashMap<NodeId, PhiDetector>,
+    detectors: HashMap<Arc<str>, PhiDetector>,
     subjects_epoch: u64,
     subjects_at: Option<Duration>,
-    my_observers: Vec<NodeId>,
+    my_observers: Vec<Arc<str>>,
     observers_epoch: u64,
     suspicions: HashMap<NodeId, Suspicion>,
     /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
-    probes: HashMap<NodeId, (Duration, u64)>,
+    probes: HashMap<Arc<str>, (Duration, u64)>,
     /// Watched voters whose phi passed half the threshold: not counted as reachable.
-    doubted: std::collections::BTreeSet<NodeId>,
+    doubted: std::collections::BTreeSet<Arc<str>>,
     seeds: Vec<SocketAddr>,
     /// When this node may found a cluster if it still knows no voter (see `decide`).
     bootstrap_at: Option<Duration>,
@@ -299,16 +300,16 @@ impl Node {
         let mut rng = SmallRng::seed_from_u64(rng_seed);
         let mut table = Table::new(config.observers);
         let me = MemberRecord {
-            id: identity.id.clone(),
+            id: identity.id.as_str().into(),
             addr: identity.addr,
             generation: identity.generation,
             incarnation: 0,
             liveness: Liveness::Alive,
             meta_version: 1,
-            meta: Metadata {
+            meta: Arc::new(Metadata {
                 signals: identity.meta.signals.quantized(),
                 ..identity.meta
-            },
+            }),
             voter: false,
         };
         table.merge(now, &me);
@@ -406,7 +407,7 @@ impl Node {
 
     /// Members this node watches directly.
     pub fn monitored(&self) -> impl Iterator<Item = &str> {
-        self.detectors.keys().map(String::as_str)
+        self.detectors.keys().map(|id| &**id)
     }
 
     fn my_record(&self) -> &MemberRecord {
@@ -421,7 +422,7 @@ impl Node {
     fn sender(&self) -> Sender {
         let me = self.my_record();
         Sender {
-            id: me.id.clone(),
+            id: me.id.to_string(),
             generation: me.generation,
             incarnation: me.incarnation,
             summary: self.table.summary(),
@@ -552,7 +553,7 @@ impl Node {
         if current == value {
             return Ok(());
         }
-        let mut meta = self.my_record().meta.clone();
+        let mut meta = Metadata::clone(&self.my_record().meta);
         match value {
             Some(v) => {
                 meta.tags.insert(key.to_string(), v.to_string());
@@ -574,7 +575,7 @@ impl Node {
 
     fn update_own_meta(&mut self, f: impl FnOnce(&mut Metadata)) {
         let mut rec = self.my_record().clone();
-        f(&mut rec.meta);
+        f(Arc::make_mut(&mut rec.meta));
         rec.meta_version = rec.meta_version.saturating_add(1);
         // time does not matter for our own record: it is never failed or tombstoned locally
         let now = self.last_timeout.unwrap_or_default();
@@ -658,7 +659,7 @@ impl Node {
     fn member_view(&self, now: Duration, e: &table::Entry) -> MemberView {
         let r = &e.record;
         let detector = self.detectors.get(&r.id);
-        let is_me = r.id == self.me;
+        let is_me = *r.id == *self.me;
         let phi = match (detector, r.liveness) {
             _ if is_me => 0.0,
             (Some(d), _) => d.phi(now),
@@ -684,7 +685,7 @@ impl Node {
             detector.map(|d| d.last_arrival()).max(e.last_heard)
         };
         MemberView {
-            id: r.id.clone(),
+            id: r.id.to_string(),
             addr: r.addr,
             generation: r.generation,
             incarnation: r.incarnation,
@@ -835,7 +836,7 @@ impl Node {
         if source != Source::Local && !self.admissible(now, incoming, source) {
             return;
         }
-        if incoming.id == self.me && source != Source::Local {
+        if *incoming.id == *self.me && source != Source::Local {
             self.on_news_about_me(now, incoming, out);
             return;
         }
@@ -885,7 +886,7 @@ impl Node {
 
     fn after_change(&mut self, now: Duration, change: &Change, out: &mut impl Output) {
         let new = &change.new;
-        let id = new.id.clone();
+        let id: NodeId = new.id.to_string();
         let same_life = change
             .old
             .as_ref()
@@ -906,7 +907,7 @@ impl Node {
                 != Some((new.incarnation, new.liveness))
         {
             // a new life or a new incarnation ends any suspicion of the old one
-            if let Some(s) = self.suspicions.get(&id) {
+            if let Some(s) = self.suspicions.get(id.as_str()) {
                 if (s.generation, s.incarnation) != (new.generation, new.incarnation)
                     || new.liveness.is_terminal()
                 {
@@ -915,8 +916,8 @@ impl Node {
             }
         }
         if !same_life {
-            self.detectors.remove(&id);
-            self.probes.remove(&id);
+            self.detectors.remove(id.as_str());
+            self.probes.remove(id.as_str());
         }
         let old_liveness = change
             .old
@@ -934,7 +935,7 @@ impl Node {
                 Liveness::Suspect => {
                     let by = self
                         .suspicions
-                        .get(&id)
+                        .get(id.as_str())
                         .and_then(|s| s.accusers.iter().next().cloned())
                         .unwrap_or_default();
                     out.event(Event::MemberSuspected { id: id.clone(), by });
@@ -943,7 +944,7 @@ impl Node {
                     self.stats.failures_detected += 1;
                     let silent_for = self
                         .detectors
-                        .get(&id)
+                        .get(id.as_str())
                         .map(|d| now.saturating_sub(d.last_arrival()));
                     out.event(Event::MemberFailed {
                         id: id.clone(),
@@ -957,7 +958,7 @@ impl Node {
             }
         }
         if new.liveness.is_terminal() {
-            self.detectors.remove(&id);
+            self.detectors.remove(id.as_str());
         }
         self.refresh_quorum(out);
     }

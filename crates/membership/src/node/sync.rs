@@ -141,7 +141,7 @@ impl Node {
         record: MemberRecord,
         out: &mut impl Output,
     ) {
-        if record.id == self.me {
+        if *record.id == *self.me {
             return;
         }
         if !self.admissible(now, &record, Source::Gossip) {

@@ -1,10 +1,18 @@
 //! The member table and the indexes derived from it (rings, voters, reachable voters,
 //! pending evictions, tombstones, the summary fingerprint), kept in step in one place.
+//!
+//! Every node holds a record of every member, so at N members the cluster holds N² of
+//! them: the per-member cost here decides how large a simulated cluster fits in memory.
+//! Hence one shared copy of each id (the `Arc<str>` every index points to), one shared
+//! copy of each distinct metadata value (the pool below: in practice a handful per
+//! cluster, one per zone and role), and per-member state only where it is needed (the
+//! heartbeat sequence only for members that heartbeat this node).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::member::{mix, Liveness, MemberRecord, MergeOutcome, NodeId};
+use crate::member::{mix, Liveness, MemberRecord, MergeOutcome, Metadata};
 use crate::ring::Rings;
 
 /// One member in the table.
@@ -13,9 +21,29 @@ pub(crate) struct Entry {
     pub record: MemberRecord,
     /// Last fresh news (heartbeat or newer record).
     pub last_heard: Option<Duration>,
-    /// (generation, sequence) of the newest heartbeat taken from this member: a replayed
-    /// or reordered older one must not count as a sign of life.
-    pub last_heartbeat: Option<(u64, u64)>,
+}
+
+/// One copy of each distinct metadata value the table holds.
+#[derive(Debug, Default)]
+struct MetaPool {
+    values: HashSet<Arc<Metadata>>,
+    /// Pool size at which unused values are dropped (amortized: it doubles).
+    collect_at: usize,
+}
+
+impl MetaPool {
+    fn intern(&mut self, meta: &Arc<Metadata>) -> Arc<Metadata> {
+        if let Some(shared) = self.values.get(meta) {
+            return shared.clone();
+        }
+        if self.values.len() >= self.collect_at {
+            // values only the pool still holds are no record's metadata any more
+            self.values.retain(|m| Arc::strong_count(m) > 1);
+            self.collect_at = 2 * self.values.len() + 16;
+        }
+        self.values.insert(meta.clone());
+        meta.clone()
+    }
 }
 
 /// What one merge changed.
@@ -27,14 +55,20 @@ pub(crate) struct Change {
 
 #[derive(Debug)]
 pub(crate) struct Table {
-    entries: BTreeMap<NodeId, Entry>,
+    entries: BTreeMap<Arc<str>, Entry>,
     pub rings: Rings,
     summary: u64,
-    voters: BTreeSet<NodeId>,
-    reachable: BTreeSet<NodeId>,
-    pub non_voters: BTreeSet<NodeId>,
-    pub failed_since: BTreeMap<NodeId, Duration>,
-    pub tombstones: BTreeMap<NodeId, Duration>,
+    voters: BTreeSet<Arc<str>>,
+    /// Voters that are Alive (a count: membership is read from the record).
+    reachable: usize,
+    pub non_voters: BTreeSet<Arc<str>>,
+    pub failed_since: BTreeMap<Arc<str>, Duration>,
+    pub tombstones: BTreeMap<Arc<str>, Duration>,
+    /// (generation, sequence) of the newest heartbeat taken from each member that sent one:
+    /// a replayed or reordered older one must not count as a sign of life. Only members
+    /// that heartbeat this node (its subjects, about K) appear here.
+    pub heartbeats: HashMap<Arc<str>, (u64, u64)>,
+    metas: MetaPool,
     alive: usize,
     /// Bumped whenever the set of live members (the rings) changes.
     pub ring_epoch: u64,
@@ -47,10 +81,12 @@ impl Table {
             rings: Rings::new(observers),
             summary: 0,
             voters: BTreeSet::new(),
-            reachable: BTreeSet::new(),
+            reachable: 0,
             non_voters: BTreeSet::new(),
             failed_since: BTreeMap::new(),
             tombstones: BTreeMap::new(),
+            heartbeats: HashMap::new(),
+            metas: MetaPool::default(),
             alive: 0,
             ring_epoch: 0,
         }
@@ -85,12 +121,24 @@ impl Table {
     }
 
     /// Voter ids, smallest first.
-    pub fn voter_ids(&self) -> impl Iterator<Item = &NodeId> {
+    pub fn voter_ids(&self) -> impl Iterator<Item = &Arc<str>> {
         self.voters.iter()
     }
 
-    pub fn reachable_voters(&self) -> &BTreeSet<NodeId> {
-        &self.reachable
+    /// Number of voters this table shows Alive.
+    pub fn reachable_voters(&self) -> usize {
+        self.reachable
+    }
+
+    /// Whether `id` is a voter this table shows Alive.
+    pub fn is_reachable_voter(&self, id: &str) -> bool {
+        self.entries.get(id).is_some_and(|e| {
+            Self::counts_as_voter(&e.record) && e.record.liveness == Liveness::Alive
+        })
+    }
+
+    fn counts_as_voter(r: &MemberRecord) -> bool {
+        r.voter && !matches!(r.liveness, Liveness::Left | Liveness::Removed)
     }
 
     /// Tombstones stay out of summaries: nodes collect them at different times, and a
@@ -106,9 +154,11 @@ impl Table {
         }
         if r.liveness == Liveness::Alive {
             self.alive -= 1;
+            if Self::counts_as_voter(r) {
+                self.reachable -= 1;
+            }
         }
         self.voters.remove(&r.id);
-        self.reachable.remove(&r.id);
         self.non_voters.remove(&r.id);
     }
 
@@ -116,7 +166,7 @@ impl Table {
         if Self::summarized(r) {
             self.summary ^= r.fingerprint();
         }
-        let counts_as_voter = r.voter && !matches!(r.liveness, Liveness::Left | Liveness::Removed);
+        let counts_as_voter = Self::counts_as_voter(r);
         if counts_as_voter {
             self.voters.insert(r.id.clone());
         }
@@ -124,7 +174,7 @@ impl Table {
             Liveness::Alive => {
                 self.alive += 1;
                 if counts_as_voter {
-                    self.reachable.insert(r.id.clone());
+                    self.reachable += 1;
                 } else {
                     self.non_voters.insert(r.id.clone());
                 }
@@ -145,7 +195,7 @@ impl Table {
         }
         let on_ring = r.is_live();
         let changed = if on_ring {
-            self.rings.insert(&r.id, &r.meta.zone)
+            self.rings.insert(&r.id, &r.meta)
         } else {
             self.rings.remove(&r.id)
         };
@@ -174,16 +224,17 @@ impl Table {
                 if !incoming.is_live() && !keep_ended {
                     return None;
                 }
+                let mut record = incoming.clone();
+                record.meta = self.metas.intern(&record.meta);
                 let entry = Entry {
-                    record: incoming.clone(),
+                    record: record.clone(),
                     last_heard: Some(now),
-                    last_heartbeat: None,
                 };
-                self.entries.insert(incoming.id.clone(), entry);
-                self.index(incoming, now);
+                self.entries.insert(record.id.clone(), entry);
+                self.index(&record, now);
                 Some(Change {
                     old: None,
-                    new: incoming.clone(),
+                    new: record,
                 })
             }
             Some(entry) => {
@@ -195,6 +246,11 @@ impl Table {
                     return None;
                 }
                 entry.last_heard = Some(now);
+                // keep the shared copies: the id the indexes point to, pooled metadata
+                entry.record.id = old.id.clone();
+                if !Arc::ptr_eq(&entry.record.meta, &old.meta) {
+                    entry.record.meta = self.metas.intern(&entry.record.meta);
+                }
                 let new = entry.record.clone();
                 self.unindex(&old);
                 if old.generation != new.generation {
@@ -222,6 +278,7 @@ impl Table {
         }
         self.failed_since.remove(id);
         self.tombstones.remove(id);
+        self.heartbeats.remove(id);
     }
 
     /// The slice of the table an id falls into when it is cut into `n` slices.

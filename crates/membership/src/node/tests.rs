@@ -397,7 +397,7 @@ fn every_datagram_fits_the_limit_even_with_big_tables() {
     n.handle_timeout(MS(1), &mut cap);
     for i in 1..500 {
         let rec = MemberRecord {
-            id: format!("member-with-a-long-name-{i:04}"),
+            id: format!("member-with-a-long-name-{i:04}").into(),
             addr: addr(i % 250),
             generation: 1,
             incarnation: 0,
@@ -407,7 +407,8 @@ fn every_datagram_fits_the_limit_even_with_big_tables() {
                 role: "producer".into(),
                 zone: "eu-west-1a".into(),
                 ..Default::default()
-            },
+            }
+            .into(),
             voter: false,
         };
         let join = Message::Join { record: rec };
@@ -541,7 +542,7 @@ fn join_of(id: &str, i: usize, meta: Metadata) -> Vec<u8> {
         incarnation: 0,
         liveness: Liveness::Alive,
         meta_version: 1,
-        meta,
+        meta: meta.into(),
         voter: false,
     };
     encode(codec::cluster_id("test"), &Message::Join { record })
@@ -654,7 +655,7 @@ fn oversize_records_from_the_network_are_rejected_and_counted() {
         incarnation: 0,
         liveness: Liveness::Alive,
         meta_version: 1,
-        meta: oversize_meta(max),
+        meta: oversize_meta(max).into(),
         voter: false,
     };
     n.handle_datagram(
@@ -693,7 +694,7 @@ fn oversize_records_from_the_network_are_rejected_and_counted() {
     .unwrap();
     let mut r4 = n.record("n4").unwrap().clone();
     r4.meta_version += 1;
-    r4.meta = oversize_meta(max);
+    r4.meta = oversize_meta(max).into();
     n.handle_datagram(
         MS(6),
         addr(4),
@@ -731,7 +732,7 @@ fn oversize_local_metadata_is_refused_when_set() {
         n.set_tag("big", Some(&"x".repeat(max))),
         Err(CommandError::MetadataTooLarge {
             size: codec::metadata_len(&{
-                let mut m = before.meta.clone();
+                let mut m = Metadata::clone(&before.meta);
                 m.tags.insert("big".into(), "x".repeat(max));
                 m
             }),
@@ -898,7 +899,7 @@ fn replayed_old_datagrams_resurrect_nobody_and_roll_nothing_back() {
     let tape = std::mem::take(&mut p.tape);
     assert!(tape.len() > 100, "{} datagrams captured", tape.len());
 
-    let snapshot: Vec<BTreeMap<String, MemberRecord>> = (0..3)
+    let snapshot: Vec<BTreeMap<std::sync::Arc<str>, MemberRecord>> = (0..3)
         .map(|i| {
             p.nodes[i]
                 .records()
