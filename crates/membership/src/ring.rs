@@ -6,7 +6,8 @@
 //! about K members: the monitoring graph is an expander whose degree does not grow with
 //! the cluster, so heartbeat traffic per node is constant (K heartbeats per interval).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::member::{fnv1a, mix, Metadata};
@@ -14,131 +15,225 @@ use crate::member::{fnv1a, mix, Metadata};
 /// How far along a ring we look for an observer in a new zone before settling.
 const ZONE_SCAN: usize = 8;
 
-/// The K rings over the live members.
-///
-/// Ids and metadata are the table's shared copies (`Arc`): the rings add pointers, not
-/// strings, per member.
+/// Every node holds the rings of the whole cluster, so their size per member matters (at
+/// 10,000 members, 10,000 nodes hold 10^8 ring entries). A ring holds only positions (8
+/// bytes each): a position is an invertible function of the member's id hash and the ring
+/// number, so the member is found again through one map from id hash to member.
 #[derive(Debug, Clone, Default)]
 pub struct Rings {
-    rings: Vec<BTreeMap<u64, Arc<str>>>,
-    /// Each member's metadata, for its zone.
-    zones: HashMap<Arc<str>, Arc<Metadata>>,
+    rings: Vec<BTreeSet<u64>>,
+    /// Members by id hash ([`fnv1a`]): the table's shared id and metadata (for the zone).
+    members: HashMap<u64, RingMember, BuildHasherDefault<PreHashed>>,
 }
 
-fn position(id: &str, ring: usize) -> u64 {
-    mix(fnv1a(id.as_bytes()) ^ (ring as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+#[derive(Debug, Clone)]
+struct RingMember {
+    id: Arc<str>,
+    meta: Arc<Metadata>,
+}
+
+/// Hasher for keys that are already 64-bit hashes: one mixing step instead of SipHash.
+#[derive(Debug, Default)]
+pub struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = mix(self.0 ^ u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = mix(self.0 ^ v);
+    }
+}
+
+const RING_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn base(id: &str) -> u64 {
+    fnv1a(id.as_bytes())
+}
+
+fn position_of(base: u64, ring: usize) -> u64 {
+    mix(base ^ (ring as u64).wrapping_mul(RING_SALT))
+}
+
+fn base_at(position: u64, ring: usize) -> u64 {
+    unmix(position) ^ (ring as u64).wrapping_mul(RING_SALT)
+}
+
+/// Multiplicative inverse modulo 2^64 of an odd number (Newton's iteration).
+const fn inverse(m: u64) -> u64 {
+    let mut x = m;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(m.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+fn unshift(y: u64, s: u32) -> u64 {
+    let mut x = y;
+    let mut covered = s;
+    while covered < 64 {
+        x = y ^ (x >> s);
+        covered += s;
+    }
+    y ^ (x >> s)
+}
+
+/// The inverse of [`mix`].
+fn unmix(z: u64) -> u64 {
+    let z = unshift(z, 31).wrapping_mul(inverse(0x94d0_49bb_1331_11eb));
+    let z = unshift(z, 27).wrapping_mul(inverse(0xbf58_476d_1ce4_e5b9));
+    unshift(z, 30).wrapping_sub(0x9e37_79b9_7f4a_7c15)
 }
 
 impl Rings {
     /// Empty rings, `k` of them.
     pub fn new(k: usize) -> Self {
         Rings {
-            rings: vec![BTreeMap::new(); k],
-            zones: HashMap::new(),
+            rings: vec![BTreeSet::new(); k],
+            members: HashMap::default(),
         }
     }
 
     /// Number of members on the rings.
     pub fn len(&self) -> usize {
-        self.zones.len()
+        self.members.len()
     }
 
     /// Whether the rings are empty.
     pub fn is_empty(&self) -> bool {
-        self.zones.is_empty()
+        self.members.is_empty()
     }
 
     /// Every member on the rings (in no particular order).
     pub fn members(&self) -> impl Iterator<Item = &str> {
-        self.zones.keys().map(|id| &**id)
+        self.members.values().map(|m| &*m.id)
     }
 
     /// Whether `id` is on the rings.
     pub fn contains(&self, id: &str) -> bool {
-        self.zones.contains_key(id)
+        self.members.get(&base(id)).is_some_and(|m| *m.id == *id)
     }
 
     /// Puts `id` (in the zone of `meta`) on every ring. Returns false if it was already
-    /// there.
+    /// there, or if another member's id has the same 64-bit hash (that member keeps the
+    /// place: two members cannot share a position).
     pub fn insert(&mut self, id: &Arc<str>, meta: &Arc<Metadata>) -> bool {
-        if self.zones.contains_key(id) {
+        let b = base(id);
+        if self.members.contains_key(&b) {
             return false;
         }
         for (r, ring) in self.rings.iter_mut().enumerate() {
-            ring.insert(position(id, r), id.clone());
+            ring.insert(position_of(b, r));
         }
-        self.zones.insert(id.clone(), meta.clone());
+        self.members.insert(
+            b,
+            RingMember {
+                id: id.clone(),
+                meta: meta.clone(),
+            },
+        );
         true
-    }
-
-    fn zone(&self, id: &str) -> &str {
-        self.zones.get(id).map(|m| m.zone.as_str()).unwrap_or("")
     }
 
     /// Takes `id` off every ring. Returns false if it was not there.
     pub fn remove(&mut self, id: &str) -> bool {
-        if self.zones.remove(id).is_none() {
+        let b = base(id);
+        if !self.contains(id) {
             return false;
         }
+        self.members.remove(&b);
         for (r, ring) in self.rings.iter_mut().enumerate() {
-            ring.remove(&position(id, r));
+            ring.remove(&position_of(b, r));
         }
         true
     }
 
-    fn clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = &Arc<str>> {
+    fn member(&self, b: u64) -> Option<&RingMember> {
+        self.members.get(&b)
+    }
+
+    #[cfg(test)]
+    fn zone(&self, id: &str) -> &str {
+        self.zone_of(base(id))
+    }
+
+    fn zone_of(&self, b: u64) -> &str {
+        self.member(b).map(|m| m.meta.zone.as_str()).unwrap_or("")
+    }
+
+    /// Id hashes clockwise from `from` on ring `ring`, once around.
+    fn clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = u64> + '_ {
         let r = &self.rings[ring];
         r.range(from.wrapping_add(1)..)
             .chain(r.range(..=from))
-            .map(|(_, id)| id)
+            .map(move |p| base_at(*p, ring))
     }
 
-    fn counter_clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = &Arc<str>> {
+    /// Id hashes counter-clockwise from `from` on ring `ring`, once around.
+    fn counter_clockwise(&self, ring: usize, from: u64) -> impl Iterator<Item = u64> + '_ {
         let r = &self.rings[ring];
         r.range(..from)
             .rev()
             .chain(r.range(from..).rev())
-            .map(|(_, id)| id)
+            .map(move |p| base_at(*p, ring))
     }
 
     /// The member at or after `position` on the first ring: a uniform-enough random pick
     /// when `position` is random.
     pub fn random(&self, position: u64) -> Option<&str> {
         let ring = self.rings.first()?;
-        ring.range(position..)
+        let p = ring
+            .range(position..)
             .next()
-            .or_else(|| ring.iter().next())
-            .map(|(_, id)| &**id)
+            .or_else(|| ring.iter().next())?;
+        self.member(base_at(*p, 0)).map(|m| &*m.id)
     }
 
     /// The observers of `subject` (which need not be on the rings itself).
     pub fn observers(&self, subject: &str, subject_zone: &str) -> Vec<Arc<str>> {
-        let mut chosen: Vec<Arc<str>> = Vec::with_capacity(self.rings.len());
+        self.observer_bases(base(subject), subject_zone)
+            .into_iter()
+            .filter_map(|b| self.member(b).map(|m| m.id.clone()))
+            .collect()
+    }
+
+    /// [`Rings::observers`], as id hashes.
+    fn observer_bases(&self, subject: u64, subject_zone: &str) -> Vec<u64> {
+        let mut chosen: Vec<u64> = Vec::with_capacity(self.rings.len());
         let mut zones: Vec<&str> = vec![subject_zone];
         for r in 0..self.rings.len() {
-            let pos = position(subject, r);
-            let mut fallback: Option<&Arc<str>> = None;
-            let mut pick: Option<&Arc<str>> = None;
-            for (scanned, id) in self.clockwise(r, pos).enumerate() {
-                if **id == *subject || chosen.contains(id) {
+            let pos = position_of(subject, r);
+            let mut fallback: Option<u64> = None;
+            let mut pick: Option<u64> = None;
+            for (scanned, b) in self.clockwise(r, pos).enumerate() {
+                if b == subject || chosen.contains(&b) {
                     if scanned > self.len() {
                         break;
                     }
                     continue;
                 }
-                let zone = self.zone(id);
+                let zone = self.zone_of(b);
                 if !zones.contains(&zone) {
-                    pick = Some(id);
+                    pick = Some(b);
                     break;
                 }
-                fallback.get_or_insert(id);
+                fallback.get_or_insert(b);
                 if scanned >= ZONE_SCAN {
                     break;
                 }
             }
-            if let Some(id) = pick.or(fallback) {
-                zones.push(self.zone(id));
-                chosen.push(id.clone());
+            if let Some(b) = pick.or(fallback) {
+                zones.push(self.zone_of(b));
+                chosen.push(b);
             }
         }
         chosen
@@ -147,23 +242,28 @@ impl Rings {
     /// The members `me` should watch: candidates just before `me` on each ring, kept when
     /// `me` is indeed among their observers.
     pub fn subjects(&self, me: &str) -> Vec<Arc<str>> {
-        let mut out: Vec<Arc<str>> = Vec::new();
+        let me_base = base(me);
+        let mut out: Vec<u64> = Vec::new();
         for r in 0..self.rings.len() {
-            let pos = position(me, r);
-            for id in self
+            let pos = position_of(me_base, r);
+            for b in self
                 .counter_clockwise(r, pos)
                 .take(ZONE_SCAN + self.rings.len())
             {
-                if **id == *me || out.contains(id) {
+                if b == me_base || out.contains(&b) {
                     continue;
                 }
-                if self.observers(id, self.zone(id)).iter().any(|o| **o == *me) {
-                    out.push(id.clone());
+                if self.observer_bases(b, self.zone_of(b)).contains(&me_base) {
+                    out.push(b);
                 }
             }
         }
-        out.sort();
-        out
+        let mut ids: Vec<Arc<str>> = out
+            .into_iter()
+            .filter_map(|b| self.member(b).map(|m| m.id.clone()))
+            .collect();
+        ids.sort();
+        ids
     }
 }
 
@@ -230,6 +330,17 @@ mod tests {
             let o = r.observers(&format!("n{i}"), &zone);
             let other = o.iter().filter(|id| r.zone(id) != zone).count();
             assert!(other >= 2, "n{i} watched only from its own zone: {o:?}");
+        }
+    }
+
+    #[test]
+    fn unmix_inverts_mix() {
+        for x in [0, 1, 42, u64::MAX, 0x9e37_79b9_7f4a_7c15, 1 << 63] {
+            assert_eq!(unmix(mix(x)), x);
+        }
+        for r in 0..7 {
+            let b = base("n00042");
+            assert_eq!(base_at(position_of(b, r), r), b);
         }
     }
 
