@@ -141,13 +141,19 @@ impl FailedLedger {
     pub fn sweep(&mut self, procs: &[Process], now: Duration) -> Result<(), Violation> {
         let mut stale = Vec::new();
         for (&(o, m), &g) in &self.seen {
-            self.check_pair(procs, o, m, now)?;
-            let moved_on = procs[o]
-                .node
-                .as_ref()
-                .and_then(|n| n.record(&procs[m].id))
-                .is_some_and(|r| r.generation > g);
-            if moved_on {
+            // one lookup per pair: this runs every step over every conviction seen
+            let Some(r) = procs[o].node.as_ref().and_then(|n| n.record(&procs[m].id)) else {
+                continue;
+            };
+            if r.liveness == Liveness::Alive && r.generation <= g {
+                return Err(Violation::FailedRevived {
+                    at: now.as_secs_f64(),
+                    observer: procs[o].id.clone(),
+                    member: procs[m].id.clone(),
+                    generation: r.generation,
+                });
+            }
+            if r.generation > g {
                 stale.push((o, m));
             }
         }

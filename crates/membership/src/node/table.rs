@@ -15,6 +15,9 @@ use std::time::Duration;
 use crate::member::{mix, Liveness, MemberRecord, MergeOutcome, Metadata};
 use crate::ring::Rings;
 
+/// Slices kept incrementally: the most a digest may have ([`crate::codec::MAX_SLICES`]).
+const SLICES: usize = crate::codec::MAX_SLICES;
+
 /// One member in the table.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -58,6 +61,10 @@ pub(crate) struct Table {
     entries: BTreeMap<Arc<str>, Entry>,
     pub rings: Rings,
     summary: u64,
+    /// The summary cut into [`SLICES`] slices by id hash, kept in step with it: a digest of
+    /// any power-of-two slice count up to [`SLICES`] folds these instead of fingerprinting
+    /// the whole table.
+    slices: Box<[u32; SLICES]>,
     voters: BTreeSet<Arc<str>>,
     /// Voters that are Alive (a count: membership is read from the record).
     reachable: usize,
@@ -80,6 +87,7 @@ impl Table {
             entries: BTreeMap::new(),
             rings: Rings::new(observers),
             summary: 0,
+            slices: Box::new([0; SLICES]),
             voters: BTreeSet::new(),
             reachable: 0,
             non_voters: BTreeSet::new(),
@@ -148,9 +156,16 @@ impl Table {
         !matches!(r.liveness, Liveness::Left | Liveness::Removed)
     }
 
+    /// Adds `r` to the summary and its slice, or takes it out (XOR).
+    fn toggle_summary(&mut self, r: &MemberRecord) {
+        let fp = r.fingerprint();
+        self.summary ^= fp;
+        self.slices[Self::slice_of(&r.id, SLICES)] ^= fp as u32;
+    }
+
     fn unindex(&mut self, r: &MemberRecord) {
         if Self::summarized(r) {
-            self.summary ^= r.fingerprint();
+            self.toggle_summary(r);
         }
         if r.liveness == Liveness::Alive {
             self.alive -= 1;
@@ -164,7 +179,7 @@ impl Table {
 
     fn index(&mut self, r: &MemberRecord, now: Duration) {
         if Self::summarized(r) {
-            self.summary ^= r.fingerprint();
+            self.toggle_summary(r);
         }
         let counts_as_voter = Self::counts_as_voter(r);
         if counts_as_voter {
@@ -286,15 +301,26 @@ impl Table {
         (mix(crate::member::fnv1a(id.as_bytes())) % n as u64) as usize
     }
 
-    /// Fingerprint per slice (XOR of record fingerprints, truncated to 32 bits).
+    /// Fingerprint per slice (XOR of record fingerprints, truncated to 32 bits), for `n` a
+    /// power of two up to [`SLICES`]: slice `i` of `n` is the union of slices `j` of
+    /// [`SLICES`] with `j % n == i`, because both take the same hash modulo a power of two.
     pub fn slice_fingerprints(&self, n: usize) -> Vec<u32> {
         let mut out = vec![0u32; n];
-        for e in self
-            .entries
-            .values()
-            .filter(|e| Self::summarized(&e.record))
-        {
-            out[Self::slice_of(&e.record.id, n)] ^= e.record.fingerprint() as u32;
+        if n == 0 || n > SLICES || !n.is_power_of_two() {
+            // not a digest this protocol sends: compute it the long way
+            for e in self
+                .entries
+                .values()
+                .filter(|e| Self::summarized(&e.record))
+            {
+                if n > 0 {
+                    out[Self::slice_of(&e.record.id, n)] ^= e.record.fingerprint() as u32;
+                }
+            }
+            return out;
+        }
+        for (j, fp) in self.slices.iter().enumerate() {
+            out[j % n] ^= fp;
         }
         out
     }
@@ -311,5 +337,74 @@ impl Table {
     /// All records, sorted by id.
     pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
         self.entries.values().map(|e| &e.record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::Metadata;
+
+    fn record(i: usize, incarnation: u64, liveness: Liveness) -> MemberRecord {
+        MemberRecord {
+            id: format!("n{i:05}").into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            generation: 1,
+            incarnation,
+            liveness,
+            meta_version: 1,
+            meta: Arc::new(Metadata {
+                zone: format!("z{}", i % 3),
+                ..Metadata::default()
+            }),
+            voter: i % 2 == 0,
+        }
+    }
+
+    #[test]
+    fn slice_fingerprints_fold_the_incremental_slices_exactly() {
+        let mut t = Table::new(5);
+        let now = Duration::ZERO;
+        for i in 0..300 {
+            t.merge(now, &record(i, 0, Liveness::Alive));
+        }
+        for i in (0..300).step_by(7) {
+            t.merge(now, &record(i, 1, Liveness::Suspect));
+        }
+        for i in (0..300).step_by(11) {
+            t.merge(now, &record(i, 0, Liveness::Left));
+        }
+        t.forget("n00013");
+        for n in [1, 2, 4, 8, 16, 32, 64, 128, 256] {
+            let mut expected = vec![0u32; n];
+            for r in t.records().filter(|r| Table::summarized(r)) {
+                expected[Table::slice_of(&r.id, n)] ^= r.fingerprint() as u32;
+            }
+            assert_eq!(t.slice_fingerprints(n), expected, "{n} slices");
+        }
+    }
+
+    #[test]
+    fn members_share_metadata_and_ids() {
+        let mut t = Table::new(5);
+        for i in 0..30 {
+            t.merge(Duration::ZERO, &record(i, 0, Liveness::Alive));
+        }
+        // three zones: three metadata values however many members
+        assert_eq!(t.metas.values.len(), 3);
+        let e = t.get("n00004").unwrap();
+        // the pool, then each of the zone's ten members in the table and on the rings
+        assert_eq!(Arc::strong_count(&e.record.meta), 1 + 10 + 10);
+    }
+
+    /// Every node holds an entry per member, so at 10,000 nodes the cluster holds 10^8 of
+    /// them: growing this type grows the simulator's memory by 100 MB per byte.
+    #[test]
+    fn an_entry_stays_small() {
+        assert!(
+            std::mem::size_of::<Entry>() <= 104,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
     }
 }
