@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
@@ -124,13 +125,13 @@ fn record(u: &mut Unstructured) -> Result<MemberRecord> {
         _ => addr(u)?,
     };
     Ok(MemberRecord {
-        id,
+        id: id.into(),
         addr,
         generation: counter(u)?,
         incarnation: counter(u)?,
         liveness: liveness(u)?,
         meta_version: counter(u)?,
-        meta: if u.ratio(3, 4)? {
+        meta: Arc::new(if u.ratio(3, 4)? {
             Metadata {
                 role: "role".into(),
                 zone: u.choose(&ZONES)?.to_string(),
@@ -138,7 +139,7 @@ fn record(u: &mut Unstructured) -> Result<MemberRecord> {
             }
         } else {
             meta(u)?
-        },
+        }),
         voter: u.arbitrary()?,
     })
 }
@@ -257,7 +258,7 @@ impl Harness {
         }
     }
 
-    fn check(&self, before: &BTreeMap<String, MemberRecord>) {
+    fn check(&self, before: &BTreeMap<Arc<str>, MemberRecord>) {
         let node = &self.node;
         let cfg = node.config();
         let me = node.record(node.id()).expect("own record present");
@@ -407,7 +408,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let mut steps = 0;
     while !u.is_empty() && steps < 400 {
         steps += 1;
-        let before: BTreeMap<String, MemberRecord> = h
+        let before: BTreeMap<Arc<str>, MemberRecord> = h
             .node
             .records()
             .map(|r| (r.id.clone(), r.clone()))
