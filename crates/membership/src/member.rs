@@ -134,6 +134,7 @@ pub struct Metadata {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MemberRecord {
     /// The member's id.
+    #[serde(with = "shared_str")]
     pub id: Arc<str>,
     /// Gossip address peers should send to (the advertised one).
     pub addr: SocketAddr,
@@ -146,10 +147,44 @@ pub struct MemberRecord {
     /// Raised by the member when it publishes new metadata.
     pub meta_version: u64,
     /// The metadata at `meta_version`.
+    #[serde(with = "shared_meta")]
     pub meta: Arc<Metadata>,
     /// Admitted as a voter by a side holding quorum. Sticks to the id across generations
     /// until the member leaves or is removed.
     pub voter: bool,
+}
+
+/// Encodes an `Arc<str>` as the plain string it points to (without serde's `rc` feature,
+/// which would rebuild every serde user in the workspace).
+mod shared_str {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
+}
+
+/// Encodes an `Arc<Metadata>` as the metadata it points to.
+mod shared_meta {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Metadata;
+
+    pub fn serialize<S: Serializer>(v: &Arc<Metadata>, s: S) -> Result<S::Ok, S::Error> {
+        Metadata::serialize(v, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Metadata>, D::Error> {
+        Metadata::deserialize(d).map(Arc::new)
+    }
 }
 
 /// What merging a received record into the local copy changed.
