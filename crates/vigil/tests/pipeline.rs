@@ -499,11 +499,10 @@ async fn kafka_and_postgres_deliver_every_event_exactly_once() {
     exactly_once(&mut c, "kafka-ok", 2000, Disrupt::Nothing).await;
 }
 
-/// Known gap: with tansu 0.6 as the broker, the restarted consumer joins the group but is
-/// never given the partitions (the killed member's are not reassigned); rows stop at what
-/// was consumed before the kill. Run with `--ignored` against another broker.
+/// The restarted consumer comes back under the same node id, so as a static group member
+/// (`services.kafka.static-membership`) it takes back the killed one's partitions and resumes
+/// from the last offsets committed after a durable write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "tansu 0.6 does not reassign a killed group member's partitions"]
 async fn kafka_and_postgres_consumer_killed_mid_way_loses_and_doubles_nothing() {
     if !cfg!(feature = "kafka") {
         println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");

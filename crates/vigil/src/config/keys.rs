@@ -108,6 +108,8 @@ pub const KEYS: &[Key] = &[
     key("services.kafka.topic", Kind::Text, "topic the producer publishes to (keyed by service) and the consumer group reads"),
     key("services.kafka.group", Kind::Text, "consumer group id of the consumers"),
     key("services.kafka.partitions", Kind::Number, "partitions of the topic when the producer or consumer creates it"),
+    key("services.kafka.static-membership", Kind::Bool, "true = a consumer joins its group as a static member named by its node id (group.instance.id, KIP-345), so a restarted consumer takes back its partitions at once; false = dynamic membership"),
+    key("services.kafka.session-timeout", Kind::Duration, "how long the broker waits for a silent consumer before giving its partitions to the others (session.timeout.ms)"),
     key("services.cache.ttl", Kind::Duration, "how long the gateway caches query results (GET /api/logs, /api/logs/stats)"),
     key("services.cache.status-ttl", Kind::Duration, "how long the gateway caches GET /api/cluster/status"),
 ];
@@ -246,6 +248,10 @@ pub struct ServicesSettings {
     pub kafka_group: String,
     /// `services.kafka.partitions`.
     pub kafka_partitions: u32,
+    /// `services.kafka.static-membership`.
+    pub kafka_static_membership: bool,
+    /// `services.kafka.session-timeout`.
+    pub kafka_session_timeout: Duration,
     /// `services.cache.ttl`.
     pub cache_ttl: Duration,
     /// `services.cache.status-ttl`.
@@ -265,6 +271,8 @@ impl Default for ServicesSettings {
             kafka_topic: "logs".into(),
             kafka_group: "vigil-consumers".into(),
             kafka_partitions: 3,
+            kafka_static_membership: true,
+            kafka_session_timeout: Duration::from_secs(10),
             cache_ttl: Duration::from_secs(2),
             status_ttl: Duration::from_secs(1),
         }
@@ -500,6 +508,18 @@ impl Settings {
                     return Err("must be at least 1".into());
                 }
             }
+            "services.kafka.static-membership" => {
+                self.services.kafka_static_membership = boolean(value)?
+            }
+            "services.kafka.session-timeout" => {
+                self.services.kafka_session_timeout = dur(value)?;
+                // The range Kafka brokers accept by default (group.min/max.session.timeout.ms).
+                if !(Duration::from_secs(6)..=Duration::from_secs(300))
+                    .contains(&self.services.kafka_session_timeout)
+                {
+                    return Err("must be 6s-300s (the broker's default bounds)".into());
+                }
+            }
             "services.cache.ttl" => self.services.cache_ttl = dur(value)?,
             "services.cache.status-ttl" => self.services.status_ttl = dur(value)?,
             other => {
@@ -594,6 +614,8 @@ impl Settings {
             "services.kafka.topic" => self.services.kafka_topic.clone(),
             "services.kafka.group" => self.services.kafka_group.clone(),
             "services.kafka.partitions" => self.services.kafka_partitions.to_string(),
+            "services.kafka.static-membership" => self.services.kafka_static_membership.to_string(),
+            "services.kafka.session-timeout" => d(self.services.kafka_session_timeout),
             "services.cache.ttl" => d(self.services.cache_ttl),
             "services.cache.status-ttl" => d(self.services.status_ttl),
             other => {

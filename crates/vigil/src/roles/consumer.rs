@@ -178,6 +178,7 @@ pub fn start(
     #[cfg(feature = "kafka")]
     if let Some(brokers) = &settings.kafka_brokers {
         tasks.push(tokio::spawn(super::kafka::consume_loop(
+            id.to_string(),
             consumer.clone(),
             brokers.clone(),
             settings.clone(),

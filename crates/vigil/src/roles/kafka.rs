@@ -9,6 +9,23 @@
 //! after the commit of that transaction are the offsets committed. A consumer killed between
 //! the two re-reads the batch after restart; the store's idempotent insert drops the copies.
 //!
+//! Static membership (`services.kafka.static-membership`, on by default): the consumer joins
+//! with `group.instance.id` = its node id (KIP-345, Kafka 2.3+). A consumer killed and
+//! restarted under the same id is the same member to the broker and takes back its
+//! partitions, on Kafka without a rebalance; one that stays away loses them to the others
+//! after `services.kafka.session-timeout` (10 s). Node ids are unique in a cluster, so two
+//! live consumers never claim the same instance id. Why on by default: with dynamic
+//! membership a restarted consumer is a new member and must wait for the broker to give up
+//! on the dead one. The broker of our tests, tansu 0.6, then never hands the partitions
+//! over: when the dead member was the group's leader, the newcomer's SyncGroup (a follower's,
+//! without assignments) is taken as the leader's once the dead leader's session expires,
+//! and the generation completes with nothing assigned to anyone. As a static member the
+//! newcomer is the leader itself and assigns. The session timeout is 10 s rather than
+//! Kafka's minimum of 6 s because tansu holds every static member's JoinGroup and SyncGroup
+//! for 3 s each and counts only heartbeats as contact: under 6 s + a heartbeat, each
+//! rebalance would expire the member it is for. Off: a clean shutdown leaves the group at
+//! once (a static member sends no LeaveGroup, so its partitions wait for the timeout).
+//!
 //! Topics are created on first use (the broker tansu does not auto-create them).
 
 use std::collections::BTreeMap;
@@ -125,7 +142,11 @@ impl KafkaSink {
 }
 
 /// Reads the topic in the consumer group and persists, committing offsets after the store.
+///
+/// `node_id` names this consumer in the group when `services.kafka.static-membership` is on
+/// (see the module docs).
 pub async fn consume_loop(
+    node_id: String,
     consumer: Arc<Consumer>,
     brokers: String,
     settings: ServicesSettings,
@@ -139,14 +160,20 @@ pub async fn consume_loop(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    let group: StreamConsumer = match ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &brokers)
         .set("group.id", &settings.kafka_group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-    {
+        .set(
+            "session.timeout.ms",
+            settings.kafka_session_timeout.as_millis().to_string(),
+        );
+    if settings.kafka_static_membership {
+        config.set("group.instance.id", &node_id);
+    }
+    let group: StreamConsumer = match config.create() {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "cannot create the Kafka consumer");
@@ -157,7 +184,12 @@ pub async fn consume_loop(
         warn!(error = %e, "cannot subscribe");
         return;
     }
-    info!(topic = %topic, group = %settings.kafka_group, "consuming");
+    info!(
+        topic = %topic,
+        group = %settings.kafka_group,
+        instance = settings.kafka_static_membership.then_some(node_id.as_str()),
+        "consuming"
+    );
     let max = settings.batch_size;
     loop {
         let mut events: Vec<LogEvent> = Vec::new();
