@@ -131,13 +131,14 @@ async fn stored(c: &Cluster, service: &str) -> Option<u64> {
     Some(stats["byService"][service].as_u64().unwrap_or(0))
 }
 
-/// Posts `total` events in batches over about 6 s; disrupts after a third, recovers after
-/// two thirds (about 2 s later); then checks exactly `total` rows, and that they stay so.
+/// Posts `total` events in batches over about 6 s; disrupts after a third, recovers about
+/// 2 s later; then checks exactly `total` rows, and that they stay so.
 async fn exactly_once(c: &mut Cluster, service: &str, total: usize, disrupt: Disrupt) {
     let size = 50;
     let requests = total / size;
     let started = Instant::now();
     let mut consumer_addrs = None;
+    let mut killed_at: Option<Instant> = None;
     let mut restart = None;
     for r in 0..requests {
         if r == requests / 3 {
@@ -148,6 +149,7 @@ async fn exactly_once(c: &mut Cluster, service: &str, total: usize, disrupt: Dis
                     p.signal(Signal::SIGKILL);
                     // Its ports are free only once it is gone.
                     assert!(p.wait_exit(Duration::from_secs(5)).is_some());
+                    killed_at = Some(Instant::now());
                     println!("killed the consumer (-9) after {} events", r * size);
                 }
                 Disrupt::RestartPostgres => {
@@ -165,14 +167,31 @@ async fn exactly_once(c: &mut Cluster, service: &str, total: usize, disrupt: Dis
                 Disrupt::Nothing => {}
             }
         }
-        if r == requests * 2 / 3 {
-            if let Some((gossip, http)) = consumer_addrs.take() {
+        // Posted until accepted, restarting the killed consumer 2 s after the kill: on
+        // embedded defaults nothing is accepted (202 means stored) while no consumer is up.
+        let body = batch(service, r * size, size);
+        let url = c.node("gateway").url("/api/logs");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if killed_at.is_some_and(|t| t.elapsed() >= Duration::from_secs(2)) {
+                killed_at = None;
+                let (gossip, http) = consumer_addrs.take().unwrap();
                 let consumer_env: Vec<(String, String)> = c.node("consumer").env.clone();
                 c.start_role_at("consumer", "consumer", &consumer_env, gossip, http);
                 println!("restarted the consumer after {} events", r * size);
             }
+            match c.client().post(&url).json(&body).send().await {
+                Ok(resp) if resp.status() == 202 => break,
+                other => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the gateway never accepted a batch: {other:?}\n{}",
+                        c.logs_tail(30)
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
         }
-        post_until_accepted(c, &batch(service, r * size, size)).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     let posted = started.elapsed();
@@ -528,4 +547,128 @@ async fn kafka_and_postgres_consumer_killed_mid_way_loses_and_doubles_nothing() 
     )
     .await;
     exactly_once(&mut c, "kafka-kill", 2000, Disrupt::KillConsumer).await;
+}
+
+/// Posts batches from four clients straight to the producer, `kill -9`s it right after the
+/// 20th 202, and returns the services (one per batch) whose batch was answered 202.
+async fn post_until_producer_killed(c: &mut Cluster, prefix: &str) -> Vec<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let url = c.node("producer").url("/logs");
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut posters = Vec::new();
+    for t in 0..4 {
+        let (client, url, acked, prefix) = (
+            c.client().clone(),
+            url.clone(),
+            acked.clone(),
+            prefix.to_string(),
+        );
+        posters.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for r in 0.. {
+                let service = format!("{prefix}-{t}-{r}");
+                match client.post(&url).json(&batch(&service, 0, 50)).send().await {
+                    Ok(resp) if resp.status() == 202 => {
+                        mine.push(service);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // 503 (not acknowledged in time) or 429: not counted, go on.
+                    Ok(_) => {}
+                    // The producer is gone.
+                    Err(_) => return mine,
+                }
+            }
+            mine
+        }));
+    }
+    c.wait_for(
+        "20 batches acknowledged",
+        Duration::from_secs(30),
+        || async { acked.load(Ordering::SeqCst) >= 20 },
+    )
+    .await;
+    let p = c.node_mut("producer");
+    p.signal(Signal::SIGKILL);
+    assert!(p.wait_exit(Duration::from_secs(5)).is_some());
+    let mut services = Vec::new();
+    for poster in posters {
+        services.extend(poster.await.unwrap());
+    }
+    println!(
+        "killed the producer (-9) after {} acknowledged batches",
+        services.len()
+    );
+    services
+}
+
+/// Every batch answered 202 has all its 50 rows, none twice.
+async fn every_acknowledged_batch_is_stored(c: &Cluster, services: &[String], wait: Duration) {
+    let stats = c.node("consumer").url("/logs/stats");
+    let complete = || async {
+        let Some(s) = c.get_json(&stats).await else {
+            return false;
+        };
+        services
+            .iter()
+            .all(|svc| s["byService"][svc].as_u64() == Some(50))
+    };
+    if wait.is_zero() {
+        let s = c.get_json(&stats).await.unwrap();
+        let missing: Vec<_> = services
+            .iter()
+            .filter(|svc| s["byService"][svc.as_str()].as_u64() != Some(50))
+            .map(|svc| format!("{svc}: {}", s["byService"][svc.as_str()]))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "acknowledged but not stored: {missing:?}"
+        );
+    } else {
+        c.wait_for("every acknowledged batch stored", wait, complete)
+            .await;
+    }
+}
+
+/// A 202 means stored (embedded: the consumer committed before the producer answered), so
+/// killing the producer right after it loses nothing acknowledged: the rows are there at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_producer_killed_after_202_loses_nothing_acknowledged() {
+    let _guard = harness::exclusive().await;
+    let mut c = pipeline("pipe-ack", &[]).await;
+    let services = post_until_producer_killed(&mut c, "ack").await;
+    assert!(services.len() >= 20);
+    every_acknowledged_batch_is_stored(&c, &services, Duration::ZERO).await;
+}
+
+/// With Kafka a 202 means the broker acknowledged every record (`acks=all`): the consumer
+/// stores them all even though the producer died right after answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_producer_killed_after_202_loses_nothing_acknowledged() {
+    if !cfg!(feature = "kafka") {
+        println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");
+        return;
+    }
+    let Some(brokers) = skip("VIGIL_TEST_KAFKA_BROKERS", "kafka producer kill -9") else {
+        return;
+    };
+    let Some(admin) = skip("VIGIL_TEST_POSTGRES_URL", "kafka producer kill -9") else {
+        return;
+    };
+    let _guard = harness::exclusive().await;
+    let url = fresh_database(&admin, "kafka_ack").await;
+    let topic = format!("vigil-test-ack-{}", std::process::id());
+    let mut c = pipeline(
+        "pipe-kafka-ack",
+        &env(&[
+            ("VIGIL_SERVICES_POSTGRES_URL", &url),
+            ("VIGIL_SERVICES_KAFKA_BROKERS", &brokers),
+            ("VIGIL_SERVICES_KAFKA_TOPIC", &topic),
+            ("VIGIL_SERVICES_KAFKA_GROUP", &format!("{topic}-group")),
+        ]),
+    )
+    .await;
+    let services = post_until_producer_killed(&mut c, "kafka-ack").await;
+    assert!(services.len() >= 20);
+    every_acknowledged_batch_is_stored(&c, &services, Duration::from_secs(60)).await;
 }

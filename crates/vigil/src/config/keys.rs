@@ -101,6 +101,7 @@ pub const KEYS: &[Key] = &[
     key("services.producer.rate", Kind::Number, "log events per second the producer generates by itself; 0 = only what is POSTed"),
     key("services.producer.queue-capacity", Kind::Number, "events the producer holds before answering 429 (backpressure instead of unbounded memory)"),
     key("services.producer.batch-size", Kind::Number, "most events the producer delivers in one request or publish round"),
+    key("services.producer.ack-timeout", Kind::Duration, "how long POST /logs waits for its events to be durably handed on (stored, or acknowledged by Kafka) before answering 503; they stay queued"),
     key("services.consumer.sqlite-path", Kind::Text, "SQLite file of the embedded store; empty = .vigil/data/<node id>.sqlite"),
     key("services.postgres.url", Kind::Text, "PostgreSQL URL for the consumer's store, e.g. postgres://vigil@127.0.0.1:5432/vigil; empty = embedded SQLite"),
     key("services.redis.url", Kind::Text, "Redis URL for the gateway's cache, e.g. redis://127.0.0.1:6379; empty = in-process cache"),
@@ -234,6 +235,8 @@ pub struct ServicesSettings {
     pub queue_capacity: usize,
     /// `services.producer.batch-size`.
     pub batch_size: usize,
+    /// `services.producer.ack-timeout`.
+    pub ack_timeout: Duration,
     /// `services.consumer.sqlite-path` (`None` = derived from the node id).
     pub sqlite_path: Option<String>,
     /// `services.postgres.url`.
@@ -264,6 +267,7 @@ impl Default for ServicesSettings {
             producer_rate: 1,
             queue_capacity: 10_000,
             batch_size: 500,
+            ack_timeout: Duration::from_secs(4),
             sqlite_path: None,
             postgres_url: None,
             redis_url: None,
@@ -486,6 +490,12 @@ impl Settings {
                     return Err("must be 1-5000".into());
                 }
             }
+            "services.producer.ack-timeout" => {
+                self.services.ack_timeout = dur(value)?;
+                if self.services.ack_timeout.is_zero() {
+                    return Err("must be more than 0".into());
+                }
+            }
             "services.consumer.sqlite-path" => self.services.sqlite_path = optional(value),
             "services.postgres.url" => self.services.postgres_url = optional(value),
             "services.redis.url" => self.services.redis_url = optional(value),
@@ -605,6 +615,7 @@ impl Settings {
             "services.producer.rate" => self.services.producer_rate.to_string(),
             "services.producer.queue-capacity" => self.services.queue_capacity.to_string(),
             "services.producer.batch-size" => self.services.batch_size.to_string(),
+            "services.producer.ack-timeout" => d(self.services.ack_timeout),
             "services.consumer.sqlite-path" => {
                 self.services.sqlite_path.clone().unwrap_or_default()
             }

@@ -3,7 +3,7 @@
 //! | route | goes to |
 //! |---|---|
 //! | `GET /api/cluster/status` | this node's view (cached `services.cache.status-ttl`) |
-//! | `POST /api/logs` | the best producer ([`routing::rank`]), another on failure; 202 `{"accepted": n}` |
+//! | `POST /api/logs` | the best producer ([`routing::rank`]), another on failure; 202 `{"accepted": n}` once durable |
 //! | `GET /api/logs`, `GET /api/logs/stats` | the best consumer, another on failure (cached `services.cache.ttl`) |
 //!
 //! The gateway gives every event without an id one before forwarding, so that a retry on
@@ -93,10 +93,15 @@ pub fn start(
         info,
         view,
         cache,
-        client: crate::tls::client(tls_ca, Duration::from_secs(5))
-            .map_err(|e| anyhow::anyhow!("http.tls-ca: {e}"))?
-            .connect_timeout(Duration::from_secs(1))
-            .build()?,
+        // A producer answers a write only once it is durable, or after its ack timeout:
+        // wait that long and a little more before trying another producer.
+        client: crate::tls::client(
+            tls_ca,
+            Duration::from_secs(5).max(settings.ack_timeout + Duration::from_secs(1)),
+        )
+        .map_err(|e| anyhow::anyhow!("http.tls-ca: {e}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .build()?,
         rng: std::sync::Mutex::new(SmallRng::seed_from_u64(event::now_ms() as u64)),
         query_ttl: settings.cache_ttl,
         status_ttl: settings.status_ttl,

@@ -1,8 +1,9 @@
 //! Kafka through librdkafka (`rdkafka`): the producer's publisher and the consumer group loop.
 //!
 //! Publisher: one record per event, keyed by service (so one service's events keep their
-//! order in one partition), `acks=all`; a batch counts as delivered only when every record's
-//! delivery report came back, and the events whose report failed are published again.
+//! order in one partition), `acks=all`; an event counts as delivered (and its request gets
+//! its 202) only when its record's delivery report came back, and the events whose report
+//! failed are published again.
 //!
 //! Consumer: a consumer group with auto-commit off. Messages are gathered into a batch (up to
 //! `services.producer.batch-size` or 200 ms), the batch is written to the store, and only
@@ -43,6 +44,7 @@ use tracing::{info, warn};
 
 use super::consumer::Consumer;
 use super::event::{LogEvent, LogEventIn};
+use super::producer::Outcome;
 use crate::config::keys::ServicesSettings;
 
 /// Creates `topic` unless it exists.
@@ -94,16 +96,25 @@ impl KafkaSink {
         })
     }
 
-    /// Publishes `batch`; what is left in it on error still needs publishing.
-    pub async fn publish(&mut self, batch: &mut Vec<LogEvent>) -> Result<(), String> {
+    /// Publishes `batch` and waits for every record's delivery report; says which records
+    /// the broker acknowledged (`acks=all`).
+    pub async fn publish(&mut self, batch: &[LogEvent]) -> Outcome {
         if !self.topic_ready {
-            ensure_topic(&self.brokers, &self.topic, self.partitions).await?;
+            if let Err(e) = ensure_topic(&self.brokers, &self.topic, self.partitions).await {
+                return Outcome::none(batch.len(), e);
+            }
             self.topic_ready = true;
         }
         let mut in_flight = Vec::with_capacity(batch.len());
         let mut first_error = None;
         for (i, e) in batch.iter().enumerate() {
-            let payload = serde_json::to_vec(&e.to_out()).map_err(|e| e.to_string())?;
+            let payload = match serde_json::to_vec(&e.to_out()) {
+                Ok(p) => p,
+                Err(err) => {
+                    first_error.get_or_insert(err.to_string());
+                    break;
+                }
+            };
             let record = FutureRecord::to(&self.topic)
                 .key(e.service.as_str())
                 .payload(&payload);
@@ -115,10 +126,10 @@ impl KafkaSink {
                 }
             }
         }
-        let mut acked = vec![false; batch.len()];
+        let mut delivered = vec![false; batch.len()];
         for (i, f) in in_flight {
             match f.await {
-                Ok(Ok(_)) => acked[i] = true,
+                Ok(Ok(_)) => delivered[i] = true,
                 Ok(Err((err, _))) => {
                     first_error.get_or_insert(err.to_string());
                 }
@@ -127,16 +138,9 @@ impl KafkaSink {
                 }
             }
         }
-        let mut i = 0;
-        batch.retain(|_| {
-            let keep = !acked[i];
-            i += 1;
-            keep
-        });
-        match first_error {
-            None if batch.is_empty() => Ok(()),
-            None => Err("some events were not published".into()),
-            Some(e) => Err(format!("kafka: {e}")),
+        Outcome {
+            delivered,
+            error: first_error.map(|e| format!("kafka: {e}")),
         }
     }
 }

@@ -1,20 +1,31 @@
-//! The log producer: accepts events (`POST /logs`) and generates its own, queues them in a
-//! bounded queue, and delivers them until a durable write is acknowledged.
+//! The log producer: accepts events (`POST /logs`) and generates its own, and hands them on
+//! until a durable write is acknowledged.
+//!
+//! `POST /logs` answers 202 only once every event of the request is durably handed on:
+//! - embedded default: `POST /internal/logs` to a consumer chosen by [`routing::rank`]; the
+//!   consumer answers 200 only after its transaction committed, so a 202 means stored;
+//! - Kafka (`services.kafka.brokers`, feature `kafka`): a publish keyed by service, awaited
+//!   until the broker acknowledged it with `acks=all`, so a 202 means in the topic.
+//!
+//! Why wait instead of answering once queued: an event that sits only in this process's
+//! memory is lost if the process dies, and a client that got 202 would never send it again.
+//! Waiting does not cost throughput: concurrent requests go into one queue, and the
+//! delivery task takes up to `services.producer.batch-size` events from it per round, so
+//! many requests share one consumer transaction or one publish round.
 //!
 //! Admission is all-or-nothing per request: a batch is refused whole with 429 when the queue
 //! has no room for it (backpressure instead of unbounded memory), and with 503 when this
-//! member is on a side of a partition without quorum (the minority is read-only). An accepted
-//! batch stays queued, counted against the capacity, until delivery succeeds:
-//! - embedded default: `POST /internal/logs` to a consumer chosen by [`routing::rank`]; the
-//!   consumer answers 200 only after its transaction committed;
-//! - Kafka (`services.kafka.brokers`, feature `kafka`): a publish keyed by service, awaited
-//!   until the broker acknowledged it (`acks=all`).
+//! member is on a side of a partition without quorum (the minority is read-only). A request
+//! not acknowledged within `services.producer.ack-timeout` gets 503: its events stay queued
+//! and are still delivered, and a retry with the same ids (the gateway gives every event an
+//! id before forwarding) cannot double a row.
 //!
 //! A failed delivery is retried with backoff (another consumer may be chosen) and never
-//! dropped; redeliveries carry the same event ids, which the store deduplicates.
+//! dropped; redeliveries carry the same event ids, which the store deduplicates. Generated
+//! events go through the same queue without anyone waiting for them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +38,7 @@ use axum::{Json, Router};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -40,16 +51,73 @@ use crate::config::keys::ServicesSettings;
 pub struct Producer {
     id: String,
     view: ViewWatch,
-    queue_tx: mpsc::UnboundedSender<Vec<LogEvent>>,
+    queue_tx: mpsc::UnboundedSender<Vec<Queued>>,
     room: Arc<Semaphore>,
     capacity: usize,
+    ack_timeout: Duration,
     sink: &'static str,
     accepted: AtomicU64,
+    ack_timeouts: AtomicU64,
     delivered: AtomicU64,
     refused_full: AtomicU64,
     refused_quorum: AtomicU64,
     retries: AtomicU64,
     last_error: Mutex<Option<String>>,
+}
+
+/// One event in the queue, and the request waiting for it (none for generated events).
+struct Queued {
+    event: LogEvent,
+    ack: Option<Arc<Ack>>,
+}
+
+/// The acknowledgement of one admitted request: fires once all its events are handed on.
+struct Ack {
+    left: AtomicUsize,
+    done_tx: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Ack {
+    /// Counts one more of the request's events as durably handed on.
+    fn delivered_one(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(tx) = self
+                .done_tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// What one delivery round achieved: which events of the batch are durably handed on (in
+/// batch order), and why the others are not.
+pub struct Outcome {
+    /// `delivered[i]`: event `i` of the batch is acknowledged.
+    pub delivered: Vec<bool>,
+    /// Why some event is not, if one is not.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// All `n` events acknowledged.
+    pub fn all(n: usize) -> Outcome {
+        Outcome {
+            delivered: vec![true; n],
+            error: None,
+        }
+    }
+
+    /// None of `n` acknowledged, because of `error`.
+    pub fn none(n: usize, error: String) -> Outcome {
+        Outcome {
+            delivered: vec![false; n],
+            error: Some(error),
+        }
+    }
 }
 
 /// Why a batch was not admitted.
@@ -65,8 +133,14 @@ pub enum Refusal {
 }
 
 impl Producer {
-    /// Admits a whole batch or nothing.
-    pub fn admit(&self, events: Vec<LogEvent>) -> Result<usize, Refusal> {
+    /// Admits a whole batch or nothing. With `wait`, the returned receiver fires once every
+    /// event of the batch is durably handed on (it is dropped unfired if the producer stops
+    /// first).
+    pub fn admit(
+        &self,
+        events: Vec<LogEvent>,
+        wait: bool,
+    ) -> Result<(usize, Option<oneshot::Receiver<()>>), Refusal> {
         let has_quorum = self
             .view
             .current()
@@ -82,14 +156,31 @@ impl Producer {
                 queued: self.queued(),
             });
         };
-        // Given back by the delivery task once the batch is acknowledged.
+        // Given back by the delivery task as the events are acknowledged.
         permits.forget();
-        if self.queue_tx.send(events).is_err() {
+        let (ack, done_rx) = if wait && n > 0 {
+            let (done_tx, done_rx) = oneshot::channel();
+            let ack = Arc::new(Ack {
+                left: AtomicUsize::new(n),
+                done_tx: Mutex::new(Some(done_tx)),
+            });
+            (Some(ack), Some(done_rx))
+        } else {
+            (None, None)
+        };
+        let queued = events
+            .into_iter()
+            .map(|event| Queued {
+                event,
+                ack: ack.clone(),
+            })
+            .collect();
+        if self.queue_tx.send(queued).is_err() {
             self.room.add_permits(n);
             return Err(Refusal::NoQuorum);
         }
         self.accepted.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        Ok((n, done_rx))
     }
 
     fn queued(&self) -> usize {
@@ -113,6 +204,7 @@ impl Producer {
                 "accepted": self.accepted.load(Ordering::Relaxed),
                 "delivered": self.delivered.load(Ordering::Relaxed),
                 "deliveryRetries": self.retries.load(Ordering::Relaxed),
+                "ackTimeouts": self.ack_timeouts.load(Ordering::Relaxed),
                 "refusedFull": self.refused_full.load(Ordering::Relaxed),
                 "refusedNoQuorum": self.refused_quorum.load(Ordering::Relaxed),
                 "lastDeliveryError": last_error,
@@ -135,25 +227,26 @@ enum Sink {
 }
 
 impl Sink {
-    /// Delivers `batch`; on error, what is left in `batch` still needs delivery.
-    async fn deliver(&mut self, batch: &mut Vec<LogEvent>) -> Result<(), String> {
+    /// Delivers `batch`; says which events are acknowledged.
+    async fn deliver(&mut self, batch: &[LogEvent]) -> Outcome {
         match self {
             Sink::Http { client, view, rng } => {
-                let snapshot = view.current().ok_or("no cluster view yet")?;
+                let n = batch.len();
+                let Some(snapshot) = view.current() else {
+                    return Outcome::none(n, "no cluster view yet".into());
+                };
                 let zone = routing::own_zone(&snapshot.view);
                 let candidates = routing::rank(&snapshot.view, "consumer", &zone, true, rng);
                 if candidates.is_empty() {
-                    return Err("no consumer in the cluster view".into());
+                    return Outcome::none(n, "no consumer in the cluster view".into());
                 }
                 let body: Vec<_> = batch.iter().map(LogEvent::to_out).collect();
                 let mut errors = Vec::new();
                 for c in candidates.iter().take(3) {
                     let url = format!("{}/internal/logs", crate::tls::base_url(&c.http));
                     match client.post(&url).json(&body).send().await {
-                        Ok(r) if r.status().is_success() => {
-                            batch.clear();
-                            return Ok(());
-                        }
+                        // The consumer answers 200 only after its transaction committed.
+                        Ok(r) if r.status().is_success() => return Outcome::all(n),
                         Ok(r) => {
                             let status = r.status();
                             let text = r.text().await.unwrap_or_default();
@@ -162,7 +255,7 @@ impl Sink {
                         Err(e) => errors.push(format!("{}: {e}", c.id)),
                     }
                 }
-                Err(errors.join("; "))
+                Outcome::none(n, errors.join("; "))
             }
             #[cfg(feature = "kafka")]
             Sink::Kafka(k) => k.publish(batch).await,
@@ -209,8 +302,10 @@ pub fn start(
         queue_tx,
         room: Arc::new(Semaphore::new(capacity)),
         capacity,
+        ack_timeout: settings.ack_timeout,
         sink: sink_name,
         accepted: AtomicU64::new(0),
+        ack_timeouts: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
         refused_full: AtomicU64::new(0),
         refused_quorum: AtomicU64::new(0),
@@ -251,9 +346,30 @@ async fn post_logs(
         Ok(e) => e,
         Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match p.admit(events) {
-        Ok(n) => (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response(),
-        Err(r) => refusal(r, p.capacity),
+    let (n, done_rx) = match p.admit(events, true) {
+        Ok(admitted) => admitted,
+        Err(r) => return refusal(r, p.capacity),
+    };
+    let acknowledged = match done_rx {
+        Some(rx) => tokio::time::timeout(p.ack_timeout, rx).await,
+        None => Ok(Ok(())),
+    };
+    match acknowledged {
+        Ok(Ok(())) => (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response(),
+        Ok(Err(_)) => error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "producer stopping: the events were not durably handed on; retry with the same ids",
+        ),
+        Err(_) => {
+            p.ack_timeouts.fetch_add(1, Ordering::Relaxed);
+            error_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not durably handed on within {} ms: the events stay queued and will still be delivered; a retry with the same ids is safe",
+                    p.ack_timeout.as_millis()
+                ),
+            )
+        }
     }
 }
 
@@ -285,16 +401,17 @@ async fn stats(State(p): State<Arc<Producer>>) -> Response {
     Json(p.health().1).into_response()
 }
 
-/// Takes batches off the queue (coalescing up to `batch_size`) and delivers each until it is
-/// acknowledged. On shutdown it keeps trying what it holds for a few seconds.
+/// Takes events off the queue (those of all requests waiting, up to `batch_size`) and
+/// delivers them until acknowledged, firing each request's acknowledgement once all its
+/// events are. On shutdown it stops; the requests still waiting get 503.
 async fn deliver_loop(
     p: Arc<Producer>,
     mut sink: Sink,
-    mut queue_rx: mpsc::UnboundedReceiver<Vec<LogEvent>>,
+    mut queue_rx: mpsc::UnboundedReceiver<Vec<Queued>>,
     batch_size: usize,
     stop: CancellationToken,
 ) {
-    let mut pending: VecDeque<LogEvent> = VecDeque::new();
+    let mut pending: VecDeque<Queued> = VecDeque::new();
     let mut backoff = Duration::from_millis(50);
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
@@ -314,12 +431,27 @@ async fn deliver_loop(
             }
         }
         let take = pending.len().min(batch_size);
-        let mut batch: Vec<LogEvent> = pending.drain(..take).collect();
-        let n = batch.len();
-        match sink.deliver(&mut batch).await {
-            Ok(()) => {
-                p.delivered.fetch_add(n as u64, Ordering::Relaxed);
-                p.room.add_permits(n);
+        let (events, acks): (Vec<LogEvent>, Vec<Option<Arc<Ack>>>) =
+            pending.drain(..take).map(|q| (q.event, q.ack)).unzip();
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            o = sink.deliver(&events) => o,
+        };
+        let mut retry = Vec::new();
+        for ((event, ack), delivered) in events.into_iter().zip(acks).zip(&outcome.delivered) {
+            if *delivered {
+                if let Some(ack) = &ack {
+                    ack.delivered_one();
+                }
+            } else {
+                retry.push(Queued { event, ack });
+            }
+        }
+        let done = take - retry.len();
+        p.delivered.fetch_add(done as u64, Ordering::Relaxed);
+        p.room.add_permits(done);
+        match outcome.error {
+            None if retry.is_empty() => {
                 backoff = Duration::from_millis(50);
                 if let Some(since) = failing_since.take() {
                     info!(
@@ -329,23 +461,21 @@ async fn deliver_loop(
                     *p.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 }
             }
-            Err(e) => {
-                let done = n - batch.len();
-                p.delivered.fetch_add(done as u64, Ordering::Relaxed);
-                p.room.add_permits(done);
+            error => {
+                let e = error.unwrap_or_else(|| "some events were not acknowledged".into());
                 p.retries.fetch_add(1, Ordering::Relaxed);
                 if failing_since.is_none() {
-                    warn!(error = %e, left = batch.len(), "delivery failed; retrying until acknowledged");
+                    warn!(error = %e, left = retry.len(), "delivery failed; retrying until acknowledged");
                     failing_since = Some(tokio::time::Instant::now());
                 }
                 *p.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 // Put the rest back in front, in order.
-                for ev in batch.into_iter().rev() {
-                    pending.push_front(ev);
+                for q in retry.into_iter().rev() {
+                    pending.push_front(q);
                 }
                 tokio::select! {
                     _ = stop.cancelled() => {
-                        warn!(undelivered = pending.len() + p.queued().saturating_sub(pending.len()), "stopping with undelivered events");
+                        warn!(undelivered = p.queued(), "stopping with undelivered events");
                         return;
                     }
                     _ = tokio::time::sleep(backoff) => {}
@@ -379,6 +509,7 @@ async fn generate_loop(p: Arc<Producer>, rate: u32, stop: CancellationToken) {
             continue;
         }
         let events = (0..n).map(|_| generator.next_event()).collect();
-        let _ = p.admit(events);
+        // Nobody waits for generated events: they are queued and delivered like the rest.
+        let _ = p.admit(events, false);
     }
 }

@@ -275,10 +275,21 @@ impl Lab {
     /// Starts every host's node (host 1 first, once it answers) and waits until every
     /// node sees all N HEALTHY with quorum; returns the time from the last start.
     pub fn start_all(&mut self, extra: &[&str], timeout: Duration) -> Duration {
-        self.start(1, extra);
+        self.start_all_with(|_| extra.iter().map(|a| a.to_string()).collect(), timeout)
+    }
+
+    /// [`Lab::start_all`] with `extra_for(i)` as host `i`'s extra arguments.
+    pub fn start_all_with(
+        &mut self,
+        extra_for: impl Fn(usize) -> Vec<String>,
+        timeout: Duration,
+    ) -> Duration {
+        let first = extra_for(1);
+        self.start(1, &first.iter().map(String::as_str).collect::<Vec<_>>());
         self.wait_until("n1 answers", Duration::from_secs(10), |s| s[0].is_some());
         for i in 2..=self.n {
-            self.start(i, extra);
+            let extra = extra_for(i);
+            self.start(i, &extra.iter().map(String::as_str).collect::<Vec<_>>());
         }
         let n = self.n;
         self.wait_until(
