@@ -90,9 +90,11 @@ done
 
 # --- BEGIN real backends (issue 4: the pipeline against PostgreSQL, Redis and Kafka) ---
 # Full mode only. Installs what is missing (apt: postgresql redis-server cmake
-# libcurl4-openssl-dev; `cargo install tansu` only when no tansu binary exists: ~11 min from
-# clean), starts private servers on loopback (free ports picked at start, nothing shared with
-# the machine), runs the pipeline tests against them with the `kafka` feature, and stops them.
+# libcurl4-openssl-dev; tansu with its durable `sqlite://` engine through
+# scripts/tansu-broker.sh install, only when no such binary exists: ~11 min from clean),
+# starts private servers on loopback (free ports picked at start, nothing shared with the
+# machine), runs the pipeline tests against them with the `kafka` feature (the broker is
+# restarted once in the middle of one of them), and stops them.
 if [ "$FAST" = 0 ]; then
     step "real backends: installing PostgreSQL, Redis, cmake, libcurl (apt) and tansu (cargo) if missing"
     need=()
@@ -105,10 +107,10 @@ if [ "$FAST" = 0 ]; then
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
-    command -v tansu >/dev/null || cargo install tansu --locked --features dynostore
+    scripts/tansu-broker.sh install
 
     RB=$(mktemp -d /tmp/vigil-backends.XXXXXX)
-    PG_BIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+    PG_BIN=$(dirname "$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
     # Ports the kernel hands out now (not fixed ones): a fixed port once collided in CI with a
     # server another run on this machine had left listening.
     read -r PG_PORT REDIS_PORT KAFKA_PORT < <(python3 -c '
@@ -117,9 +119,11 @@ socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
     stop_backends() {
-        [ -f "$RB/pg/postmaster.pid" ] && su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $RB/pg -m immediate stop" >/dev/null 2>&1 || true
+        if [ -f "$RB/pg/postmaster.pid" ]; then
+            su postgres -s /bin/sh -c "$PG_BIN/pg_ctl -D $RB/pg -m immediate stop" >/dev/null 2>&1 || true
+        fi
         redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-        [ -f "$RB/tansu.pid" ] && kill "$(cat "$RB/tansu.pid")" 2>/dev/null || true
+        scripts/tansu-broker.sh stop "$RB/tansu" || true
         rm -rf "$RB"
     }
     trap stop_backends EXIT
@@ -136,17 +140,14 @@ print(*[s.getsockname()[1] for s in socks])')
     fi
     redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' --appendonly no \
         --pidfile "$RB/redis.pid" --logfile "$RB/redis.log"
-    tansu broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-        --storage-engine memory://tansu/ >"$RB/tansu.log" 2>&1 &
-    echo $! >"$RB/tansu.pid"
-    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.2; done
+    scripts/tansu-broker.sh start "$RB/tansu" "$KAFKA_PORT"
 
     export VIGIL_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     export VIGIL_TEST_POSTGRES_RESTART="su postgres -s /bin/sh -c \"$PG_BIN/pg_ctl -D $RB/pg -l $RB/pg.log -w -m fast -o '-p $PG_PORT -k $RB -c listen_addresses=127.0.0.1' restart\" >/dev/null"
     export VIGIL_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
     export VIGIL_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
-    step "real backends: pipeline tests (kill -9 the consumer, restart PostgreSQL; Kafka feature)"
+    export VIGIL_TEST_KAFKA_RESTART="$PWD/scripts/tansu-broker.sh restart $RB/tansu $KAFKA_PORT"
+    step "real backends: pipeline tests (kill -9 the consumer, restart PostgreSQL and the broker; Kafka feature)"
     cargo test -p vigil --features kafka --test pipeline -- --nocapture --test-threads 1
     stop_backends; trap - EXIT
 fi

@@ -5,7 +5,9 @@
 //! exported where the servers are, and skip with a printed reason otherwise:
 //! `VIGIL_TEST_POSTGRES_URL` (an admin URL; each test creates its own database),
 //! `VIGIL_TEST_POSTGRES_RESTART` (a shell command restarting that server),
-//! `VIGIL_TEST_REDIS_URL`, `VIGIL_TEST_KAFKA_BROKERS` (with `--features kafka`).
+//! `VIGIL_TEST_REDIS_URL`, `VIGIL_TEST_KAFKA_BROKERS` (with `--features kafka`),
+//! `VIGIL_TEST_KAFKA_RESTART` (a shell command restarting that broker; its storage must
+//! survive a restart).
 
 mod harness;
 
@@ -24,6 +26,8 @@ enum Disrupt {
     KillConsumer,
     /// Run `VIGIL_TEST_POSTGRES_RESTART`.
     RestartPostgres,
+    /// Run `VIGIL_TEST_KAFKA_RESTART`.
+    RestartBroker,
     /// Nothing: the happy path.
     Nothing,
 }
@@ -152,9 +156,14 @@ async fn exactly_once(c: &mut Cluster, service: &str, total: usize, disrupt: Dis
                     killed_at = Some(Instant::now());
                     println!("killed the consumer (-9) after {} events", r * size);
                 }
-                Disrupt::RestartPostgres => {
+                Disrupt::RestartPostgres | Disrupt::RestartBroker => {
+                    let (var, what) = if disrupt == Disrupt::RestartPostgres {
+                        ("VIGIL_TEST_POSTGRES_RESTART", "PostgreSQL")
+                    } else {
+                        ("VIGIL_TEST_KAFKA_RESTART", "the Kafka broker")
+                    };
                     // In the background: the posting goes on while the server is down.
-                    let cmd = std::env::var("VIGIL_TEST_POSTGRES_RESTART").unwrap();
+                    let cmd = std::env::var(var).unwrap();
                     restart = Some(std::thread::spawn(move || {
                         let out = std::process::Command::new("sh")
                             .args(["-c", &cmd])
@@ -162,7 +171,7 @@ async fn exactly_once(c: &mut Cluster, service: &str, total: usize, disrupt: Dis
                             .unwrap();
                         assert!(out.status.success(), "{cmd}: {out:?}");
                     }));
-                    println!("restarting PostgreSQL after {} events", r * size);
+                    println!("restarting {what} after {} events", r * size);
                 }
                 Disrupt::Nothing => {}
             }
@@ -547,6 +556,40 @@ async fn kafka_and_postgres_consumer_killed_mid_way_loses_and_doubles_nothing() 
     )
     .await;
     exactly_once(&mut c, "kafka-kill", 2000, Disrupt::KillConsumer).await;
+}
+
+/// The broker goes away and comes back with what it had stored (its restart command keeps
+/// the storage): the producer keeps publishing until acknowledged, the consumer reconnects
+/// and resumes from its committed offsets, and the ids absorb every redelivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_broker_restarted_mid_way_loses_and_doubles_nothing() {
+    if !cfg!(feature = "kafka") {
+        println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");
+        return;
+    }
+    let Some(brokers) = skip("VIGIL_TEST_KAFKA_BROKERS", "kafka broker restart") else {
+        return;
+    };
+    let Some(admin) = skip("VIGIL_TEST_POSTGRES_URL", "kafka broker restart") else {
+        return;
+    };
+    if skip("VIGIL_TEST_KAFKA_RESTART", "kafka broker restart").is_none() {
+        return;
+    }
+    let _guard = harness::exclusive().await;
+    let url = fresh_database(&admin, "kafka_restart").await;
+    let topic = format!("vigil-test-restart-{}", std::process::id());
+    let mut c = pipeline(
+        "pipe-kafka-restart",
+        &env(&[
+            ("VIGIL_SERVICES_POSTGRES_URL", &url),
+            ("VIGIL_SERVICES_KAFKA_BROKERS", &brokers),
+            ("VIGIL_SERVICES_KAFKA_TOPIC", &topic),
+            ("VIGIL_SERVICES_KAFKA_GROUP", &format!("{topic}-group")),
+        ]),
+    )
+    .await;
+    exactly_once(&mut c, "kafka-restart", 2000, Disrupt::RestartBroker).await;
 }
 
 /// Posts batches from four clients straight to the producer, `kill -9`s it right after the
