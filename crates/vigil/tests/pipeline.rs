@@ -277,7 +277,13 @@ async fn embedded_consumer_killed_mid_way_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_quorum_writes_are_refused_whole_and_flow_again_after() {
     let _guard = harness::exclusive().await;
-    let mut c = pipeline("pipe-quorum", &[]).await;
+    // A write the producer cannot make durable (its consumer is killed below) gets 503 after
+    // the ack timeout; keep that short so probing for the quorum refusal stays quick.
+    let mut c = pipeline(
+        "pipe-quorum",
+        &env(&[("VIGIL_SERVICES_PRODUCER_ACK_TIMEOUT", "300ms")]),
+    )
+    .await;
     // A bad batch is refused whole.
     let bad = json!([{"service": "q", "level": "INFO", "message": "ok"},
                      {"service": "q", "level": "LOUD", "message": "bad"}]);
@@ -313,7 +319,7 @@ async fn without_quorum_writes_are_refused_whole_and_flow_again_after() {
     // The gateway's copy of the view follows within 200 ms.
     let gateway_logs = c.node("gateway").url("/api/logs");
     c.wait_for(
-        "the gateway refuses writes",
+        "the gateway refuses writes for lack of quorum",
         Duration::from_secs(5),
         || async {
             let r = c
@@ -322,7 +328,10 @@ async fn without_quorum_writes_are_refused_whole_and_flow_again_after() {
                 .json(&batch("probe", 0, 1))
                 .send()
                 .await;
-            r.is_ok_and(|r| r.status() == 503)
+            match r {
+                Ok(r) if r.status() == 503 => r.text().await.unwrap().contains("no quorum"),
+                _ => false,
+            }
         },
     )
     .await;
