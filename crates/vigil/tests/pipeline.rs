@@ -272,6 +272,22 @@ async fn embedded_consumer_killed_mid_way_loses_and_doubles_nothing() {
         health["components"]["consumer"]["store"]["backend"],
         "sqlite"
     );
+
+    // The producer's path skips the quorum check, so only holders of the cluster's token
+    // may write there (the producer above carried it).
+    let internal = c.node("consumer").url("/internal/logs");
+    let body = batch("internal", 0, 1);
+    let r = c.client().post(&internal).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 401, "{}", r.text().await.unwrap_or_default());
+    let r = c
+        .client()
+        .post(&internal)
+        .bearer_auth(harness::TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,12 +190,7 @@ fn refuse_unless_admin(state: &AppState, headers: &HeaderMap) -> Option<Response
             "admin endpoints are disabled: set http.admin-token",
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if bearer_matches(headers, expected) {
         None
     } else {
         Some(error(
@@ -203,6 +198,16 @@ fn refuse_unless_admin(state: &AppState, headers: &HeaderMap) -> Option<Response
             "missing or wrong admin token (Authorization: Bearer <http.admin-token>)",
         ))
     }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <expected>` (compared in constant time).
+pub fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

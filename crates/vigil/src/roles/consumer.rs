@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -41,6 +41,8 @@ pub struct Consumer {
     stored: AtomicU64,
     duplicates: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// `http.admin-token`: required on `POST /internal/logs` when set.
+    token: Option<String>,
 }
 
 /// Where the store lives, for logs and health (the password of a URL is not shown).
@@ -148,6 +150,7 @@ pub fn start(
     view: ViewWatch,
     stop: CancellationToken,
     tasks: &mut Tasks,
+    token: Option<&str>,
 ) -> anyhow::Result<(Arc<Consumer>, Router)> {
     let sqlite_path = settings
         .sqlite_path
@@ -168,6 +171,7 @@ pub fn start(
         stored: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
         last_error: Mutex::new(None),
+        token: token.map(str::to_string),
     });
     tasks.push(tokio::spawn(open_store(
         consumer.clone(),
@@ -231,8 +235,20 @@ async fn open_store(
 
 async fn ingest(
     State(c): State<Arc<Consumer>>,
+    headers: HeaderMap,
     body: Result<Json<Vec<LogEventIn>>, JsonRejection>,
 ) -> Response {
+    // Producers write here without the quorum check of the public path, so with a token
+    // configured only cluster members (which share it) may.
+    if let Some(token) = &c.token {
+        if !crate::api::bearer_matches(&headers, token) {
+            return error_body(
+                StatusCode::UNAUTHORIZED,
+                "POST /internal/logs is for producers of this cluster: \
+                 Authorization: Bearer <http.admin-token>",
+            );
+        }
+    }
     let Json(events) = match body {
         Ok(b) => b,
         Err(e) => return error_body(StatusCode::BAD_REQUEST, e.body_text()),

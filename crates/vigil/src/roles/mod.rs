@@ -108,11 +108,13 @@ pub fn start(
     let ca = settings.http_tls_ca.as_deref().map(std::path::Path::new);
     let (service, router) = match role {
         "producer" => {
-            let (p, r) = producer::start(&settings.id, s, view, stop, &mut tasks, ca)?;
+            let token = settings.admin_token.as_deref();
+            let (p, r) = producer::start(&settings.id, s, view, stop, &mut tasks, ca, token)?;
             (Service::Producer(p), r)
         }
         "consumer" => {
-            let (c, r) = consumer::start(&settings.id, s, view, stop, &mut tasks)?;
+            let token = settings.admin_token.as_deref();
+            let (c, r) = consumer::start(&settings.id, s, view, stop, &mut tasks, token)?;
             (Service::Consumer(c), r)
         }
         _ => {

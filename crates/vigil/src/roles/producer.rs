@@ -263,6 +263,18 @@ impl Sink {
     }
 }
 
+/// The header consumers require on `POST /internal/logs` when the cluster has a token.
+fn internal_auth(token: Option<&str>) -> anyhow::Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| anyhow::anyhow!("http.admin-token: not usable in an HTTP header"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
 /// Starts the producer: its delivery task, its generator, and its routes.
 pub fn start(
     id: &str,
@@ -271,6 +283,7 @@ pub fn start(
     stop: CancellationToken,
     tasks: &mut Tasks,
     tls_ca: Option<&std::path::Path>,
+    token: Option<&str>,
 ) -> anyhow::Result<(Arc<Producer>, Router)> {
     let (queue_tx, queue_rx) = mpsc::unbounded_channel();
     let sink = match &settings.kafka_brokers {
@@ -285,6 +298,7 @@ pub fn start(
             client: crate::tls::client(tls_ca, Duration::from_secs(10))
                 .map_err(|e| anyhow::anyhow!("http.tls-ca: {e}"))?
                 .connect_timeout(Duration::from_secs(1))
+                .default_headers(internal_auth(token)?)
                 .build()?,
             view: view.clone(),
             rng: SmallRng::seed_from_u64(event::now_ms() as u64),
