@@ -504,6 +504,99 @@ async fn postgres_restarted_mid_way_loses_and_doubles_nothing() {
     exactly_once(&mut c, "pg-restart", 2000, Disrupt::RestartPostgres).await;
 }
 
+/// A private `redis-server` on `port`, stopped when dropped.
+struct RedisServer(std::process::Child);
+
+impl RedisServer {
+    fn start(port: u16, dir: &std::path::Path) -> RedisServer {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by the test command)");
+        RedisServer(child)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether two reads of the cached status in a row end in a cache hit, and health says UP.
+async fn cache_serves(c: &Cluster) -> bool {
+    let url = c.node("gateway").url("/api/cluster/status");
+    for _ in 0..2 {
+        if c.client().get(&url).send().await.is_err() {
+            return false;
+        }
+    }
+    let Ok(r) = c.client().get(&url).send().await else {
+        return false;
+    };
+    let hit = r.headers().get("x-cache").is_some_and(|v| v == "HIT");
+    let health = c.get_json(&c.node("gateway").url("/actuator/health")).await;
+    hit && health.is_some_and(|h| h["components"]["gateway"]["cache"]["status"] == "UP")
+}
+
+/// Redis stopped under a running gateway, then started again: reads keep being answered
+/// (uncached) while it is gone, and caching resumes by itself when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_and_coming_back_is_ridden_out() {
+    // Runs where the real servers are installed; it starts its own so it can stop it.
+    if skip("VIGIL_TEST_REDIS_URL", "redis restart").is_none() {
+        return;
+    }
+    let _guard = harness::exclusive().await;
+    let port = harness::free_tcp_port();
+    let dir = harness::scratch("redis-restart");
+    let redis = RedisServer::start(port, &dir);
+    let url = format!("redis://127.0.0.1:{port}");
+    let c = pipeline(
+        "pipe-redis-restart",
+        &env(&[("VIGIL_SERVICES_REDIS_URL", &url)]),
+    )
+    .await;
+    c.wait_for("reads cached in Redis", Duration::from_secs(10), || {
+        cache_serves(&c)
+    })
+    .await;
+
+    drop(redis);
+    let status = c.node("gateway").url("/api/cluster/status");
+    c.wait_for(
+        "Redis gone: answered uncached and health says so",
+        Duration::from_secs(10),
+        || async {
+            let Ok(r) = c.client().get(&status).send().await else {
+                return false;
+            };
+            let answered = r.status() == 200;
+            let health = c.get_json(&c.node("gateway").url("/actuator/health")).await;
+            answered
+                && health.is_some_and(|h| h["components"]["gateway"]["cache"]["status"] == "DOWN")
+        },
+    )
+    .await;
+
+    let _redis = RedisServer::start(port, &dir);
+    c.wait_for(
+        "caching resumed after Redis came back",
+        Duration::from_secs(20),
+        || cache_serves(&c),
+    )
+    .await;
+    assert!(
+        c.node("gateway").log_text().contains("caching resumed"),
+        "{}",
+        c.logs_tail(20)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_caches_gateway_reads() {
     let Some(redis) = skip("VIGIL_TEST_REDIS_URL", "redis cache") else {
