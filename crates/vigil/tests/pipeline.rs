@@ -617,23 +617,24 @@ async fn redis_caches_gateway_reads() {
     assert_eq!(health["components"]["gateway"]["cache"]["status"], "UP");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka_and_postgres_deliver_every_event_exactly_once() {
+/// The pipeline on PostgreSQL and Kafka, with a fresh database and topic named after `name`,
+/// and the lock every heavy test holds; `None` (after saying why) when this build has no
+/// `kafka` feature or the servers are not configured.
+async fn kafka_pipeline(
+    name: &str,
+    what: &str,
+) -> Option<(tokio::sync::MutexGuard<'static, ()>, Cluster)> {
     if !cfg!(feature = "kafka") {
-        println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");
-        return;
+        println!("SKIPPED {what}: built without the `kafka` feature (cargo test -p vigil --features kafka)");
+        return None;
     }
-    let Some(brokers) = skip("VIGIL_TEST_KAFKA_BROKERS", "kafka") else {
-        return;
-    };
-    let Some(admin) = skip("VIGIL_TEST_POSTGRES_URL", "kafka") else {
-        return;
-    };
-    let _guard = harness::exclusive().await;
-    let url = fresh_database(&admin, "kafka_ok").await;
-    let topic = format!("vigil-test-ok-{}", std::process::id());
-    let mut c = pipeline(
-        "pipe-kafka-ok",
+    let brokers = skip("VIGIL_TEST_KAFKA_BROKERS", what)?;
+    let admin = skip("VIGIL_TEST_POSTGRES_URL", what)?;
+    let guard = harness::exclusive().await;
+    let url = fresh_database(&admin, &name.replace('-', "_")).await;
+    let topic = format!("vigil-test-{name}-{}", std::process::id());
+    let c = pipeline(
+        &format!("pipe-{name}"),
         &env(&[
             ("VIGIL_SERVICES_POSTGRES_URL", &url),
             ("VIGIL_SERVICES_KAFKA_BROKERS", &brokers),
@@ -642,6 +643,14 @@ async fn kafka_and_postgres_deliver_every_event_exactly_once() {
         ]),
     )
     .await;
+    Some((guard, c))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_and_postgres_deliver_every_event_exactly_once() {
+    let Some((_guard, mut c)) = kafka_pipeline("kafka-ok", "kafka").await else {
+        return;
+    };
     exactly_once(&mut c, "kafka-ok", 2000, Disrupt::Nothing).await;
 }
 
@@ -650,29 +659,9 @@ async fn kafka_and_postgres_deliver_every_event_exactly_once() {
 /// from the last offsets committed after a durable write.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_and_postgres_consumer_killed_mid_way_loses_and_doubles_nothing() {
-    if !cfg!(feature = "kafka") {
-        println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");
-        return;
-    }
-    let Some(brokers) = skip("VIGIL_TEST_KAFKA_BROKERS", "kafka kill -9") else {
+    let Some((_guard, mut c)) = kafka_pipeline("kafka", "kafka kill -9").await else {
         return;
     };
-    let Some(admin) = skip("VIGIL_TEST_POSTGRES_URL", "kafka kill -9") else {
-        return;
-    };
-    let _guard = harness::exclusive().await;
-    let url = fresh_database(&admin, "kafka").await;
-    let topic = format!("vigil-test-{}", std::process::id());
-    let mut c = pipeline(
-        "pipe-kafka",
-        &env(&[
-            ("VIGIL_SERVICES_POSTGRES_URL", &url),
-            ("VIGIL_SERVICES_KAFKA_BROKERS", &brokers),
-            ("VIGIL_SERVICES_KAFKA_TOPIC", &topic),
-            ("VIGIL_SERVICES_KAFKA_GROUP", &format!("{topic}-group")),
-        ]),
-    )
-    .await;
     exactly_once(&mut c, "kafka-kill", 2000, Disrupt::KillConsumer).await;
 }
 
@@ -681,32 +670,13 @@ async fn kafka_and_postgres_consumer_killed_mid_way_loses_and_doubles_nothing() 
 /// and resumes from its committed offsets, and the ids absorb every redelivery.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_broker_restarted_mid_way_loses_and_doubles_nothing() {
-    if !cfg!(feature = "kafka") {
-        println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");
-        return;
-    }
-    let Some(brokers) = skip("VIGIL_TEST_KAFKA_BROKERS", "kafka broker restart") else {
-        return;
-    };
-    let Some(admin) = skip("VIGIL_TEST_POSTGRES_URL", "kafka broker restart") else {
-        return;
-    };
     if skip("VIGIL_TEST_KAFKA_RESTART", "kafka broker restart").is_none() {
         return;
     }
-    let _guard = harness::exclusive().await;
-    let url = fresh_database(&admin, "kafka_restart").await;
-    let topic = format!("vigil-test-restart-{}", std::process::id());
-    let mut c = pipeline(
-        "pipe-kafka-restart",
-        &env(&[
-            ("VIGIL_SERVICES_POSTGRES_URL", &url),
-            ("VIGIL_SERVICES_KAFKA_BROKERS", &brokers),
-            ("VIGIL_SERVICES_KAFKA_TOPIC", &topic),
-            ("VIGIL_SERVICES_KAFKA_GROUP", &format!("{topic}-group")),
-        ]),
-    )
-    .await;
+    let Some((_guard, mut c)) = kafka_pipeline("kafka-restart", "kafka broker restart").await
+    else {
+        return;
+    };
     exactly_once(&mut c, "kafka-restart", 2000, Disrupt::RestartBroker).await;
 }
 
@@ -806,29 +776,9 @@ async fn embedded_producer_killed_after_202_loses_nothing_acknowledged() {
 /// stores them all even though the producer died right after answering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_producer_killed_after_202_loses_nothing_acknowledged() {
-    if !cfg!(feature = "kafka") {
-        println!("SKIPPED kafka: built without the `kafka` feature (cargo test -p vigil --features kafka)");
-        return;
-    }
-    let Some(brokers) = skip("VIGIL_TEST_KAFKA_BROKERS", "kafka producer kill -9") else {
+    let Some((_guard, mut c)) = kafka_pipeline("kafka-ack", "kafka producer kill -9").await else {
         return;
     };
-    let Some(admin) = skip("VIGIL_TEST_POSTGRES_URL", "kafka producer kill -9") else {
-        return;
-    };
-    let _guard = harness::exclusive().await;
-    let url = fresh_database(&admin, "kafka_ack").await;
-    let topic = format!("vigil-test-ack-{}", std::process::id());
-    let mut c = pipeline(
-        "pipe-kafka-ack",
-        &env(&[
-            ("VIGIL_SERVICES_POSTGRES_URL", &url),
-            ("VIGIL_SERVICES_KAFKA_BROKERS", &brokers),
-            ("VIGIL_SERVICES_KAFKA_TOPIC", &topic),
-            ("VIGIL_SERVICES_KAFKA_GROUP", &format!("{topic}-group")),
-        ]),
-    )
-    .await;
     let services = post_until_producer_killed(&mut c, "kafka-ack").await;
     assert!(services.len() >= 20);
     every_acknowledged_batch_is_stored(&c, &services, Duration::from_secs(60)).await;

@@ -535,14 +535,21 @@ impl Drop for Lab {
     }
 }
 
+/// A TCP connection to `addr` made from inside namespace `ns` (this thread enters it;
+/// sockets keep the namespace they were created in), with 2 s read and write timeouts.
+fn connect_in_netns(ns: &str, addr: SocketAddr) -> Option<TcpStream> {
+    let f = File::open(format!("/run/netns/{ns}")).ok()?;
+    setns(f, CloneFlags::CLONE_NEWNET).ok()?;
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    Some(s)
+}
+
 /// One HTTP GET from inside namespace `ns` (this thread enters it; sockets keep the
 /// namespace they were created in). `None` on any failure.
 fn get_in_netns(ns: &str, addr: SocketAddr, path: &str) -> Option<Value> {
-    let f = File::open(format!("/run/netns/{ns}")).ok()?;
-    setns(f, CloneFlags::CLONE_NEWNET).ok()?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut s = connect_in_netns(ns, addr)?;
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -561,11 +568,7 @@ fn get_in_netns(ns: &str, addr: SocketAddr, path: &str) -> Option<Value> {
 /// One `POST path` of a JSON body from inside namespace `ns`; the HTTP status code, or
 /// `None` on any failure to get an answer.
 fn post_in_netns(ns: &str, addr: SocketAddr, path: &str, body: &str) -> Option<u16> {
-    let f = File::open(format!("/run/netns/{ns}")).ok()?;
-    setns(f, CloneFlags::CLONE_NEWNET).ok()?;
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut s = connect_in_netns(ns, addr)?;
     write!(
         s,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
