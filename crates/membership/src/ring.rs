@@ -52,6 +52,14 @@ impl Hasher for PreHashed {
     }
 }
 
+/// Observer -> the members it watches, by id hash ([`ring_hash`]).
+pub type WatchGraph = HashMap<u64, Vec<u64>, BuildHasherDefault<PreHashed>>;
+
+/// The hash by which the rings and [`WatchGraph`] know a member.
+pub fn ring_hash(id: &str) -> u64 {
+    base(id)
+}
+
 const RING_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
 fn base(id: &str) -> u64 {
@@ -161,6 +169,11 @@ impl Rings {
         self.members.get(&b)
     }
 
+    /// The id of the member with ring hash `b` ([`ring_hash`]).
+    pub fn id_of(&self, b: u64) -> Option<&Arc<str>> {
+        self.member(b).map(|m| &m.id)
+    }
+
     #[cfg(test)]
     fn zone(&self, id: &str) -> &str {
         self.zone_of(base(id))
@@ -237,6 +250,19 @@ impl Rings {
             }
         }
         chosen
+    }
+
+    /// The whole monitoring graph: for each member (by id hash, see [`ring_hash`]), the
+    /// members it watches. Costs one [`Rings::observers`] per member, so callers cache it
+    /// for as long as the rings do not change.
+    pub fn watch_graph(&self) -> WatchGraph {
+        let mut graph = WatchGraph::default();
+        for &b in self.members.keys() {
+            for o in self.observer_bases(b, self.zone_of(b)) {
+                graph.entry(o).or_default().push(b);
+            }
+        }
+        graph
     }
 
     /// The members `me` should watch: candidates just before `me` on each ring, kept when

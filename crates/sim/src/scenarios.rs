@@ -751,7 +751,25 @@ impl Run {
             .collect();
         majority_leaders.sort();
         majority_leaders.dedup();
+        // A side without quorum must take no decision: count the majority members that
+        // some minority node convicted during the cut (each will have to rejoin on heal).
+        let convicted_by_minority = majority
+            .iter()
+            .filter(|&&j| {
+                let id = &self.sim.process(j).id;
+                minority.iter().any(|&i| {
+                    self.sim
+                        .node(i)
+                        .and_then(|n| n.record(id))
+                        .is_some_and(|r| r.liveness.is_terminal())
+                })
+            })
+            .count();
         self.outcome("minority", json!(minority.len()));
+        self.outcome(
+            "majority_members_convicted_by_minority",
+            json!(convicted_by_minority),
+        );
         self.outcome("majority", json!(majority.len()));
         self.outcome(
             "minority_lost_quorum_s",
@@ -778,6 +796,7 @@ impl Run {
                 "timeline",
                 json!({
                     "partition_s": self.p.partition.as_secs_f64(),
+                    "minority_members": mi.iter().map(|&i| self.sim.process(i).id.clone()).collect::<Vec<_>>(),
                     "note": "t: seconds since the cut; *_quorum: nodes of each side holding quorum; majority_sees_minority_failed: majority nodes that see every minority member FAILED; converged: one view of all members ALIVE",
                     "samples": samples,
                 }),

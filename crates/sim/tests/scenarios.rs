@@ -122,6 +122,36 @@ fn a_minority_loses_quorum_the_majority_keeps_it_and_the_heal_converges() {
     );
 }
 
+/// At 40 nodes split 19 | 21 every minority member has some far members nobody on its side
+/// watches (seeds 1 and 3 used to keep quorum 7.8 s, past the point where the minority
+/// convicted majority members). The minority must give up quorum before the majority
+/// convicts it, and convict nobody of the majority meanwhile.
+#[test]
+fn a_mid_size_minority_fences_before_the_majority_acts_and_convicts_nobody() {
+    for seed in [1, 3, 8] {
+        let mut p = params(Scenario::Partition, 40, seed, 0);
+        p.partition = Duration::from_secs(20);
+        let r = run(&p);
+        let fenced = outcome(&r, "minority_lost_quorum_s").as_f64().unwrap();
+        let convicted = outcome(&r, "majority_failed_minority_s").as_f64().unwrap();
+        assert!(
+            fenced < convicted,
+            "seed {seed}: minority fenced at {fenced} s, majority convicted it at {convicted} s\nreproduce with: {}",
+            r.reproduce
+        );
+        assert_eq!(
+            outcome(&r, "majority_members_convicted_by_minority").as_u64(),
+            Some(0),
+            "seed {seed}\nreproduce with: {}",
+            r.reproduce
+        );
+        assert_eq!(
+            outcome(&r, "majority_quorum_holders_at_heal").as_u64(),
+            Some(21)
+        );
+    }
+}
+
 #[test]
 fn a_graceful_leave_shows_left_everywhere() {
     let mut sim = converged_cluster(6, 6);

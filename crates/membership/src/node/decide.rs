@@ -17,7 +17,7 @@ impl Node {
             me.voter = true;
             self.apply_record(now, &me, Source::Local, out);
         }
-        if !self.quorum {
+        if !self.decisive {
             return;
         }
         // Only the leader admits, so admissions come from one place at a time.

@@ -51,7 +51,7 @@ pub(crate) struct Suspicion {
 }
 
 impl Node {
-    fn refresh_my_observers(&mut self) {
+    pub(super) fn refresh_my_observers(&mut self) {
         if self.observers_epoch != self.table.ring_epoch {
             let zone = self.my_record().meta.zone.clone();
             self.my_observers = self.table.rings.observers(&self.me, &zone);
@@ -301,7 +301,18 @@ impl Node {
     /// Convicts suspects with enough independent accusers, once the suspicion is old enough,
     /// and only while holding quorum.
     pub(super) fn convict(&mut self, now: Duration, out: &mut impl Output) {
-        if !self.quorum || self.suspicions.is_empty() {
+        if !self.decisive || self.suspicions.is_empty() {
+            return;
+        }
+        // Many members closed at once (`node::reach` is active) is what a partition looks
+        // like from either side: wait until no voter has turned SUSPECT for a suspicion
+        // timeout, because on the minority side each late accusation may be the one that
+        // takes the quorum away. A lone crash does not activate it and is convicted no later.
+        if self.reach.is_active()
+            && self
+                .last_voter_suspected
+                .is_some_and(|t| now.saturating_sub(t) < self.config.suspicion_timeout)
+        {
             return;
         }
         let mut guilty: Vec<NodeId> = Vec::new();
@@ -376,14 +387,20 @@ impl Node {
     pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
         let voters = self.table.voters();
         let doubted = &self.doubted;
+        let excluded = &self.reach.excluded;
+        let open = |id: &str| self.table.is_reachable_voter(id) && !doubted.contains(id);
         let reachable = self.table.reachable_voters()
             - doubted
                 .iter()
                 .filter(|id| self.table.is_reachable_voter(id))
                 .count();
-        let quorum = !self.left
-            && self.synced
-            && crate::quorum::has_quorum(self.config.split_brain_policy, voters, reachable);
+        let unvouched = self.reach.unvouched().filter(|id| open(id)).count();
+        let reachable_strict = reachable - unvouched;
+        let reachable = reachable - excluded.iter().filter(|id| open(id)).count();
+        let policy = self.config.split_brain_policy;
+        let quorum =
+            !self.left && self.synced && crate::quorum::has_quorum(policy, voters, reachable);
+        self.decisive = quorum && crate::quorum::has_quorum(policy, voters, reachable_strict);
         let leader = if quorum {
             let table = &self.table;
             let candidates = table.voter_ids().map(|id| &**id).filter(|id| {
@@ -392,7 +409,7 @@ impl Node {
                     .is_some_and(|e| e.record.liveness != Liveness::Failed)
             });
             crate::quorum::leader(candidates, |id| {
-                table.is_reachable_voter(id) && !doubted.contains(id)
+                table.is_reachable_voter(id) && !doubted.contains(id) && !excluded.contains(id)
             })
             .map(str::to_string)
         } else {

@@ -10,6 +10,7 @@
 
 mod decide;
 mod detect;
+mod reach;
 mod sync;
 mod table;
 
@@ -206,6 +207,9 @@ pub struct Stats {
     /// Records from the network dropped because their metadata exceeded
     /// `cluster.limits.max-metadata-bytes`.
     pub records_oversize: u64,
+    /// Times this node raised its incarnation because no observer of its was vouched for
+    /// on its side (see `node::reach`).
+    pub announcements: u64,
 }
 
 /// One member's protocol state machine. See the module docs.
@@ -225,6 +229,8 @@ pub struct Node {
     probes: HashMap<Arc<str>, (Duration, u64)>,
     /// Watched voters whose phi passed half the threshold: not counted as reachable.
     doubted: std::collections::BTreeSet<Arc<str>>,
+    /// Voters counted for quorum on evidence of contact (see `node::reach`).
+    reach: reach::Reach,
     seeds: Vec<SocketAddr>,
     /// When this node may found a cluster if it still knows no voter (see `decide`).
     bootstrap_at: Option<Duration>,
@@ -240,6 +246,11 @@ pub struct Node {
     hb_seq: u64,
     stats: Stats,
     quorum: bool,
+    /// Quorum without the grace given to members that just dropped out of every chain (see
+    /// `node::reach`): what decisions (convictions, evictions, admissions) require.
+    decisive: bool,
+    /// When a voter last turned SUSPECT here: convictions wait until suspicions settle.
+    last_voter_suspected: Option<Duration>,
     leader: Option<NodeId>,
     left: bool,
     started: bool,
@@ -328,6 +339,7 @@ impl Node {
             suspicions: HashMap::new(),
             probes: HashMap::new(),
             doubted: Default::default(),
+            reach: Default::default(),
             seeds,
             synced: bootstrap_at.is_some(),
             bootstrap_at,
@@ -340,6 +352,8 @@ impl Node {
             hb_seq: 0,
             stats: Stats::default(),
             quorum: false,
+            decisive: false,
+            last_voter_suspected: None,
             leader: None,
             left: false,
             started: false,
@@ -464,6 +478,7 @@ impl Node {
         if now >= self.next_tick {
             self.next_tick = now + self.config.gossip_interval;
             self.check_subjects(now, out);
+            self.refresh_reach(now, out);
             self.convict(now, out);
             self.decide(now, out);
             self.contact_seeds(now, out);
@@ -496,6 +511,12 @@ impl Node {
         if let Some(sender) = msg.sender() {
             if sender.id == self.me {
                 return Ok(()); // our own echo, or an impostor: nothing to learn
+            }
+            if let Some(e) = self.table.get(&sender.id) {
+                if e.record.generation == sender.generation {
+                    let id = e.record.id.clone();
+                    self.reach.note_heard(&id, now);
+                }
             }
             self.note_sender(now, from, sender, out);
         }
@@ -766,15 +787,30 @@ impl Node {
             all.shuffle(&mut self.rng);
             picked.extend(all.into_iter().take(want));
         } else {
+            // While many members are suspected (a partition, seen from either side), most
+            // gossip sent to them is lost and spends the retransmissions that news needs on
+            // this side: pick a suspect only one time in four. Never none, or a member
+            // suspected by mistake would not hear the accusation it has to refute.
+            let shun_suspects = self.reach.is_active();
             let mut tries = 0;
             while picked.len() < want && tries < want * 8 {
                 tries += 1;
                 let Some(id) = self.table.rings.random(self.rng.random()) else {
                     break;
                 };
-                if id != self.me && !picked.contains(&id) {
-                    picked.push(id);
+                if id == self.me || picked.contains(&id) {
+                    continue;
                 }
+                if shun_suspects
+                    && self
+                        .table
+                        .get(id)
+                        .is_some_and(|e| e.record.liveness != Liveness::Alive)
+                    && self.rng.random_range(0..4) != 0
+                {
+                    continue;
+                }
+                picked.push(id);
             }
         }
         picked
@@ -924,6 +960,13 @@ impl Node {
             .as_ref()
             .filter(|_| same_life)
             .map(|o| o.liveness);
+        let own_news = change.old.as_ref().is_none_or(|o| {
+            (o.generation, o.incarnation, o.meta_version)
+                < (new.generation, new.incarnation, new.meta_version)
+        });
+        if own_news && new.liveness == Liveness::Alive {
+            self.reach.note_heard(&new.id, now);
+        }
         if old_liveness != Some(new.liveness) {
             match new.liveness {
                 Liveness::Alive if old_liveness == Some(Liveness::Suspect) => {
@@ -933,6 +976,9 @@ impl Node {
                     })
                 }
                 Liveness::Suspect => {
+                    if new.voter {
+                        self.last_voter_suspected = Some(now);
+                    }
                     let by = self
                         .suspicions
                         .get(id.as_str())

@@ -150,7 +150,7 @@ impl Node {
         // A seed holding quorum admits the joiner in the same update that announces it, so
         // a cold start does not need a second cluster-wide wave of admissions.
         let mut record = record;
-        if self.quorum && record.liveness == crate::member::Liveness::Alive {
+        if self.decisive && record.liveness == crate::member::Liveness::Alive {
             record.voter = true;
         }
         self.apply_record(now, &record, Source::Gossip, out);

@@ -955,3 +955,90 @@ fn replayed_old_datagrams_resurrect_nobody_and_roll_nothing_back() {
     p.run_for(MS(5000));
     check(&p, "5 s after the replay");
 }
+
+/// The case `node::reach` exists for: after a cut, a member across it whose observers are
+/// all across it too is suspected by nobody on this side. Counting every voter not
+/// suspected let such a minority keep quorum until its own convictions reshuffled the
+/// rings; counting only voters that a chain of observers vouches for fences it at once.
+/// The other way round, a majority member whose observers are all in the minority speaks
+/// for itself, so the majority (here with no voter to spare) keeps quorum throughout.
+#[test]
+fn a_minority_fences_itself_even_when_nobody_on_its_side_watches_some_far_members() {
+    let config = Config {
+        observers: 3,
+        ..Config::default()
+    };
+    let n = 16;
+    let mut p = Pump::new(n, config);
+    p.run_for(MS(5000));
+    for i in 0..n {
+        assert!(p.nodes[i].has_quorum(), "n{i} before the cut");
+        assert_eq!(p.nodes[i].view(p.now).voters, n, "n{i} before the cut");
+    }
+    // A split of 7 | 9 where a majority member has no observer in the minority (the trap)
+    // and another has all of its observers there (it must speak for itself).
+    let rings = &p.nodes[0].table.rings;
+    let observers = |m: usize| -> Vec<usize> {
+        rings
+            .observers(&format!("n{m}"), "z")
+            .iter()
+            .map(|o| o[1..].parse().unwrap())
+            .collect()
+    };
+    let (minority, unwatched, orphan) = (0..n)
+        .find_map(|start| {
+            let minority: Vec<usize> = (0..7).map(|k| (start + k) % n).collect();
+            let far = |m: &usize| !minority.contains(m);
+            let unwatched = (0..n).find(|m| far(m) && observers(*m).iter().all(far))?;
+            let orphan = (0..n).find(|m| far(m) && !observers(*m).iter().any(far))?;
+            Some((minority, unwatched, orphan))
+        })
+        .expect("some split of this cluster has both kinds of majority member");
+    for &i in &minority {
+        p.group[i] = 1;
+    }
+    let majority: Vec<usize> = (0..n).filter(|i| !minority.contains(i)).collect();
+    for step in 0..150 {
+        p.run_for(MS(100));
+        for &i in &majority {
+            assert!(
+                p.nodes[i].has_quorum(),
+                "n{i} lost quorum {step}00 ms after the cut"
+            );
+        }
+        for &i in &minority {
+            for &j in &majority {
+                assert_ne!(
+                    p.status(i, j),
+                    Some(Status::Failed),
+                    "minority n{i} convicted majority n{j}"
+                );
+            }
+        }
+    }
+    for &i in &minority {
+        assert!(
+            !p.nodes[i].has_quorum(),
+            "minority n{i} still claims quorum"
+        );
+        assert_eq!(p.nodes[i].leader(), None);
+    }
+    assert!(
+        minority.iter().any(|&i| matches!(
+            p.status(i, unwatched),
+            Some(Status::Healthy | Status::Degraded)
+        )),
+        "n{unwatched} should still look alive across the cut: nobody there watches it"
+    );
+    assert!(
+        p.nodes[orphan].stats().announcements > 0,
+        "n{orphan} never spoke for itself"
+    );
+    for &j in &minority {
+        assert_eq!(
+            p.status(majority[0], j),
+            Some(Status::Failed),
+            "majority about n{j}"
+        );
+    }
+}
