@@ -225,6 +225,9 @@ pub struct Node {
     my_observers: Vec<Arc<str>>,
     observers_epoch: u64,
     suspicions: HashMap<NodeId, Suspicion>,
+    /// Whether the sender of the datagram being handled is ALIVE in this node's view: only
+    /// then are the SUSPECT records it carries believed.
+    sender_credible: bool,
     /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
     probes: HashMap<Arc<str>, (Duration, u64)>,
     /// Watched voters whose phi passed half the threshold: not counted as reachable.
@@ -337,6 +340,7 @@ impl Node {
             my_observers: Vec::new(),
             observers_epoch: u64::MAX,
             suspicions: HashMap::new(),
+            sender_credible: true,
             probes: HashMap::new(),
             doubted: Default::default(),
             reach: Default::default(),
@@ -508,11 +512,14 @@ impl Node {
         if self.left {
             return Ok(());
         }
+        self.sender_credible = true;
         if let Some(sender) = msg.sender() {
             if sender.id == self.me {
                 return Ok(()); // our own echo, or an impostor: nothing to learn
             }
+            self.sender_credible = false;
             if let Some(e) = self.table.get(&sender.id) {
+                self.sender_credible = e.record.liveness == Liveness::Alive;
                 if e.record.generation == sender.generation {
                     let id = e.record.id.clone();
                     self.reach.note_heard(&id, now);
@@ -876,6 +883,22 @@ impl Node {
             self.on_news_about_me(now, incoming, out);
             return;
         }
+        // A SUSPECT is taken only from a sender this node sees ALIVE. When a partition heals,
+        // the side that was cut off (suspected or convicted here) would otherwise make its
+        // suspicions of this side's members, out of date, everyone's until each refutes.
+        let believed;
+        let incoming = if source != Source::Local
+            && incoming.liveness == Liveness::Suspect
+            && !self.sender_credible
+        {
+            believed = MemberRecord {
+                liveness: Liveness::Alive,
+                ..incoming.clone()
+            };
+            &believed
+        } else {
+            incoming
+        };
         let learn = self.learns_departures(now, source);
         let Some(change) = self.table.merge_keeping(now, incoming, learn) else {
             return;

@@ -1042,3 +1042,44 @@ fn a_minority_fences_itself_even_when_nobody_on_its_side_watches_some_far_member
         );
     }
 }
+
+/// When a partition heals, the side that was cut off (convicted here) still holds SUSPECT
+/// records of this side's members: they are out of date and must not become everyone's.
+#[test]
+fn suspect_records_are_believed_only_from_senders_seen_alive() {
+    let mut p = Pump::new(4, Config::default());
+    p.run_for(MS(3000));
+    let now = p.now;
+    p.nodes[0]
+        .force_remove(now, "n3", &mut Capture::default())
+        .unwrap();
+    let mut suspect = p.nodes[0].record("n1").unwrap().clone();
+    suspect.liveness = Liveness::Suspect;
+    let gossip = |from: &str| Message::Gossip {
+        from: Sender {
+            id: from.into(),
+            generation: 1,
+            incarnation: 0,
+            summary: 0,
+        },
+        updates: vec![Update::Record(suspect.clone())],
+    };
+    let cluster = codec::cluster_id("test");
+    let mut cap = Capture::default();
+    p.nodes[0]
+        .handle_datagram(now, addr(3), &encode(cluster, &gossip("n3")), &mut cap)
+        .unwrap();
+    assert_eq!(
+        p.status(0, 1),
+        Some(Status::Healthy),
+        "believed a removed sender"
+    );
+    p.nodes[0]
+        .handle_datagram(now, addr(2), &encode(cluster, &gossip("n2")), &mut cap)
+        .unwrap();
+    assert_eq!(
+        p.status(0, 1),
+        Some(Status::Suspect),
+        "ignored a live sender"
+    );
+}

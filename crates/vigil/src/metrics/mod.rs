@@ -51,6 +51,7 @@ pub struct Metrics {
     members_refused: Counter,
     records_oversize: Counter,
     stale_heartbeats: Counter,
+    self_announcements: Counter,
     syncs_started: Counter,
     last_stats: Mutex<Stats>,
     healthy_nodes: Gauge,
@@ -142,6 +143,11 @@ impl Metrics {
             "cluster_stale_heartbeats",
             "Heartbeats ignored as replays, reordered or of an older life of the sender",
         );
+        let self_announcements = counter(
+            &mut registry,
+            "cluster_self_announcements",
+            "Times this node raised its incarnation because none of its observers was vouched for on its side of a suspected partition",
+        );
         let syncs_started = counter(
             &mut registry,
             "cluster_anti_entropy_syncs",
@@ -224,6 +230,7 @@ impl Metrics {
             members_refused,
             records_oversize,
             stale_heartbeats,
+            self_announcements,
             syncs_started,
             last_stats: Mutex::new(Stats::default()),
             healthy_nodes,
@@ -316,6 +323,11 @@ impl Metrics {
                 &self.stale_heartbeats,
                 stats.stale_heartbeats,
                 last.stale_heartbeats,
+            ),
+            (
+                &self.self_announcements,
+                stats.announcements,
+                last.announcements,
             ),
         ];
         for (counter, now, before) in pairs {
