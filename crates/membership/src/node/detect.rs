@@ -179,6 +179,7 @@ impl Node {
             .collect();
         if doubted != self.doubted {
             self.doubted = doubted;
+            self.reach.note_liveness_change();
             self.refresh_quorum(out);
         }
         let mut accuse: Vec<(Arc<str>, u64, u64)> = Vec::new();

@@ -991,6 +991,7 @@ impl Node {
             self.reach.note_heard(&new.id, now);
         }
         if old_liveness != Some(new.liveness) {
+            self.reach.note_liveness_change();
             match new.liveness {
                 Liveness::Alive if old_liveness == Some(Liveness::Suspect) => {
                     out.event(Event::MemberRefuted {

@@ -30,6 +30,12 @@ use super::{Node, Output, Source};
 use crate::member::Liveness;
 use crate::ring::{ring_hash, PreHashed, WatchGraph};
 
+/// Sets of ring hashes, which are already hashes.
+type Hashes = BuildHasherDefault<PreHashed>;
+
+/// What the chains depend on: ring epoch, graph epoch, liveness changes.
+type Inputs = (u64, u64, u64);
+
 /// What the chains found, kept between ticks.
 #[derive(Debug, Default)]
 pub(crate) struct Reach {
@@ -47,6 +53,13 @@ pub(crate) struct Reach {
     /// chains are in force, so all of it postdates the trouble.
     heard: HashMap<Arc<str>, Duration>,
     last_announce: Option<Duration>,
+    /// Whether a member joined or left `heard` since the chains were last followed.
+    roots_changed: bool,
+    /// Liveness changes seen in this table, counted.
+    liveness_changes: u64,
+    /// What the chains were last followed at (ring epoch, graph epoch, liveness changes), and
+    /// what they reached: followed again only when one of those or the roots changed.
+    followed: Option<(Inputs, HashSet<u64, Hashes>)>,
 }
 
 impl Reach {
@@ -60,16 +73,21 @@ impl Reach {
 
     /// Notes evidence of contact with `id`: a datagram from it, or news only it can make.
     pub fn note_heard(&mut self, id: &Arc<str>, now: Duration) {
-        if self.active {
-            self.heard.insert(id.clone(), now);
+        if self.active && self.heard.insert(id.clone(), now).is_none() {
+            self.roots_changed = true;
         }
+    }
+
+    /// Notes that a member's liveness changed in this table, or that the doubted set did.
+    pub fn note_liveness_change(&mut self) {
+        self.liveness_changes += 1;
     }
 }
 
 impl Node {
     /// Follows the observer chains again, updates the voters not counted, and announces this
-    /// node when no observer of its is vouched for. Runs every gossip tick while anyone is
-    /// suspected or doubted.
+    /// node when no observer of its is vouched for. Runs every gossip tick while at least K
+    /// members are closed (suspected or doubted).
     pub(super) fn refresh_reach(&mut self, now: Duration, out: &mut impl Output) {
         // Fewer closed members than observers per member cannot cut anyone off from every
         // observer, and in a cluster of at most K + 1 everyone watches everyone: then
@@ -88,32 +106,61 @@ impl Node {
         }
         self.reach.active = true;
         let interval = self.config.heartbeat_interval;
+        let heard_ttl = interval * 3;
+        let before = self.reach.heard.len();
+        self.reach
+            .heard
+            .retain(|_, at| now.saturating_sub(*at) < heard_ttl);
+        self.reach.roots_changed |= self.reach.heard.len() != before;
+        // Chains only ever take voters away: without quorum by plain counting (the minority,
+        // once its suspicions have spread) there is nothing to follow.
+        let plain = self.table.reachable_voters()
+            - self
+                .doubted
+                .iter()
+                .filter(|id| self.table.is_reachable_voter(id))
+                .count();
+        let policy = self.config.split_brain_policy;
+        if !crate::quorum::has_quorum(policy, self.table.voters(), plain) {
+            self.reach.unvouched.clear();
+            self.reach.excluded.clear();
+            self.refresh_quorum(out);
+            return;
+        }
         let stale = self
             .reach
             .graph
             .as_ref()
             .is_none_or(|(epoch, _)| *epoch != self.table.ring_epoch);
-        // Rebuilding costs one observer lookup per member: at most twice per heartbeat
-        // interval while the rings keep changing (a stale graph only delays the fence).
+        // Rebuilding costs one observer lookup per member (milliseconds at 1000 members):
+        // at most once per heartbeat interval while the rings keep changing. Meanwhile
+        // edges to members that left the rings are closed anyway, and a member whose new
+        // observers are missing from the stale graph speaks for itself.
         let due = self
             .reach
             .graph_at
-            .is_none_or(|t| now.saturating_sub(t) >= interval / 2);
+            .is_none_or(|t| now.saturating_sub(t) >= interval);
         if self.reach.graph.is_none() || (stale && due) {
             self.reach.graph = Some((self.table.ring_epoch, self.table.rings.watch_graph()));
             self.reach.graph_at = Some(now);
         }
-        let heard_ttl = interval * 3;
-        self.reach
-            .heard
-            .retain(|_, at| now.saturating_sub(*at) < heard_ttl);
-        let vouched = self.follow_chains();
-        for id in self.table.voter_ids() {
-            let open = self.table.is_reachable_voter(id) && !self.doubted.contains(id);
-            if open && !vouched.contains(&ring_hash(id)) {
-                self.reach.unvouched.entry(id.clone()).or_insert(now);
-            } else {
-                self.reach.unvouched.remove(id);
+        let inputs = (
+            self.table.ring_epoch,
+            self.reach.graph.as_ref().map_or(0, |(epoch, _)| *epoch),
+            self.reach.liveness_changes,
+        );
+        let vouched = match self.reach.followed.take() {
+            Some((at, vouched)) if at == inputs && !self.reach.roots_changed => vouched,
+            _ => self.follow_chains(),
+        };
+        self.reach.roots_changed = false;
+        for e in self.table.iter() {
+            let r = &e.record;
+            let open = r.voter && r.liveness == Liveness::Alive && !self.doubted.contains(&r.id);
+            if open && !vouched.contains(&ring_hash(&r.id)) {
+                self.reach.unvouched.entry(r.id.clone()).or_insert(now);
+            } else if !self.reach.unvouched.is_empty() {
+                self.reach.unvouched.remove(&r.id);
             }
         }
         let excluded: BTreeSet<Arc<str>> = self
@@ -131,6 +178,7 @@ impl Node {
                 .my_observers
                 .iter()
                 .any(|o| vouched.contains(&ring_hash(o)));
+        self.reach.followed = Some((inputs, vouched));
         if unvouched_here {
             self.announce(now, out);
         }
@@ -139,17 +187,19 @@ impl Node {
     /// The ring hashes of the members this node counts: itself and the members it has fresh
     /// evidence of, then every member a counted member watches, and so on; suspected and
     /// doubted members break the chains.
-    fn follow_chains(&self) -> HashSet<u64, BuildHasherDefault<PreHashed>> {
-        let mut vouched: HashSet<u64, BuildHasherDefault<PreHashed>> = HashSet::default();
-        let open = |b: u64| {
-            self.table.rings.id_of(b).is_some_and(|id| {
-                !self.doubted.contains(id)
-                    && self
-                        .table
-                        .get(id)
-                        .is_some_and(|e| e.record.liveness == Liveness::Alive)
-            })
-        };
+    fn follow_chains(&self) -> HashSet<u64, Hashes> {
+        type Set = HashSet<u64, Hashes>;
+        // Closed members by ring hash, found in one pass over the table: the walk below then
+        // looks nothing up by id (string-keyed lookups per edge cost more than the walk).
+        let mut closed: Set = self.doubted.iter().map(|id| ring_hash(id)).collect();
+        closed.extend(
+            self.table
+                .iter()
+                .filter(|e| e.record.liveness == Liveness::Suspect)
+                .map(|e| ring_hash(&e.record.id)),
+        );
+        let open = |b: u64| !closed.contains(&b) && self.table.rings.id_of(b).is_some();
+        let mut vouched: Set = Set::default();
         let me = ring_hash(&self.me);
         vouched.insert(me);
         let mut todo = vec![me];
@@ -164,8 +214,7 @@ impl Node {
         };
         while let Some(b) = todo.pop() {
             for &s in graph.get(&b).map(Vec::as_slice).unwrap_or_default() {
-                if !vouched.contains(&s) && open(s) {
-                    vouched.insert(s);
+                if open(s) && vouched.insert(s) {
                     todo.push(s);
                 }
             }
