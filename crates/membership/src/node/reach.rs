@@ -5,8 +5,9 @@
 //! the cut whose observers are all across the cut too is suspected by nobody on this side,
 //! so counting "every voter not suspected" let a minority of 19 out of 40 believe it still
 //! reached a majority for 7.8 s, until its own convictions reshuffled the rings (the
-//! majority convicted it at 8.5 s). Instead, while anyone is suspected, a voter counts when a
-//! chain of observers vouches for it: this node, then every member that a vouched member
+//! majority convicted it at 8.5 s). Instead, once at least K members are closed (suspected,
+//! or doubted by this node), a voter counts when a chain of observers vouches for it: this
+//! node and the members it heard from directly, then every member that a vouched member
 //! watches and that is neither suspected nor doubted, and so on. Every link of a chain is a
 //! heartbeat path whose observer accuses its subject when the path is cut, so once the
 //! accusations of the paths crossing the cut have spread, no chain leaves this side.
@@ -14,12 +15,13 @@
 //! The other way round, a member of this side whose observers are all across the cut is
 //! reachable but vouched by no chain here. It notices (none of its observers is vouched in
 //! its own view) and speaks for itself: it raises its incarnation once per heartbeat
-//! interval, and news of that, which reaches only its own side of the cut, counts for three
-//! heartbeat intervals. A member that drops out of every chain keeps counting for one
+//! interval, and news of that, which reaches only its own side of the cut, roots a chain
+//! there for three heartbeat intervals. A member that drops out of every chain keeps counting for one
 //! heartbeat interval, about the time its own announcement takes to arrive, so the majority
 //! does not blink.
 //!
-//! While nobody is suspected or doubted every voter counts, as before, and none of this runs.
+//! With fewer than K members closed nobody can have lost every observer: every voter not
+//! suspected counts, as before, and none of this runs (a lone crash never gets here).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasherDefault;
@@ -39,14 +41,14 @@ type Inputs = (u64, u64, u64);
 /// What the chains found, kept between ticks.
 #[derive(Debug, Default)]
 pub(crate) struct Reach {
-    /// Whether chains are in force (someone is suspected or doubted).
+    /// Whether chains are in force (at least K members closed).
     active: bool,
     /// The monitoring graph, and the ring epoch it was built at.
     graph: Option<(u64, WatchGraph)>,
     graph_at: Option<Duration>,
     /// Voters alive in this table that no chain reaches, and since when.
     unvouched: HashMap<Arc<str>, Duration>,
-    /// Unvouched voters past the grace and without fresh news of their own: not counted.
+    /// Unvouched voters past the one-interval grace: not counted.
     pub excluded: BTreeSet<Arc<str>>,
     /// When this node last had evidence of contact with each member: a datagram from it,
     /// or news only it can make (a new incarnation, generation or metadata). Kept only while
@@ -63,9 +65,11 @@ pub(crate) struct Reach {
 }
 
 impl Reach {
+    /// Whether chains are in force (at least K members closed).
     pub fn is_active(&self) -> bool {
         self.active
     }
+
     /// Voters no chain reaches now, grace or not.
     pub fn unvouched(&self) -> impl Iterator<Item = &str> {
         self.unvouched.keys().map(|id| &**id)
