@@ -6,6 +6,8 @@
 //! - [`detector`]: the phi-accrual failure detector.
 //! - [`health`]: the 0-100 health score.
 //! - [`ring`]: who watches whom (K observers per member on pseudo-random rings, spread over zones).
+//! - [`pool`]: one copy of each distinct record and metadata value, shareable by the nodes
+//!   of one process (the simulator).
 //! - [`gossip`]: the broadcast queue (each update retransmitted `mult * log10(n)` times).
 //! - [`quorum`]: voters, quorum under a split-brain policy, the leader.
 //! - [`codec`]: the versioned wire envelope and messages (postcard).
@@ -29,12 +31,15 @@ pub mod gossip;
 pub mod health;
 pub mod member;
 pub mod node;
+pub mod pool;
 pub mod quorum;
 pub mod ring;
+mod slots;
 mod view;
 
 pub use config::{Config, SplitBrainPolicy};
 pub use error::{CommandError, ConfigError, DecodeError};
 pub use member::{HealthSignals, Liveness, MemberRecord, Metadata, NodeId, Status};
 pub use node::{Event, Identity, Node, Output, Stats};
+pub use pool::RecordPool;
 pub use view::{ClusterView, MemberView};

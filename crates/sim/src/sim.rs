@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use membership::{Event, Identity, Metadata, Node, Output};
+use membership::{Event, Identity, Metadata, Node, Output, RecordPool};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -173,6 +173,9 @@ pub struct Sim {
     violation: Option<Violation>,
     index_by_id: HashMap<String, usize>,
     pub(crate) counters: Counters,
+    /// Shared by every node: the N² records the nodes hold are nearly all equal, and each
+    /// distinct one is held once (see `membership::pool`).
+    records: RecordPool,
 }
 
 /// SplitMix64: derives independent seeds from the run seed (public so that other harnesses
@@ -206,6 +209,7 @@ impl Sim {
             violation: None,
             index_by_id: HashMap::new(),
             counters: Counters::default(),
+            records: RecordPool::default(),
             config,
         };
         for i in 0..sim.config.nodes {
@@ -586,6 +590,9 @@ impl Sim {
             rng_seed,
         )
         .ok();
+        if let Some(node) = p.node.as_mut() {
+            node.share_records(self.records.clone());
+        }
         p.state = State::Running;
         p.timer_at = None;
         p.backlog.clear();

@@ -54,7 +54,7 @@ impl Node {
     pub(super) fn refresh_my_observers(&mut self) {
         if self.observers_epoch != self.table.ring_epoch {
             let zone = self.my_record().meta.zone.clone();
-            self.my_observers = self.table.rings.observers(&self.me, &zone);
+            self.my_observers = self.table.rings().observers(&self.me, &zone);
             self.observers_epoch = self.table.ring_epoch;
         }
     }
@@ -152,7 +152,7 @@ impl Node {
         if self.subjects_epoch != self.table.ring_epoch && due {
             self.subjects_epoch = self.table.ring_epoch;
             self.subjects_at = Some(now);
-            let subjects = self.table.rings.subjects(&self.me);
+            let subjects = self.table.rings().subjects(&self.me);
             self.detectors.retain(|id, _| subjects.contains(id));
             self.probes.retain(|id, _| subjects.contains(id));
             for id in subjects {
@@ -267,7 +267,7 @@ impl Node {
         let Some(entry) = self.table.get(subject) else {
             return;
         };
-        let r = entry.record.clone();
+        let r = (*entry.record).clone();
         if (r.generation, r.incarnation) != (generation, incarnation) || r.liveness.is_terminal() {
             return;
         }
@@ -331,7 +331,7 @@ impl Node {
             {
                 continue;
             }
-            let observers = self.table.rings.observers(id, &r.meta.zone);
+            let observers = self.table.rings().observers(id, &r.meta.zone);
             let zone_of = |n: &str| {
                 self.table
                     .get(n)

@@ -366,6 +366,14 @@ impl Node {
         })
     }
 
+    /// Keeps this node's member records in `pool` from now on. Nodes of one process that
+    /// share a pool (the simulator's) hold each distinct record once between them instead
+    /// of once each: a cluster of N nodes holds N² records, nearly all of them equal. Call
+    /// it right after [`Node::new`]; it changes no behaviour, only where records live.
+    pub fn share_records(&mut self, pool: crate::pool::RecordPool) {
+        self.table.share_pool(pool);
+    }
+
     // ----------------------------------------------------------------- accessors
 
     /// This node's id.
@@ -405,7 +413,7 @@ impl Node {
 
     /// This node's copy of a member's record.
     pub fn record(&self, id: &str) -> Option<&MemberRecord> {
-        self.table.get(id).map(|e| &e.record)
+        self.table.get(id).map(|e| &*e.record)
     }
 
     /// Every record this node holds (tombstones included), sorted by id.
@@ -779,14 +787,14 @@ impl Node {
 
     /// Addresses of up to `n` distinct random live members other than this one.
     fn random_members(&mut self, n: usize) -> Vec<SocketAddr> {
-        let others = self.table.rings.len() - usize::from(self.table.rings.contains(&self.me));
+        let others = self.table.rings().len() - usize::from(self.table.rings().contains(&self.me));
         let want = n.min(others);
         let mut picked: Vec<&str> = Vec::with_capacity(want);
         if others <= 4 * want {
             // few members: shuffle them all (ring arcs are too uneven to sample from)
             let mut all: Vec<&str> = self
                 .table
-                .rings
+                .rings()
                 .members()
                 .filter(|id| *id != self.me)
                 .collect();
@@ -802,7 +810,7 @@ impl Node {
             let mut tries = 0;
             while picked.len() < want && tries < want * 8 {
                 tries += 1;
-                let Some(id) = self.table.rings.random(self.rng.random()) else {
+                let Some(id) = self.table.rings().random(self.rng.random()) else {
                     break;
                 };
                 if id == self.me || picked.contains(&id) {

@@ -96,7 +96,8 @@ impl Node {
         // Fewer closed members than observers per member cannot cut anyone off from every
         // observer, and in a cluster of at most K + 1 everyone watches everyone: then
         // counting every voter not suspected is exact, and cheap.
-        let closed = self.table.rings.len().saturating_sub(self.table.alive()) + self.doubted.len();
+        let closed =
+            self.table.rings().len().saturating_sub(self.table.alive()) + self.doubted.len();
         if closed < self.config.observers {
             if self.reach.active {
                 self.reach = Reach {
@@ -145,7 +146,7 @@ impl Node {
             .graph_at
             .is_none_or(|t| now.saturating_sub(t) >= interval);
         if self.reach.graph.is_none() || (stale && due) {
-            self.reach.graph = Some((self.table.ring_epoch, self.table.rings.watch_graph()));
+            self.reach.graph = Some((self.table.ring_epoch, self.table.rings().watch_graph()));
             self.reach.graph_at = Some(now);
         }
         let inputs = (
@@ -202,7 +203,7 @@ impl Node {
                 .filter(|e| e.record.liveness == Liveness::Suspect)
                 .map(|e| ring_hash(&e.record.id)),
         );
-        let open = |b: u64| !closed.contains(&b) && self.table.rings.id_of(b).is_some();
+        let open = |b: u64| !closed.contains(&b) && self.table.rings().id_of(b).is_some();
         let mut vouched: Set = Set::default();
         let me = ring_hash(&self.me);
         vouched.insert(me);

@@ -164,7 +164,7 @@ impl Node {
         if now < self.next_seed_contact || self.seeds.is_empty() {
             return;
         }
-        let alone = self.table.rings.len() <= 1;
+        let alone = self.table.rings().len() <= 1;
         if alone {
             self.next_seed_contact = now + Duration::from_secs(1);
             let join = Message::Join {

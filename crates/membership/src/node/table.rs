@@ -3,17 +3,24 @@
 //!
 //! Every node holds a record of every member, so at N members the cluster holds N² of
 //! them: the per-member cost here decides how large a simulated cluster fits in memory.
-//! Hence one shared copy of each id (the `Arc<str>` every index points to), one shared
-//! copy of each distinct metadata value (the pool below: in practice a handful per
-//! cluster, one per zone and role), and per-member state only where it is needed (the
-//! heartbeat sequence only for members that heartbeat this node).
+//! Hence each member gets a slot (a `u32`) when it enters the table, and every large index
+//! holds slots: the id order, the voters and the rings are [`SortedSlots`] (about 6 bytes
+//! per member each), the id lookup a hash table of slots (about 8). The record itself is a
+//! pointer into a [`RecordPool`], which nodes of one process may share: the record every
+//! node holds of a member is then one value, not one per node. Per-member state that only
+//! few members have (failed, tombstoned, heartbeating this node) stays in maps by id.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::member::{mix, Liveness, MemberRecord, MergeOutcome, Metadata};
-use crate::ring::Rings;
+use hashbrown::HashTable;
+
+use crate::member::{mix, Liveness, MemberRecord, MergeOutcome};
+use crate::pool::RecordPool;
+use crate::ring::{id_hash, RingMembers, Rings};
+use crate::slots::SortedSlots;
 
 /// Slices kept incrementally: the most a digest may have ([`crate::codec::MAX_SLICES`]).
 const SLICES: usize = crate::codec::MAX_SLICES;
@@ -21,32 +28,10 @@ const SLICES: usize = crate::codec::MAX_SLICES;
 /// One member in the table.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub record: MemberRecord,
+    /// The record, pooled (immutable: a change pools a new value).
+    pub record: Arc<MemberRecord>,
     /// Last fresh news (heartbeat or newer record).
     pub last_heard: Option<Duration>,
-}
-
-/// One copy of each distinct metadata value the table holds.
-#[derive(Debug, Default)]
-struct MetaPool {
-    values: HashSet<Arc<Metadata>>,
-    /// Pool size at which unused values are dropped (amortized: it doubles).
-    collect_at: usize,
-}
-
-impl MetaPool {
-    fn intern(&mut self, meta: &Arc<Metadata>) -> Arc<Metadata> {
-        if let Some(shared) = self.values.get(meta) {
-            return shared.clone();
-        }
-        if self.values.len() >= self.collect_at {
-            // values only the pool still holds are no record's metadata any more
-            self.values.retain(|m| Arc::strong_count(m) > 1);
-            self.collect_at = 2 * self.values.len() + 16;
-        }
-        self.values.insert(meta.clone());
-        meta.clone()
-    }
 }
 
 /// What one merge changed.
@@ -56,16 +41,81 @@ pub(crate) struct Change {
     pub new: MemberRecord,
 }
 
+/// The members by slot: what the rings and the sorted indexes look keys up in.
+#[derive(Debug, Default)]
+struct Slots {
+    entries: Vec<Option<Entry>>,
+    /// [`id_hash`] of each slot's id: the id lookup, the ring positions and the slices.
+    hashes: Vec<u64>,
+    /// Slots whose member was forgotten, reused first.
+    free: Vec<u32>,
+}
+
+impl Slots {
+    fn entry(&self, slot: u32) -> &Entry {
+        // invariant: indexes hold only occupied slots
+        self.entries[slot as usize]
+            .as_ref()
+            .expect("indexed slot is occupied")
+    }
+
+    fn record(&self, slot: u32) -> &MemberRecord {
+        &self.entry(slot).record
+    }
+
+    fn by_id<'a>(&'a self, id: &'a str) -> impl Fn(u32) -> Ordering + 'a {
+        move |s| (*self.record(s).id).cmp(id)
+    }
+
+    fn occupy(&mut self, entry: Entry, hash: u64) -> u32 {
+        if let Some(slot) = self.free.pop() {
+            self.entries[slot as usize] = Some(entry);
+            self.hashes[slot as usize] = hash;
+            return slot;
+        }
+        // grow by an eighth, not double: at 10,000 members a doubled vector would leave
+        // up to half its room unused in every node
+        let len = self.entries.len();
+        if len == self.entries.capacity() {
+            let more = (len / 8).max(8);
+            self.entries.reserve_exact(more);
+            self.hashes.reserve_exact(more);
+        }
+        self.entries.push(Some(entry));
+        self.hashes.push(hash);
+        u32::try_from(len).expect("fewer than 2^32 members")
+    }
+}
+
+impl RingMembers for Slots {
+    fn hash(&self, slot: u32) -> u64 {
+        self.hashes[slot as usize]
+    }
+
+    fn zone(&self, slot: u32) -> &str {
+        &self.record(slot).meta.zone
+    }
+
+    fn id(&self, slot: u32) -> &Arc<str> {
+        &self.record(slot).id
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Table {
-    entries: BTreeMap<Arc<str>, Entry>,
-    pub rings: Rings,
+    slots: Slots,
+    /// Slots by id (hashed with [`id_hash`]).
+    lookup: HashTable<u32>,
+    /// Every slot, sorted by id: records go out in this order.
+    order: SortedSlots,
+    rings: Rings,
     summary: u64,
     /// The summary cut into [`SLICES`] slices by id hash, kept in step with it: a digest of
     /// any power-of-two slice count up to [`SLICES`] folds these instead of fingerprinting
     /// the whole table.
     slices: Box<[u32; SLICES]>,
-    voters: BTreeSet<Arc<str>>,
+    /// Voters, sorted by id.
+    voters: SortedSlots,
     /// Voters that are Alive (a count: membership is read from the record).
     reachable: usize,
     pub non_voters: BTreeSet<Arc<str>>,
@@ -75,45 +125,142 @@ pub(crate) struct Table {
     /// a replayed or reordered older one must not count as a sign of life. Only members
     /// that heartbeat this node (its subjects, about K) appear here.
     pub heartbeats: HashMap<Arc<str>, (u64, u64)>,
-    metas: MetaPool,
+    pool: RecordPool,
     alive: usize,
     /// Bumped whenever the set of live members (the rings) changes.
     pub ring_epoch: u64,
 }
 
+/// The rings, with the table to name their members: what the node asks about monitoring.
+pub(crate) struct RingView<'a> {
+    rings: &'a Rings,
+    slots: &'a Slots,
+    table: &'a Table,
+}
+
+impl<'a> RingView<'a> {
+    /// Number of members on the rings.
+    pub fn len(&self) -> usize {
+        self.rings.len()
+    }
+
+    /// Whether `id` is on the rings.
+    pub fn contains(&self, id: &str) -> bool {
+        self.table
+            .slot(id)
+            .is_some_and(|s| self.rings.contains(s, self.slots))
+    }
+
+    /// Every member on the rings (in no particular order).
+    pub fn members(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let slots = self.slots;
+        self.rings.members().map(|s| &*slots.record(s).id)
+    }
+
+    /// The member at or after `position` on the first ring.
+    pub fn random(&self, position: u64) -> Option<&'a str> {
+        self.rings
+            .random(position, self.slots)
+            .map(|s| &*self.slots.record(s).id)
+    }
+
+    /// The observers of `subject` (which need not be on the rings itself).
+    pub fn observers(&self, subject: &str, subject_zone: &str) -> Vec<Arc<str>> {
+        self.rings
+            .observers(id_hash(subject), subject_zone, self.slots)
+            .into_iter()
+            .map(|s| self.slots.record(s).id.clone())
+            .collect()
+    }
+
+    /// The id of the member on the rings with ring hash `b` ([`crate::ring::ring_hash`]).
+    pub fn id_of(&self, b: u64) -> Option<&'a Arc<str>> {
+        let slots = self.slots;
+        let rings = self.rings;
+        self.table
+            .lookup
+            .find(mix(b), |s| {
+                slots.hashes[*s as usize] == b && rings.contains(*s, slots)
+            })
+            .map(|s| &slots.record(*s).id)
+    }
+
+    /// The whole monitoring graph, by ring hash (see [`Rings::watch_graph`]).
+    pub fn watch_graph(&self) -> crate::ring::WatchGraph {
+        self.rings.watch_graph(self.slots)
+    }
+
+    /// The members `me` should watch, sorted by id.
+    pub fn subjects(&self, me: &str) -> Vec<Arc<str>> {
+        self.rings
+            .subjects(id_hash(me), self.slots)
+            .into_iter()
+            .map(|s| self.slots.record(s).id.clone())
+            .collect()
+    }
+}
+
 impl Table {
     pub fn new(observers: usize) -> Self {
         Table {
-            entries: BTreeMap::new(),
+            slots: Slots::default(),
+            lookup: HashTable::new(),
+            order: SortedSlots::default(),
             rings: Rings::new(observers),
             summary: 0,
             slices: Box::new([0; SLICES]),
-            voters: BTreeSet::new(),
+            voters: SortedSlots::default(),
             reachable: 0,
             non_voters: BTreeSet::new(),
             failed_since: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             heartbeats: HashMap::new(),
-            metas: MetaPool::default(),
+            pool: RecordPool::default(),
             alive: 0,
             ring_epoch: 0,
         }
     }
 
+    /// Keeps records from now on in `pool` (shared with other tables of this process).
+    pub fn share_pool(&mut self, pool: RecordPool) {
+        self.pool = pool;
+    }
+
+    fn slot(&self, id: &str) -> Option<u32> {
+        let h = id_hash(id);
+        let slots = &self.slots;
+        self.lookup
+            .find(mix(h), |s| {
+                slots.hashes[*s as usize] == h && *slots.record(*s).id == *id
+            })
+            .copied()
+    }
+
     pub fn get(&self, id: &str) -> Option<&Entry> {
-        self.entries.get(id)
+        self.slot(id).map(|s| self.slots.entry(s))
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
-        self.entries.get_mut(id)
+        let s = self.slot(id)?;
+        self.slots.entries[s as usize].as_mut()
     }
 
+    /// Every entry, sorted by id.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values()
+        self.order.iter().map(|s| self.slots.entry(s))
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.order.len()
+    }
+
+    /// The rings, naming members by id.
+    pub fn rings(&self) -> RingView<'_> {
+        RingView {
+            rings: &self.rings,
+            slots: &self.slots,
+            table: self,
+        }
     }
 
     pub fn summary(&self) -> u64 {
@@ -130,7 +277,7 @@ impl Table {
 
     /// Voter ids, smallest first.
     pub fn voter_ids(&self) -> impl Iterator<Item = &Arc<str>> {
-        self.voters.iter()
+        self.voters.iter().map(|s| &self.slots.record(s).id)
     }
 
     /// Number of voters this table shows Alive.
@@ -140,7 +287,7 @@ impl Table {
 
     /// Whether `id` is a voter this table shows Alive.
     pub fn is_reachable_voter(&self, id: &str) -> bool {
-        self.entries.get(id).is_some_and(|e| {
+        self.get(id).is_some_and(|e| {
             Self::counts_as_voter(&e.record) && e.record.liveness == Liveness::Alive
         })
     }
@@ -157,15 +304,15 @@ impl Table {
     }
 
     /// Adds `r` to the summary and its slice, or takes it out (XOR).
-    fn toggle_summary(&mut self, r: &MemberRecord) {
+    fn toggle_summary(&mut self, r: &MemberRecord, hash: u64) {
         let fp = r.fingerprint();
         self.summary ^= fp;
-        self.slices[Self::slice_of(&r.id, SLICES)] ^= fp as u32;
+        self.slices[Self::slice_of_hash(hash, SLICES)] ^= fp as u32;
     }
 
-    fn unindex(&mut self, r: &MemberRecord) {
+    fn unindex(&mut self, slot: u32, r: &MemberRecord) {
         if Self::summarized(r) {
-            self.toggle_summary(r);
+            self.toggle_summary(r, self.slots.hashes[slot as usize]);
         }
         if r.liveness == Liveness::Alive {
             self.alive -= 1;
@@ -173,17 +320,21 @@ impl Table {
                 self.reachable -= 1;
             }
         }
-        self.voters.remove(&r.id);
+        if Self::counts_as_voter(r) {
+            self.voters.remove(self.slots.by_id(&r.id));
+        }
         self.non_voters.remove(&r.id);
     }
 
-    fn index(&mut self, r: &MemberRecord, now: Duration) {
-        if Self::summarized(r) {
-            self.toggle_summary(r);
+    /// Indexes the record now in `slot`.
+    fn index(&mut self, slot: u32, now: Duration) {
+        let r = self.slots.entry(slot).record.clone();
+        if Self::summarized(&r) {
+            self.toggle_summary(&r, self.slots.hashes[slot as usize]);
         }
-        let counts_as_voter = Self::counts_as_voter(r);
+        let counts_as_voter = Self::counts_as_voter(&r);
         if counts_as_voter {
-            self.voters.insert(r.id.clone());
+            self.voters.insert(slot, self.slots.by_id(&r.id));
         }
         match r.liveness {
             Liveness::Alive => {
@@ -208,11 +359,10 @@ impl Table {
         if !matches!(r.liveness, Liveness::Left | Liveness::Removed) {
             self.tombstones.remove(&r.id);
         }
-        let on_ring = r.is_live();
-        let changed = if on_ring {
-            self.rings.insert(&r.id, &r.meta)
+        let changed = if r.is_live() {
+            self.rings.insert(slot, &self.slots)
         } else {
-            self.rings.remove(&r.id)
+            self.rings.remove(slot, &self.slots)
         };
         if changed {
             self.ring_epoch += 1;
@@ -234,62 +384,73 @@ impl Table {
         incoming: &MemberRecord,
         keep_ended: bool,
     ) -> Option<Change> {
-        match self.entries.get_mut(&incoming.id) {
-            None => {
-                if !incoming.is_live() && !keep_ended {
-                    return None;
-                }
-                let mut record = incoming.clone();
-                record.meta = self.metas.intern(&record.meta);
-                let entry = Entry {
+        let Some(slot) = self.slot(&incoming.id) else {
+            if !incoming.is_live() && !keep_ended {
+                return None;
+            }
+            let record = self.pool.intern(incoming.clone(), false);
+            let hash = id_hash(&record.id);
+            let slot = self.slots.occupy(
+                Entry {
                     record: record.clone(),
                     last_heard: Some(now),
-                };
-                self.entries.insert(record.id.clone(), entry);
-                self.index(&record, now);
-                Some(Change {
-                    old: None,
-                    new: record,
-                })
-            }
-            Some(entry) => {
-                if entry.record.subsumes(incoming) {
-                    return None;
-                }
-                let old = entry.record.clone();
-                if entry.record.merge(incoming) == MergeOutcome::Stale {
-                    return None;
-                }
-                entry.last_heard = Some(now);
-                // keep the shared copies: the id the indexes point to, pooled metadata
-                entry.record.id = old.id.clone();
-                if !Arc::ptr_eq(&entry.record.meta, &old.meta) {
-                    entry.record.meta = self.metas.intern(&entry.record.meta);
-                }
-                let new = entry.record.clone();
-                self.unindex(&old);
-                if old.generation != new.generation {
-                    // a zone change across restarts must move the member on the rings
-                    if self.rings.remove(&old.id) {
-                        self.ring_epoch += 1;
-                    }
-                }
-                self.index(&new, now);
-                Some(Change {
-                    old: Some(old),
-                    new,
-                })
+                },
+                hash,
+            );
+            let slots = &self.slots;
+            self.lookup
+                .insert_unique(mix(hash), slot, |s| mix(slots.hashes[*s as usize]));
+            self.order.insert(slot, self.slots.by_id(&record.id));
+            self.index(slot, now);
+            return Some(Change {
+                old: None,
+                new: MemberRecord::clone(&record),
+            });
+        };
+        let entry = self.slots.entries[slot as usize]
+            .as_mut()
+            .expect("indexed slot is occupied");
+        if entry.record.subsumes(incoming) {
+            return None;
+        }
+        let old = MemberRecord::clone(&entry.record);
+        let mut new = old.clone();
+        if new.merge(incoming) == MergeOutcome::Stale {
+            return None;
+        }
+        let meta_pooled = Arc::ptr_eq(&new.meta, &old.meta);
+        entry.record = self.pool.intern(new, meta_pooled);
+        entry.last_heard = Some(now);
+        let new = MemberRecord::clone(&entry.record);
+        self.unindex(slot, &old);
+        if old.generation != new.generation {
+            // a zone change across restarts must move the member on the rings
+            if self.rings.remove(slot, &self.slots) {
+                self.ring_epoch += 1;
             }
         }
+        self.index(slot, now);
+        Some(Change {
+            old: Some(old),
+            new,
+        })
     }
 
     /// Forgets a member entirely (tombstone collection).
     pub fn forget(&mut self, id: &str) {
-        if let Some(e) = self.entries.remove(id) {
-            self.unindex(&e.record);
-            if self.rings.remove(id) {
+        if let Some(slot) = self.slot(id) {
+            let record = self.slots.entry(slot).record.clone();
+            self.unindex(slot, &record);
+            if self.rings.remove(slot, &self.slots) {
                 self.ring_epoch += 1;
             }
+            self.order.remove(self.slots.by_id(id));
+            let h = self.slots.hashes[slot as usize];
+            if let Ok(found) = self.lookup.find_entry(mix(h), |s| *s == slot) {
+                found.remove();
+            }
+            self.slots.entries[slot as usize] = None;
+            self.slots.free.push(slot);
         }
         self.failed_since.remove(id);
         self.tombstones.remove(id);
@@ -298,7 +459,11 @@ impl Table {
 
     /// The slice of the table an id falls into when it is cut into `n` slices.
     pub fn slice_of(id: &str, n: usize) -> usize {
-        (mix(crate::member::fnv1a(id.as_bytes())) % n as u64) as usize
+        Self::slice_of_hash(id_hash(id), n)
+    }
+
+    fn slice_of_hash(hash: u64, n: usize) -> usize {
+        (mix(hash) % n as u64) as usize
     }
 
     /// Fingerprint per slice (XOR of record fingerprints, truncated to 32 bits), for `n` a
@@ -308,13 +473,9 @@ impl Table {
         let mut out = vec![0u32; n];
         if n == 0 || n > SLICES || !n.is_power_of_two() {
             // not a digest this protocol sends: compute it the long way
-            for e in self
-                .entries
-                .values()
-                .filter(|e| Self::summarized(&e.record))
-            {
+            for r in self.records().filter(|r| Self::summarized(r)) {
                 if n > 0 {
-                    out[Self::slice_of(&e.record.id, n)] ^= e.record.fingerprint() as u32;
+                    out[Self::slice_of(&r.id, n)] ^= r.fingerprint() as u32;
                 }
             }
             return out;
@@ -327,16 +488,16 @@ impl Table {
 
     /// Records in the given slices, sorted by id.
     pub fn records_in_slices(&self, n: usize, slices: &[bool]) -> Vec<&MemberRecord> {
-        self.entries
-            .values()
-            .map(|e| &e.record)
-            .filter(|r| slices[Self::slice_of(&r.id, n)])
+        self.order
+            .iter()
+            .filter(|s| slices[Self::slice_of_hash(self.slots.hashes[*s as usize], n)])
+            .map(|s| self.slots.record(s))
             .collect()
     }
 
     /// All records, sorted by id.
     pub fn records(&self) -> impl Iterator<Item = &MemberRecord> {
-        self.entries.values().map(|e| &e.record)
+        self.order.iter().map(|s| self.slots.record(s))
     }
 }
 
@@ -385,16 +546,56 @@ mod tests {
     }
 
     #[test]
-    fn members_share_metadata_and_ids() {
-        let mut t = Table::new(5);
+    fn members_share_metadata_and_tables_share_records() {
+        let pool = RecordPool::default();
+        let mut a = Table::new(5);
+        let mut b = Table::new(5);
+        a.share_pool(pool.clone());
+        b.share_pool(pool.clone());
         for i in 0..30 {
-            t.merge(Duration::ZERO, &record(i, 0, Liveness::Alive));
+            a.merge(Duration::ZERO, &record(i, 0, Liveness::Alive));
+            b.merge(Duration::ZERO, &record(i, 0, Liveness::Alive));
         }
-        // three zones: three metadata values however many members
-        assert_eq!(t.metas.values.len(), 3);
-        let e = t.get("n00004").unwrap();
-        // the pool, then each of the zone's ten members in the table and on the rings
-        assert_eq!(Arc::strong_count(&e.record.meta), 1 + 10 + 10);
+        // three zones: three metadata values however many members and tables
+        assert_eq!(pool.len(), (30, 3));
+        let (ea, eb) = (a.get("n00004").unwrap(), b.get("n00004").unwrap());
+        assert!(Arc::ptr_eq(&ea.record, &eb.record));
+        // the zone's ten records, and the pool
+        assert_eq!(Arc::strong_count(&ea.record.meta), 1 + 10);
+        // a change in one table leaves the other's record alone
+        a.merge(Duration::ZERO, &record(4, 1, Liveness::Suspect));
+        assert_eq!(a.get("n00004").unwrap().record.incarnation, 1);
+        assert_eq!(b.get("n00004").unwrap().record.incarnation, 0);
+    }
+
+    #[test]
+    fn indexes_follow_merges_and_forgets() {
+        let mut t = Table::new(5);
+        let now = Duration::ZERO;
+        for i in (0..200).rev() {
+            t.merge(now, &record(i, 0, Liveness::Alive));
+        }
+        assert_eq!(t.voters(), 100);
+        assert_eq!(t.rings().len(), 200);
+        t.merge(now, &record(2, 0, Liveness::Left));
+        t.forget("n00002");
+        t.forget("n00003");
+        assert!(t.get("n00002").is_none() && t.get("n00003").is_none());
+        assert_eq!((t.len(), t.rings().len(), t.voters()), (198, 198, 99));
+        assert!(!t.rings().contains("n00003"));
+        // a forgotten member's slot is reused, and the order stays by id
+        t.merge(now, &record(500, 0, Liveness::Alive));
+        t.merge(now, &record(3, 0, Liveness::Alive));
+        let ids: Vec<String> = t.records().map(|r| r.id.to_string()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+        assert_eq!(ids.len(), 200);
+        let voters: Vec<&str> = t.voter_ids().map(|id| &**id).collect();
+        assert_eq!(voters.len(), 100);
+        assert!(voters.windows(2).all(|w| w[0] < w[1]));
+        assert!(t.rings().contains("n00003") && t.rings().contains("n00500"));
+        assert_eq!(t.get("n00500").unwrap().record.id.as_ref(), "n00500");
     }
 
     /// Every node holds an entry per member, so at 10,000 nodes the cluster holds 10^8 of
@@ -402,7 +603,7 @@ mod tests {
     #[test]
     fn an_entry_stays_small() {
         assert!(
-            std::mem::size_of::<Entry>() <= 104,
+            std::mem::size_of::<Option<Entry>>() <= 24,
             "{}",
             std::mem::size_of::<Entry>()
         );

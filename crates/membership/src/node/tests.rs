@@ -848,7 +848,7 @@ fn counters_at_their_maximum_do_not_overflow() {
     .unwrap();
     assert_eq!(n1.my_record().liveness, Liveness::Alive);
     // metadata versions saturate too
-    n1.table.get_mut("n1").unwrap().record.meta_version = u64::MAX;
+    Arc::make_mut(&mut n1.table.get_mut("n1").unwrap().record).meta_version = u64::MAX;
     n1.set_tag("k", Some("v")).unwrap();
 }
 
@@ -977,7 +977,7 @@ fn a_minority_fences_itself_even_when_nobody_on_its_side_watches_some_far_member
     }
     // A split of 7 | 9 where a majority member has no observer in the minority (the trap)
     // and another has all of its observers there (it must speak for itself).
-    let rings = &p.nodes[0].table.rings;
+    let rings = p.nodes[0].table.rings();
     let observers = |m: usize| -> Vec<usize> {
         rings
             .observers(&format!("n{m}"), "z")
