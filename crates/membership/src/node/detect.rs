@@ -120,7 +120,7 @@ impl Node {
         }
         if let Some(e) = self.table.get_mut(&sender.id) {
             if e.record.generation == sender.generation {
-                e.last_heard = Some(now);
+                e.heard(now);
             }
         }
     }

@@ -718,7 +718,7 @@ impl Node {
         let last_heartbeat = if is_me {
             Some(now)
         } else {
-            detector.map(|d| d.last_arrival()).max(e.last_heard)
+            detector.map(|d| d.last_arrival()).max(e.last_heard())
         };
         MemberView {
             id: r.id.to_string(),

@@ -30,8 +30,33 @@ const SLICES: usize = crate::codec::MAX_SLICES;
 pub(crate) struct Entry {
     /// The record, pooled (immutable: a change pools a new value).
     pub record: Arc<MemberRecord>,
-    /// Last fresh news (heartbeat or newer record).
-    pub last_heard: Option<Duration>,
+    /// Last fresh news (heartbeat or newer record), in nanoseconds; [`NEVER`] if none.
+    /// Eight bytes where an `Option<Duration>` takes sixteen: 800 MB at 10,000 nodes.
+    heard_ns: u64,
+}
+
+/// `heard_ns` of a member never heard from.
+const NEVER: u64 = u64::MAX;
+
+impl Entry {
+    fn new(record: Arc<MemberRecord>, now: Duration) -> Self {
+        let mut e = Entry {
+            record,
+            heard_ns: NEVER,
+        };
+        e.heard(now);
+        e
+    }
+
+    /// Last fresh news of this member (heartbeat or newer record).
+    pub fn last_heard(&self) -> Option<Duration> {
+        (self.heard_ns != NEVER).then_some(Duration::from_nanos(self.heard_ns))
+    }
+
+    /// Notes fresh news at `now` (times past 584 years after the epoch saturate).
+    pub fn heard(&mut self, now: Duration) {
+        self.heard_ns = u64::try_from(now.as_nanos()).map_or(NEVER - 1, |n| n.min(NEVER - 1));
+    }
 }
 
 /// What one merge changed.
@@ -390,13 +415,7 @@ impl Table {
             }
             let record = self.pool.intern(incoming.clone(), false);
             let hash = id_hash(&record.id);
-            let slot = self.slots.occupy(
-                Entry {
-                    record: record.clone(),
-                    last_heard: Some(now),
-                },
-                hash,
-            );
+            let slot = self.slots.occupy(Entry::new(record.clone(), now), hash);
             let slots = &self.slots;
             self.lookup
                 .insert_unique(mix(hash), slot, |s| mix(slots.hashes[*s as usize]));
@@ -420,7 +439,7 @@ impl Table {
         }
         let meta_pooled = Arc::ptr_eq(&new.meta, &old.meta);
         entry.record = self.pool.intern(new, meta_pooled);
-        entry.last_heard = Some(now);
+        entry.heard(now);
         let new = MemberRecord::clone(&entry.record);
         self.unindex(slot, &old);
         if old.generation != new.generation {
@@ -603,7 +622,7 @@ mod tests {
     #[test]
     fn an_entry_stays_small() {
         assert!(
-            std::mem::size_of::<Option<Entry>>() <= 24,
+            std::mem::size_of::<Option<Entry>>() <= 16,
             "{}",
             std::mem::size_of::<Entry>()
         );
