@@ -157,33 +157,121 @@ pub struct MemberRecord {
 /// Encodes an `Arc<str>` as the plain string it points to (without serde's `rc` feature,
 /// which would rebuild every serde user in the workspace).
 mod shared_str {
+    use std::fmt;
     use std::sync::Arc;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v)
     }
 
+    /// Straight into the `Arc` from the datagram's bytes: one allocation, not two.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
-        String::deserialize(d).map(Arc::from)
+        struct ArcStr;
+        impl Visitor<'_> for ArcStr {
+            type Value = Arc<str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Arc<str>, E> {
+                Ok(Arc::from(v))
+            }
+        }
+        d.deserialize_str(ArcStr)
     }
 }
 
 /// Encodes an `Arc<Metadata>` as the metadata it points to.
+///
+/// Decoding reads the strings in place and returns a recently decoded equal value when
+/// there is one (a small per-thread cache): a cluster has a handful of distinct metadata
+/// values, and every record in every datagram carries one, so this spares the allocations
+/// of nearly every record decoded. Values are equal either way; only sharing differs.
 mod shared_meta {
+    use std::borrow::Cow;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::Metadata;
+    use super::{HealthSignals, Metadata};
+
+    /// Recently decoded values kept per thread.
+    const RECENT: usize = 16;
+
+    thread_local! {
+        static DECODED: RefCell<Vec<Arc<Metadata>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// [`Metadata`] as encoded (same fields, same order), borrowing its strings.
+    #[derive(Deserialize)]
+    #[serde(rename = "Metadata")]
+    struct Borrowed<'a> {
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        #[serde(borrow)]
+        zone: Cow<'a, str>,
+        #[serde(borrow)]
+        rack: Cow<'a, str>,
+        #[serde(borrow)]
+        http_addr: Option<Cow<'a, str>>,
+        signals: HealthSignals,
+        #[serde(borrow)]
+        tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    }
+
+    impl Borrowed<'_> {
+        fn matches(&self, m: &Metadata) -> bool {
+            self.role == m.role
+                && self.zone == m.zone
+                && self.rack == m.rack
+                && self.http_addr.as_deref() == m.http_addr.as_deref()
+                && self.signals == m.signals
+                && self.tags.len() == m.tags.len()
+                && self
+                    .tags
+                    .iter()
+                    .zip(&m.tags)
+                    .all(|((k, v), (mk, mv))| k == mk && v == mv)
+        }
+
+        fn to_owned(&self) -> Metadata {
+            Metadata {
+                role: self.role.to_string(),
+                zone: self.zone.to_string(),
+                rack: self.rack.to_string(),
+                http_addr: self.http_addr.as_deref().map(str::to_string),
+                signals: self.signals,
+                tags: self
+                    .tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }
+        }
+    }
 
     pub fn serialize<S: Serializer>(v: &Arc<Metadata>, s: S) -> Result<S::Ok, S::Error> {
         Metadata::serialize(v, s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Metadata>, D::Error> {
-        Metadata::deserialize(d).map(Arc::new)
+        let b = Borrowed::deserialize(d)?;
+        Ok(DECODED.with(|cell| {
+            let mut recent = cell.borrow_mut();
+            if let Some(i) = recent.iter().position(|m| b.matches(m)) {
+                return recent[i].clone();
+            }
+            let m = Arc::new(b.to_owned());
+            if recent.len() >= RECENT {
+                recent.remove(0);
+            }
+            recent.push(m.clone());
+            m
+        }))
     }
 }
 

@@ -255,9 +255,7 @@ impl Table {
         let h = id_hash(id);
         let slots = &self.slots;
         self.lookup
-            .find(mix(h), |s| {
-                slots.hashes[*s as usize] == h && *slots.record(*s).id == *id
-            })
+            .find(mix(h), |s| *slots.record(*s).id == *id)
             .copied()
     }
 
