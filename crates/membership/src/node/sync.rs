@@ -73,13 +73,9 @@ impl Node {
         if !differs.contains(&true) {
             return;
         }
-        let records: Vec<MemberRecord> = self
-            .table
-            .records_in_slices(n, &differs)
-            .into_iter()
-            .cloned()
-            .collect();
-        self.send_records(from, records, out);
+        let budget = self.records_budget();
+        let pages = Self::pages(self.table.records_in_slices(n, &differs), budget);
+        self.send_records(from, pages, out);
         if reply {
             let msg = Message::SyncDigest {
                 from: self.sender(),
@@ -90,45 +86,57 @@ impl Node {
         }
     }
 
-    /// Sends `records` to `to`, as many datagrams as needed (up to a cap).
-    pub(super) fn send_records(
-        &mut self,
-        to: SocketAddr,
-        records: Vec<MemberRecord>,
-        out: &mut impl Output,
-    ) {
+    /// Bytes of records one `SyncRecords` datagram may carry.
+    fn records_budget(&self) -> usize {
         let empty = Message::SyncRecords {
             from: self.sender(),
             records: Vec::new(),
         };
-        let budget = self.piggyback_budget(&empty);
+        self.piggyback_budget(&empty)
+    }
+
+    /// Cuts `records` into pages of at most `budget` encoded bytes, at most
+    /// [`MAX_SYNC_DATAGRAMS`] of them. Only the records that go out are cloned: a join
+    /// answer at 10,000 members sends about a tenth of the table.
+    fn pages<'a>(
+        records: impl IntoIterator<Item = &'a MemberRecord>,
+        budget: usize,
+    ) -> Vec<Vec<MemberRecord>> {
+        let mut pages = Vec::new();
         let mut page: Vec<MemberRecord> = Vec::new();
         let mut used = 0;
-        let mut sent = 0;
         for r in records {
-            let len = codec::record_len(&r);
+            let len = codec::record_len(r);
             if len > budget {
                 continue; // cannot happen with bounded metadata; never send an oversize datagram
             }
             if used + len > budget {
-                let msg = Message::SyncRecords {
-                    from: self.sender(),
-                    records: std::mem::take(&mut page),
-                };
-                self.send(to, &msg, out);
-                sent += 1;
+                pages.push(std::mem::take(&mut page));
                 used = 0;
-                if sent >= MAX_SYNC_DATAGRAMS {
-                    return;
+                if pages.len() >= MAX_SYNC_DATAGRAMS {
+                    return pages;
                 }
             }
             used += len;
-            page.push(r);
+            page.push(r.clone());
         }
         if !page.is_empty() {
+            pages.push(page);
+        }
+        pages
+    }
+
+    /// Sends each page of records to `to` in one datagram.
+    pub(super) fn send_records(
+        &mut self,
+        to: SocketAddr,
+        pages: Vec<Vec<MemberRecord>>,
+        out: &mut impl Output,
+    ) {
+        for records in pages {
             let msg = Message::SyncRecords {
                 from: self.sender(),
-                records: page,
+                records,
             };
             self.send(to, &msg, out);
         }
@@ -154,8 +162,8 @@ impl Node {
             record.voter = true;
         }
         self.apply_record(now, &record, Source::Gossip, out);
-        let all: Vec<MemberRecord> = self.table.records().cloned().collect();
-        self.send_records(from, all, out);
+        let pages = Self::pages(self.table.records(), self.records_budget());
+        self.send_records(from, pages, out);
     }
 
     /// While alone, knock on every seed each second; afterwards probe one seed per rejoin
