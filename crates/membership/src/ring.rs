@@ -34,6 +34,8 @@ pub trait RingMembers {
 #[derive(Debug, Clone, Default)]
 pub struct Rings {
     rings: Vec<SortedSlots>,
+    /// Which slots are on the rings, one bit each: asking costs no search.
+    on: Vec<u64>,
 }
 
 /// The hash that places a member on the rings.
@@ -80,6 +82,7 @@ impl Rings {
     pub fn new(k: usize) -> Self {
         Rings {
             rings: vec![SortedSlots::default(); k],
+            on: Vec::new(),
         }
     }
 
@@ -98,22 +101,32 @@ impl Rings {
         self.rings.iter().take(1).flat_map(SortedSlots::iter)
     }
 
-    /// The slot on the rings at the position of id hash `b` on the first ring, if any.
-    fn holder(&self, b: u64, m: &impl RingMembers) -> Option<u32> {
-        let ring = self.rings.first()?;
-        let p = position_of(b, 0);
-        ring.find(|s| position_of(m.hash(s), 0).cmp(&p)).1
+    /// Whether `slot` is on the rings.
+    pub fn contains(&self, slot: u32) -> bool {
+        self.on
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
     }
 
-    /// Whether `slot` is on the rings.
-    pub fn contains(&self, slot: u32, m: &impl RingMembers) -> bool {
-        self.holder(m.hash(slot), m) == Some(slot)
+    fn mark(&mut self, slot: u32, on: bool) {
+        let word = slot as usize / 64;
+        if self.on.len() <= word {
+            self.on.resize(word + 1, 0);
+        }
+        if on {
+            self.on[word] |= 1 << (slot % 64);
+        } else {
+            self.on[word] &= !(1 << (slot % 64));
+        }
     }
 
     /// Puts `slot` on every ring. Returns false if it was already there, or if another
     /// member's id has the same 64-bit hash (that member keeps the place: two members
     /// cannot share a position).
     pub fn insert(&mut self, slot: u32, m: &impl RingMembers) -> bool {
+        if self.contains(slot) {
+            return false;
+        }
         let b = m.hash(slot);
         for (r, ring) in self.rings.iter_mut().enumerate() {
             let p = position_of(b, r);
@@ -123,14 +136,16 @@ impl Rings {
                 return false;
             }
         }
+        self.mark(slot, true);
         true
     }
 
     /// Takes `slot` off every ring. Returns false if it was not there.
     pub fn remove(&mut self, slot: u32, m: &impl RingMembers) -> bool {
-        if !self.contains(slot, m) {
+        if !self.contains(slot) {
             return false;
         }
+        self.mark(slot, false);
         let b = m.hash(slot);
         for (r, ring) in self.rings.iter_mut().enumerate() {
             let p = position_of(b, r);
@@ -355,10 +370,10 @@ mod tests {
     #[test]
     fn members_come_off_every_ring() {
         let (mut r, m) = rings(50, 5, 1);
-        assert!(r.contains(7, &m));
+        assert!(r.contains(7));
         assert!(r.remove(7, &m));
         assert!(!r.remove(7, &m));
-        assert!(!r.contains(7, &m));
+        assert!(!r.contains(7));
         assert_eq!(r.len(), 49);
         assert!(r.rings.iter().all(|ring| ring.len() == 49));
         assert!(r.insert(7, &m));

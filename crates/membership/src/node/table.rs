@@ -66,12 +66,24 @@ pub(crate) struct Change {
     pub new: MemberRecord,
 }
 
+/// The first eight bytes of `id`, zero-padded, as a big-endian number: ids whose prefixes
+/// differ compare as their prefixes do.
+fn id_prefix(id: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = id.len().min(8);
+    b[..n].copy_from_slice(&id.as_bytes()[..n]);
+    u64::from_be_bytes(b)
+}
+
 /// The members by slot: what the rings and the sorted indexes look keys up in.
 #[derive(Debug, Default)]
 struct Slots {
     entries: Vec<Option<Entry>>,
     /// [`id_hash`] of each slot's id: the id lookup, the ring positions and the slices.
     hashes: Vec<u64>,
+    /// The first eight bytes of each slot's id ([`id_prefix`]): most comparisons of ids
+    /// are decided here, one read instead of three pointers to follow.
+    prefixes: Vec<u64>,
     /// Slots whose member was forgotten, reused first.
     free: Vec<u32>,
 }
@@ -88,14 +100,22 @@ impl Slots {
         &self.entry(slot).record
     }
 
+    /// Orders a slot's id relative to `id`.
     fn by_id<'a>(&'a self, id: &'a str) -> impl Fn(u32) -> Ordering + 'a {
-        move |s| (*self.record(s).id).cmp(id)
+        let prefix = id_prefix(id);
+        move |s| {
+            self.prefixes[s as usize]
+                .cmp(&prefix)
+                .then_with(|| (*self.record(s).id).cmp(id))
+        }
     }
 
     fn occupy(&mut self, entry: Entry, hash: u64) -> u32 {
+        let prefix = id_prefix(&entry.record.id);
         if let Some(slot) = self.free.pop() {
             self.entries[slot as usize] = Some(entry);
             self.hashes[slot as usize] = hash;
+            self.prefixes[slot as usize] = prefix;
             return slot;
         }
         // grow by an eighth, not double: at 10,000 members a doubled vector would leave
@@ -105,9 +125,11 @@ impl Slots {
             let more = (len / 8).max(8);
             self.entries.reserve_exact(more);
             self.hashes.reserve_exact(more);
+            self.prefixes.reserve_exact(more);
         }
         self.entries.push(Some(entry));
         self.hashes.push(hash);
+        self.prefixes.push(prefix);
         u32::try_from(len).expect("fewer than 2^32 members")
     }
 }
@@ -171,9 +193,7 @@ impl<'a> RingView<'a> {
 
     /// Whether `id` is on the rings.
     pub fn contains(&self, id: &str) -> bool {
-        self.table
-            .slot(id)
-            .is_some_and(|s| self.rings.contains(s, self.slots))
+        self.table.slot(id).is_some_and(|s| self.rings.contains(s))
     }
 
     /// Every member on the rings (in no particular order).
@@ -205,7 +225,7 @@ impl<'a> RingView<'a> {
         self.table
             .lookup
             .find(mix(b), |s| {
-                slots.hashes[*s as usize] == b && rings.contains(*s, slots)
+                slots.hashes[*s as usize] == b && rings.contains(*s)
             })
             .map(|s| &slots.record(*s).id)
     }
@@ -333,7 +353,13 @@ impl Table {
         self.slices[Self::slice_of_hash(hash, SLICES)] ^= fp as u32;
     }
 
-    fn unindex(&mut self, slot: u32, r: &MemberRecord) {
+    fn in_non_voters(r: &MemberRecord) -> bool {
+        r.liveness == Liveness::Alive && !Self::counts_as_voter(r)
+    }
+
+    /// Takes record `r`, which was in `slot`, out of the indexes, except the sorted ones
+    /// the record `next` about to be indexed stays in (a search saved).
+    fn unindex(&mut self, slot: u32, r: &MemberRecord, next: Option<&MemberRecord>) {
         if Self::summarized(r) {
             self.toggle_summary(r, self.slots.hashes[slot as usize]);
         }
@@ -343,29 +369,33 @@ impl Table {
                 self.reachable -= 1;
             }
         }
-        if Self::counts_as_voter(r) {
+        if Self::counts_as_voter(r) && !next.is_some_and(Self::counts_as_voter) {
             self.voters.remove(self.slots.by_id(&r.id));
         }
-        self.non_voters.remove(&r.id);
+        if Self::in_non_voters(r) && !next.is_some_and(Self::in_non_voters) {
+            self.non_voters.remove(&r.id);
+        }
     }
 
-    /// Indexes the record now in `slot`.
-    fn index(&mut self, slot: u32, now: Duration) {
+    /// Indexes the record now in `slot`; `before` is the record [`Table::unindex`] took
+    /// out (the sorted indexes it was in still hold the slot).
+    fn index(&mut self, slot: u32, now: Duration, before: Option<&MemberRecord>) {
         let r = self.slots.entry(slot).record.clone();
         if Self::summarized(&r) {
             self.toggle_summary(&r, self.slots.hashes[slot as usize]);
         }
         let counts_as_voter = Self::counts_as_voter(&r);
-        if counts_as_voter {
+        if counts_as_voter && !before.is_some_and(Self::counts_as_voter) {
             self.voters.insert(slot, self.slots.by_id(&r.id));
+        }
+        if Self::in_non_voters(&r) && !before.is_some_and(Self::in_non_voters) {
+            self.non_voters.insert(r.id.clone());
         }
         match r.liveness {
             Liveness::Alive => {
                 self.alive += 1;
                 if counts_as_voter {
                     self.reachable += 1;
-                } else {
-                    self.non_voters.insert(r.id.clone());
                 }
             }
             Liveness::Suspect => {}
@@ -418,7 +448,7 @@ impl Table {
             self.lookup
                 .insert_unique(mix(hash), slot, |s| mix(slots.hashes[*s as usize]));
             self.order.insert(slot, self.slots.by_id(&record.id));
-            self.index(slot, now);
+            self.index(slot, now, None);
             return Some(Change {
                 old: None,
                 new: MemberRecord::clone(&record),
@@ -439,14 +469,14 @@ impl Table {
         entry.record = self.pool.intern(new, meta_pooled);
         entry.heard(now);
         let new = MemberRecord::clone(&entry.record);
-        self.unindex(slot, &old);
+        self.unindex(slot, &old, Some(&new));
         if old.generation != new.generation {
             // a zone change across restarts must move the member on the rings
             if self.rings.remove(slot, &self.slots) {
                 self.ring_epoch += 1;
             }
         }
-        self.index(slot, now);
+        self.index(slot, now, Some(&old));
         Some(Change {
             old: Some(old),
             new,
@@ -457,7 +487,7 @@ impl Table {
     pub fn forget(&mut self, id: &str) {
         if let Some(slot) = self.slot(id) {
             let record = self.slots.entry(slot).record.clone();
-            self.unindex(slot, &record);
+            self.unindex(slot, &record, None);
             if self.rings.remove(slot, &self.slots) {
                 self.ring_epoch += 1;
             }
@@ -613,6 +643,31 @@ mod tests {
         assert!(voters.windows(2).all(|w| w[0] < w[1]));
         assert!(t.rings().contains("n00003") && t.rings().contains("n00500"));
         assert_eq!(t.get("n00500").unwrap().record.id.as_ref(), "n00500");
+    }
+
+    #[test]
+    fn ids_sharing_long_prefixes_keep_their_order() {
+        let mut t = Table::new(5);
+        let ids = [
+            "node-eu-10",
+            "node-eu-1",
+            "node-eu",
+            "node-e",
+            "node-eu-1\0",
+            "a",
+            "node-eu-2",
+            "z",
+        ];
+        for id in ids {
+            let mut r = record(0, 0, Liveness::Alive);
+            r.id = id.into();
+            t.merge(Duration::ZERO, &r);
+        }
+        let got: Vec<&str> = t.records().map(|r| &*r.id).collect();
+        let mut want = ids.to_vec();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(ids.iter().all(|id| t.get(id).is_some()));
     }
 
     /// Every node holds an entry per member, so at 10,000 nodes the cluster holds 10^8 of
