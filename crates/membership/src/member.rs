@@ -156,18 +156,42 @@ pub struct MemberRecord {
 
 /// Encodes an `Arc<str>` as the plain string it points to (without serde's `rc` feature,
 /// which would rebuild every serde user in the workspace).
+///
+/// Decoding returns the `Arc` of an equal id decoded earlier on this thread when there is
+/// one (a bounded per-thread set): every record in every datagram names a member, and
+/// the members are few compared to the records. Values are equal either way; only sharing
+/// differs, which also lets the member table confirm an id by its address.
 mod shared_str {
+    use std::cell::RefCell;
     use std::fmt;
     use std::sync::Arc;
 
+    use hashbrown::HashTable;
     use serde::de::{Error, Visitor};
     use serde::{Deserializer, Serializer};
+
+    /// Ids kept per thread before the ones nothing else holds are dropped (then the limit
+    /// doubles from what is left, so a stream of new ids costs amortized constant time).
+    const MIN_SWEEP: usize = 4096;
+
+    #[derive(Default)]
+    struct Ids {
+        set: HashTable<Arc<str>>,
+        sweep_at: usize,
+    }
+
+    thread_local! {
+        static DECODED: RefCell<Ids> = RefCell::new(Ids::default());
+    }
+
+    fn hash(id: &str) -> u64 {
+        super::mix(super::fnv1a(id.as_bytes()))
+    }
 
     pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v)
     }
 
-    /// Straight into the `Arc` from the datagram's bytes: one allocation, not two.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
         struct ArcStr;
         impl Visitor<'_> for ArcStr {
@@ -176,7 +200,20 @@ mod shared_str {
                 f.write_str("a string")
             }
             fn visit_str<E: Error>(self, v: &str) -> Result<Arc<str>, E> {
-                Ok(Arc::from(v))
+                Ok(DECODED.with(|cell| {
+                    let mut ids = cell.borrow_mut();
+                    let h = hash(v);
+                    if let Some(id) = ids.set.find(h, |id| **id == *v) {
+                        return id.clone();
+                    }
+                    if ids.set.len() >= ids.sweep_at.max(MIN_SWEEP) {
+                        ids.set.retain(|id| Arc::strong_count(id) > 1);
+                        ids.sweep_at = 2 * ids.set.len();
+                    }
+                    let id: Arc<str> = Arc::from(v);
+                    ids.set.insert_unique(h, id.clone(), |id| hash(id));
+                    id
+                }))
             }
         }
         d.deserialize_str(ArcStr)

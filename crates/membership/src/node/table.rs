@@ -275,7 +275,11 @@ impl Table {
         let h = id_hash(id);
         let slots = &self.slots;
         self.lookup
-            .find(mix(h), |s| *slots.record(*s).id == *id)
+            .find(mix(h), |s| {
+                let known: &str = &slots.record(*s).id;
+                // decoded ids are shared (see `member::shared_str`): same address, same id
+                std::ptr::eq(known, id) || known == id
+            })
             .copied()
     }
 
