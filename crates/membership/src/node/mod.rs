@@ -246,6 +246,8 @@ pub struct Node {
     next_seed_contact: Duration,
     last_timeout: Option<Duration>,
     last_sync: Option<Duration>,
+    /// Where the next table transfer too large for one answer starts (see `sync`).
+    sync_cursor: usize,
     hb_seq: u64,
     stats: Stats,
     quorum: bool,
@@ -353,6 +355,7 @@ impl Node {
             next_seed_contact: now,
             last_timeout: None,
             last_sync: None,
+            sync_cursor: 0,
             hb_seq: 0,
             stats: Stats::default(),
             quorum: false,

@@ -74,7 +74,8 @@ impl Node {
             return;
         }
         let budget = self.records_budget();
-        let pages = Self::pages(self.table.records_in_slices(n, &differs), budget);
+        let records = self.table.records_in_slices(n, &differs);
+        let pages = Self::pages_from_cursor(&mut self.sync_cursor, records, budget);
         self.send_records(from, pages, out);
         if reply {
             let msg = Message::SyncDigest {
@@ -96,33 +97,61 @@ impl Node {
     }
 
     /// Cuts `records` into pages of at most `budget` encoded bytes, at most
-    /// [`MAX_SYNC_DATAGRAMS`] of them. Only the records that go out are cloned: a join
-    /// answer at 10,000 members sends about a tenth of the table.
+    /// [`MAX_SYNC_DATAGRAMS`] of them, and returns them with the number of records walked.
+    /// Only the records that go out are cloned: a join answer at 10,000 members sends about
+    /// a tenth of the table.
     fn pages<'a>(
         records: impl IntoIterator<Item = &'a MemberRecord>,
         budget: usize,
-    ) -> Vec<Vec<MemberRecord>> {
+    ) -> (Vec<Vec<MemberRecord>>, usize) {
         let mut pages = Vec::new();
         let mut page: Vec<MemberRecord> = Vec::new();
         let mut used = 0;
+        let mut walked = 0;
         for r in records {
             let len = codec::record_len(r);
             if len > budget {
+                walked += 1;
                 continue; // cannot happen with bounded metadata; never send an oversize datagram
             }
             if used + len > budget {
                 pages.push(std::mem::take(&mut page));
                 used = 0;
                 if pages.len() >= MAX_SYNC_DATAGRAMS {
-                    return pages;
+                    return (pages, walked);
                 }
             }
             used += len;
             page.push(r.clone());
+            walked += 1;
         }
         if !page.is_empty() {
             pages.push(page);
         }
+        (pages, walked)
+    }
+
+    /// The pages to send of `records` (sorted by id). When they do not all fit in
+    /// [`MAX_SYNC_DATAGRAMS`] datagrams, the pages start where the previous capped answer
+    /// stopped (wrapping around): always starting at the smallest id, a large table would
+    /// send the same first thousand records again and again, which the peer already has,
+    /// and the rest would never travel by anti-entropy (a 10,000-node cold start stalled
+    /// with nodes knowing about half the cluster).
+    fn pages_from_cursor(
+        cursor: &mut usize,
+        records: Vec<&MemberRecord>,
+        budget: usize,
+    ) -> Vec<Vec<MemberRecord>> {
+        let (pages, walked) = Self::pages(records.iter().copied(), budget);
+        if walked >= records.len() {
+            return pages;
+        }
+        let start = *cursor % records.len();
+        let (pages, walked) = Self::pages(
+            records[start..].iter().chain(&records[..start]).copied(),
+            budget,
+        );
+        *cursor = start + walked;
         pages
     }
 
@@ -162,7 +191,9 @@ impl Node {
             record.voter = true;
         }
         self.apply_record(now, &record, Source::Gossip, out);
-        let pages = Self::pages(self.table.records(), self.records_budget());
+        let budget = self.records_budget();
+        let records = self.table.records().collect();
+        let pages = Self::pages_from_cursor(&mut self.sync_cursor, records, budget);
         self.send_records(from, pages, out);
     }
 
@@ -197,5 +228,59 @@ impl Node {
     fn rng_index(&mut self, n: usize) -> usize {
         use rand::Rng;
         self.rng.random_range(0..n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::member::{Liveness, Metadata};
+
+    fn records(n: usize) -> Vec<MemberRecord> {
+        (0..n)
+            .map(|i| MemberRecord {
+                id: format!("n{i:05}").into(),
+                addr: "127.0.0.1:1".parse().unwrap(),
+                generation: 1,
+                incarnation: 0,
+                liveness: Liveness::Alive,
+                meta_version: 1,
+                meta: Arc::new(Metadata::default()),
+                voter: true,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_table_that_fits_goes_out_whole_in_id_order() {
+        let all = records(100);
+        let mut cursor = 7;
+        let pages = Node::pages_from_cursor(&mut cursor, all.iter().collect(), 1300);
+        let sent: Vec<&MemberRecord> = pages.iter().flatten().collect();
+        assert_eq!(sent, all.iter().collect::<Vec<_>>());
+        assert_eq!(
+            cursor, 7,
+            "the cursor moves only for answers that do not fit"
+        );
+    }
+
+    #[test]
+    fn answers_too_large_for_one_go_carry_the_rest_of_the_table_in_turn() {
+        let all = records(5000);
+        let mut cursor = 0;
+        let mut seen = BTreeSet::new();
+        let mut answers = 0;
+        while seen.len() < all.len() {
+            let pages = Node::pages_from_cursor(&mut cursor, all.iter().collect(), 1300);
+            assert_eq!(pages.len(), MAX_SYNC_DATAGRAMS);
+            let before = seen.len();
+            seen.extend(pages.iter().flatten().map(|r| r.id.clone()));
+            assert!(seen.len() > before, "answer {answers} brought nothing new");
+            answers += 1;
+            assert!(answers < 20);
+        }
     }
 }
