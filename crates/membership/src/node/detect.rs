@@ -378,6 +378,16 @@ impl Node {
         }
     }
 
+    /// Voters ALIVE here and not doubted: the count before any chain is followed.
+    pub(super) fn plain_reachable(&self) -> usize {
+        self.table.reachable_voters()
+            - self
+                .doubted
+                .iter()
+                .filter(|id| self.table.is_reachable_voter(id))
+                .count()
+    }
+
     /// Emits an event when quorum or leadership changes.
     ///
     /// Two rules keep the two sides of a fresh partition from acting as leaders at once:
@@ -390,11 +400,7 @@ impl Node {
         let doubted = &self.doubted;
         let excluded = &self.reach.excluded;
         let open = |id: &str| self.table.is_reachable_voter(id) && !doubted.contains(id);
-        let reachable = self.table.reachable_voters()
-            - doubted
-                .iter()
-                .filter(|id| self.table.is_reachable_voter(id))
-                .count();
+        let reachable = self.plain_reachable();
         let unvouched = self.reach.unvouched().filter(|id| open(id)).count();
         let reachable_strict = reachable - unvouched;
         let reachable = reachable - excluded.iter().filter(|id| open(id)).count();

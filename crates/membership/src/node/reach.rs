@@ -119,12 +119,7 @@ impl Node {
         self.reach.roots_changed |= self.reach.heard.len() != before;
         // Chains only ever take voters away: without quorum by plain counting (the minority,
         // once its suspicions have spread) there is nothing to follow.
-        let plain = self.table.reachable_voters()
-            - self
-                .doubted
-                .iter()
-                .filter(|id| self.table.is_reachable_voter(id))
-                .count();
+        let plain = self.plain_reachable();
         let policy = self.config.split_brain_policy;
         if !crate::quorum::has_quorum(policy, self.table.voters(), plain) {
             self.reach.unvouched.clear();
