@@ -18,6 +18,8 @@ pub struct PhiDetector {
     last_arrival: Duration,
     min_std_ms: f64,
     pause_ms: f64,
+    /// Whether a heartbeat arrived since monitoring started (the prior is no evidence).
+    heard: bool,
 }
 
 impl PhiDetector {
@@ -40,6 +42,7 @@ impl PhiDetector {
             last_arrival: now,
             min_std_ms: min_std.as_secs_f64() * 1000.0,
             pause_ms: pause.as_secs_f64() * 1000.0,
+            heard: false,
         };
         d.push(mean - std);
         d.push(mean + std);
@@ -64,7 +67,13 @@ impl PhiDetector {
             let interval = (now - self.last_arrival).as_secs_f64() * 1000.0;
             self.push(interval);
             self.last_arrival = now;
+            self.heard = true;
         }
+    }
+
+    /// Whether a heartbeat arrived since monitoring started.
+    pub fn heard(&self) -> bool {
+        self.heard
     }
 
     /// Forgets the silence so far (used after this node itself was paused: the gap says

@@ -166,6 +166,16 @@ impl Rings {
         after.chain(upto)
     }
 
+    /// Slots clockwise from the member with id hash `subject` on the first ring, once around
+    /// (the member itself last, if it is on the rings).
+    pub fn successors<'a>(
+        &'a self,
+        subject: u64,
+        m: &impl RingMembers,
+    ) -> impl Iterator<Item = u32> + 'a {
+        self.clockwise(0, position_of(subject, 0), m)
+    }
+
     /// Slots counter-clockwise from position `from` on ring `ring`, once around.
     fn counter_clockwise<'a>(
         &'a self,

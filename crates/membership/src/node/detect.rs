@@ -130,6 +130,7 @@ impl Node {
     /// Only the answer to the pending probe counts (same nonce): a replayed answer to an
     /// older probe would otherwise keep a dead subject alive.
     pub(super) fn on_probe_ack(&mut self, now: Duration, sender: &Sender, nonce: u64) {
+        self.on_witness_ack(&sender.id, nonce);
         if self
             .probes
             .get(sender.id.as_str())
@@ -193,7 +194,19 @@ impl Node {
                 continue;
             }
             let silent = now.saturating_sub(d.last_arrival());
-            if d.phi(now) <= self.config.phi_threshold && silent < self.config.failure_timeout {
+            // Two kinds of subject are probed once silent for a heartbeat interval, not only
+            // once phi says so: one that others already accuse, and one never heard from
+            // since this node took it over (its old observers failed or are cut off). This
+            // node has no history of either and would otherwise wait for phi to build up
+            // from nothing, which in a partition leaves members watched only from the far
+            // side unsuspected for seconds. A live subject answers the probe; only silence
+            // leads to accusing.
+            let corroborate = silent >= self.config.heartbeat_interval
+                && (r.liveness == Liveness::Suspect || !d.heard());
+            if d.phi(now) <= self.config.phi_threshold
+                && silent < self.config.failure_timeout
+                && !corroborate
+            {
                 self.probes.remove(id);
                 continue;
             }
@@ -331,29 +344,14 @@ impl Node {
             {
                 continue;
             }
-            let observers = self.table.rings().observers(id, &r.meta.zone);
-            let zone_of = |n: &str| {
-                self.table
-                    .get(n)
-                    .map(|e| e.record.meta.zone.clone())
-                    .unwrap_or_default()
-            };
-            let observer_zones: BTreeSet<String> = observers.iter().map(|o| zone_of(o)).collect();
-            let (have, possible) = if observer_zones.len() >= 2 {
-                let accuser_zones: BTreeSet<String> =
-                    s.accusers.iter().map(|a| zone_of(a)).collect();
-                (accuser_zones.len(), observer_zones.len())
-            } else {
-                (s.accusers.len(), observers.len())
-            };
-            let needed = self.config.confirmations.min(possible).max(1);
-            if have >= needed
+            let evidence = self.evidence(id, &r.meta.zone, s);
+            if evidence.enough
                 && now.saturating_sub(s.since)
                     >= suspicion_timeout(
                         self.config.suspicion_timeout,
                         s.accusers.len(),
-                        needed,
-                        observers.len(),
+                        evidence.needed,
+                        evidence.observers,
                     )
             {
                 guilty.push(id.clone());

@@ -13,6 +13,7 @@ mod detect;
 mod reach;
 mod sync;
 mod table;
+mod witness;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -210,6 +211,11 @@ pub struct Stats {
     /// Times this node raised its incarnation because no observer of its was vouched for
     /// on its side (see `node::reach`).
     pub announcements: u64,
+    /// Probes this node sent to a suspect as a witness, standing in for observers it cannot
+    /// hear from (see `node::witness`).
+    pub witness_probes: u64,
+    /// Accusations this node made as a witness (its probe went unanswered).
+    pub witness_accusations: u64,
 }
 
 /// One member's protocol state machine. See the module docs.
@@ -230,6 +236,8 @@ pub struct Node {
     sender_credible: bool,
     /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
     probes: HashMap<Arc<str>, (Duration, u64)>,
+    /// Suspects this node stands witness for (see `node::witness`).
+    witnesses: HashMap<Arc<str>, witness::Witness>,
     /// Watched voters whose phi passed half the threshold: not counted as reachable.
     doubted: std::collections::BTreeSet<Arc<str>>,
     /// Voters counted for quorum on evidence of contact (see `node::reach`).
@@ -344,6 +352,7 @@ impl Node {
             suspicions: HashMap::new(),
             sender_credible: true,
             probes: HashMap::new(),
+            witnesses: HashMap::new(),
             doubted: Default::default(),
             reach: Default::default(),
             seeds,
@@ -494,6 +503,7 @@ impl Node {
             self.next_tick = now + self.config.gossip_interval;
             self.check_subjects(now, out);
             self.refresh_reach(now, out);
+            self.witness(now, out);
             self.convict(now, out);
             self.decide(now, out);
             self.contact_seeds(now, out);

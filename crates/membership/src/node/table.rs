@@ -218,6 +218,15 @@ impl<'a> RingView<'a> {
             .collect()
     }
 
+    /// Members clockwise from `subject` on the first ring, once around: who stands in
+    /// for its observers when they cannot be heard from (see `node::witness`).
+    pub fn successors(&self, subject: &str) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+        let slots = self.slots;
+        self.rings
+            .successors(id_hash(subject), slots)
+            .map(move |s| &slots.record(s).id)
+    }
+
     /// The id of the member on the rings with ring hash `b` ([`crate::ring::ring_hash`]).
     pub fn id_of(&self, b: u64) -> Option<&'a Arc<str>> {
         let slots = self.slots;

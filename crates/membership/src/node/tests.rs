@@ -257,8 +257,9 @@ fn one_accuser_alone_cannot_convict() {
             by: "n4".into(),
         }],
     };
-    // deliver the accusation to n0 only, and keep n3 from refuting by taking it down
-    p.down[3] = true;
+    // Deliver the accusation to n0 only. n3 is alive: its other observers still hear its
+    // heartbeats, so none of them joins in (they would if it were silent, see
+    // `an_accused_member_silent_for_an_interval_is_checked_without_waiting_for_phi`).
     let mut cap = Capture::default();
     p.nodes[0]
         .handle_datagram(
@@ -270,9 +271,111 @@ fn one_accuser_alone_cannot_convict() {
         .unwrap();
     p.absorb(0, cap);
     assert_eq!(p.status(0, 3), Some(Status::Suspect));
-    // not enough time for the real observers to notice n3's silence
-    p.run_for(MS(1600));
-    assert_ne!(p.status(0, 3), Some(Status::Failed));
+    for _ in 0..50 {
+        p.run_for(MS(100));
+        for i in 0..5 {
+            assert_ne!(p.status(i, 3), Some(Status::Failed), "n{i} convicted n3");
+        }
+    }
+    assert_eq!(p.status(0, 3), Some(Status::Healthy), "n3 refuted");
+}
+
+#[test]
+fn an_accused_member_silent_for_an_interval_is_checked_without_waiting_for_phi() {
+    // n3 crashes and one observer's accusation reaches n0. The other observers have heard
+    // nothing from n3 for a heartbeat interval and it is accused: they probe it at once
+    // instead of waiting for phi, which with a 3 s acceptable pause takes 4 s of silence.
+    let config = Config {
+        acceptable_heartbeat_pause: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let mut p = Pump::new(5, config.clone());
+    p.run_for(MS(2000));
+    let subject = p.nodes[3].my_record().clone();
+    p.down[3] = true;
+    p.run_for(MS(1000));
+    let accuse = Message::Gossip {
+        from: p.nodes[4].sender(),
+        updates: vec![Update::Accuse {
+            subject: "n3".into(),
+            generation: 1,
+            incarnation: subject.incarnation,
+            by: "n4".into(),
+        }],
+    };
+    let mut cap = Capture::default();
+    p.nodes[0]
+        .handle_datagram(
+            p.now,
+            addr(4),
+            &encode(codec::cluster_id("test"), &accuse),
+            &mut cap,
+        )
+        .unwrap();
+    p.absorb(0, cap);
+    let deadline = p.now + MS(2500);
+    for i in [0, 1, 2] {
+        // n3 stays silent, so this is the phi each observer will have at the deadline
+        let phi = p.nodes[i].detectors["n3"].phi(deadline);
+        assert!(
+            phi < config.phi_threshold,
+            "n{i}: phi {phi} would accuse by itself"
+        );
+    }
+    p.run_for(MS(2500));
+    assert_eq!(p.status(0, 3), Some(Status::Failed));
+}
+
+#[test]
+fn stand_ins_witness_for_a_member_whose_observers_are_cut_off_with_it() {
+    // n5 and all but one of its observers are cut off together. On the other side those
+    // observers are suspected, so their accusations of n5 can never arrive; instead the
+    // next members on the ring probe n5 themselves and, hearing nothing, accuse it.
+    let mut p = Pump::new(12, Config::default());
+    p.run_for(MS(4000));
+    let zone = p.nodes[0].my_record().meta.zone.clone();
+    let observers = p.nodes[0].table.rings().observers("n5", &zone);
+    let index = |id: &str| id[1..].parse::<usize>().unwrap();
+    let kept = observers
+        .iter()
+        .map(|o| index(o))
+        .find(|&i| i != 0)
+        .expect("an observer other than n0");
+    let mut cut = vec![5];
+    cut.extend(observers.iter().map(|o| index(o)).filter(|&i| i != kept));
+    assert!(
+        cut.len() <= 5,
+        "the cut-off side is a minority of 12: {cut:?}"
+    );
+    for &i in &cut {
+        p.group[i] = 1;
+    }
+    let majority: Vec<usize> = (0..12).filter(|i| !cut.contains(i)).collect();
+    let mut convicted = false;
+    for _ in 0..100 {
+        p.run_for(MS(100));
+        for &i in &majority {
+            for &j in &majority {
+                assert_ne!(p.status(i, j), Some(Status::Failed), "n{i} convicted n{j}");
+            }
+        }
+        if majority
+            .iter()
+            .all(|&i| p.status(i, 5) == Some(Status::Failed))
+        {
+            convicted = true;
+            break;
+        }
+    }
+    assert!(
+        convicted,
+        "the majority convicts n5 within 10 s, before the 15 s timeout"
+    );
+    let witnessed: u64 = majority
+        .iter()
+        .map(|&i| p.nodes[i].stats().witness_accusations)
+        .sum();
+    assert!(witnessed >= 1, "a stand-in witnessed against n5");
 }
 
 #[test]
