@@ -52,6 +52,7 @@ pub struct Metrics {
     records_oversize: Counter,
     stale_heartbeats: Counter,
     self_announcements: Counter,
+    witness_accusations: Counter,
     syncs_started: Counter,
     last_stats: Mutex<Stats>,
     healthy_nodes: Gauge,
@@ -148,6 +149,11 @@ impl Metrics {
             "cluster_self_announcements",
             "Times this node raised its incarnation because none of its observers was vouched for on its side of a suspected partition",
         );
+        let witness_accusations = counter(
+            &mut registry,
+            "cluster_witness_accusations",
+            "Suspects this node accused as a stand-in for observers it could not hear from, after its probe went unanswered",
+        );
         let syncs_started = counter(
             &mut registry,
             "cluster_anti_entropy_syncs",
@@ -231,6 +237,7 @@ impl Metrics {
             records_oversize,
             stale_heartbeats,
             self_announcements,
+            witness_accusations,
             syncs_started,
             last_stats: Mutex::new(Stats::default()),
             healthy_nodes,
@@ -328,6 +335,11 @@ impl Metrics {
                 &self.self_announcements,
                 stats.announcements,
                 last.announcements,
+            ),
+            (
+                &self.witness_accusations,
+                stats.witness_accusations,
+                last.witness_accusations,
             ),
         ];
         for (counter, now, before) in pairs {
@@ -469,9 +481,12 @@ mod tests {
             &view,
             &Stats {
                 heartbeats_received: 7,
+                witness_accusations: 2,
                 ..Default::default()
             },
         );
-        assert!(m.encode().contains("cluster_heartbeats_received_total 7"));
+        let text = m.encode();
+        assert!(text.contains("cluster_heartbeats_received_total 7"));
+        assert!(text.contains("cluster_witness_accusations_total 2"));
     }
 }
