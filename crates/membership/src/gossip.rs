@@ -100,6 +100,19 @@ impl BroadcastQueue {
         }
     }
 
+    /// Keeps only the pending updates for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Update) -> bool) {
+        let dropped: Vec<UpdateKey> = self
+            .items
+            .iter()
+            .filter(|(_, item)| !keep(&item.update))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in dropped {
+            self.remove(&key);
+        }
+    }
+
     /// Takes updates worth at most `budget` encoded bytes for one message, counting a send
     /// for each; updates sent `limit` times are dropped. `still_news` filters out updates
     /// that became obsolete while queued (they are dropped).

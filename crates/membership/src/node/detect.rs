@@ -277,6 +277,18 @@ impl Node {
             }
             return;
         }
+        // Only an accuser this node hears from counts: one it suspects or has convicted is
+        // most likely on the far side of a cut, and its accusations of this side (made there,
+        // or still queued from before it rejoined) would make members SUSPECT that this side
+        // hears from all along.
+        if by != self.me
+            && self
+                .table
+                .get(by)
+                .is_none_or(|e| e.record.liveness != Liveness::Alive)
+        {
+            return;
+        }
         let Some(entry) = self.table.get(subject) else {
             return;
         };

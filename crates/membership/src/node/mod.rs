@@ -1115,6 +1115,20 @@ impl Node {
         reason: &'static str,
         out: &mut impl Output,
     ) {
+        // The suspicions this node raised or relayed in the life the cluster just ended
+        // (typically on the far side of a partition that has healed) are void: once the new
+        // life is ALIVE elsewhere they would be believed, and make members SUSPECT that the
+        // cluster has been hearing from all along (the heal dip). A restarted process has
+        // none either.
+        self.suspicions.clear();
+        self.witnesses.clear();
+        self.probes.clear();
+        self.queue.retain(|u| !matches!(u, Update::Accuse { .. }));
+        self.forgive_own_pause(now);
+        // likewise the members it holds SUSPECT: its table transfers would spread them
+        for change in self.table.clear_suspects(now) {
+            self.after_change(now, &change, out);
+        }
         let mut rec = self.my_record().clone();
         rec.generation = generation;
         rec.incarnation = 0;

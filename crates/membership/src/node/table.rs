@@ -496,6 +496,38 @@ impl Table {
         })
     }
 
+    /// Turns every SUSPECT member back to ALIVE at the same incarnation, against the merge
+    /// order (which never goes from SUSPECT back to ALIVE without a refutation). For a node
+    /// whose own life the cluster just ended: what it suspected then is void (see
+    /// `Node::rejoin`). Returns the changes.
+    pub fn clear_suspects(&mut self, now: Duration) -> Vec<Change> {
+        let suspects: Vec<u32> = self
+            .order
+            .iter()
+            .filter(|&s| self.slots.record(s).liveness == Liveness::Suspect)
+            .collect();
+        let mut changes = Vec::with_capacity(suspects.len());
+        for slot in suspects {
+            let old = MemberRecord::clone(&self.slots.entry(slot).record);
+            let new = MemberRecord {
+                liveness: Liveness::Alive,
+                ..old.clone()
+            };
+            let entry = self.slots.entries[slot as usize]
+                .as_mut()
+                .expect("indexed slot is occupied");
+            entry.record = self.pool.intern(new, true);
+            let new = MemberRecord::clone(&entry.record);
+            self.unindex(slot, &old, Some(&new));
+            self.index(slot, now, Some(&old));
+            changes.push(Change {
+                old: Some(old),
+                new,
+            });
+        }
+        changes
+    }
+
     /// Forgets a member entirely (tombstone collection).
     pub fn forget(&mut self, id: &str) {
         if let Some(slot) = self.slot(id) {

@@ -379,6 +379,51 @@ fn stand_ins_witness_for_a_member_whose_observers_are_cut_off_with_it() {
 }
 
 #[test]
+fn a_member_back_from_a_cut_brings_none_of_its_old_suspicions() {
+    // n5 is cut off long enough to be convicted. Meanwhile it suspects and accuses everyone
+    // else. When the cut heals it comes back with a new generation; what it suspected in
+    // its old life must not make the others suspect each other.
+    let mut p = Pump::new(6, Config::default());
+    p.run_for(MS(4000));
+    p.group[5] = 1;
+    let mut convicted = false;
+    for _ in 0..150 {
+        p.run_for(MS(100));
+        if (0..5).all(|i| p.status(i, 5) == Some(Status::Failed)) {
+            convicted = true;
+            break;
+        }
+    }
+    assert!(convicted, "the others convict n5");
+    p.run_for(MS(3000));
+    let suspected = (0..5)
+        .filter(|&j| p.status(5, j) == Some(Status::Suspect))
+        .count();
+    assert!(suspected >= 3, "n5 suspects the others: {suspected}");
+    p.group[5] = 0;
+    let mut back = false;
+    for _ in 0..150 {
+        p.run_for(MS(100));
+        for i in 0..5 {
+            for j in 0..5 {
+                assert_ne!(
+                    p.status(i, j),
+                    Some(Status::Suspect),
+                    "n{i} suspects n{j} after the heal"
+                );
+            }
+        }
+        if p.nodes[5].my_record().generation > 1
+            && (0..5).all(|i| p.status(i, 5) == Some(Status::Healthy))
+        {
+            back = true;
+        }
+    }
+    assert!(back, "n5 rejoined with a new generation");
+    assert!((0..5).all(|j| p.status(5, j) == Some(Status::Healthy)));
+}
+
+#[test]
 fn a_crashed_node_is_failed_everywhere_then_evicted() {
     let config = Config {
         eviction_grace_period: Duration::from_secs(5),
@@ -878,17 +923,32 @@ fn oversize_local_metadata_is_refused_when_set() {
 
 #[test]
 fn a_suspicion_remembers_a_bounded_number_of_accusers() {
-    let mut p = Pump::new(3, Config::default());
-    p.run_for(MS(2000));
+    let mut p = Pump::new(40, Config::default());
+    p.run_for(MS(3000));
     let inc = p.nodes[2].my_record().incarnation;
     let now = p.now;
-    for batch in 0..4 {
-        let accusations = (0..20)
+    // accusers nobody knows are not counted at all
+    let fakes = (0..20)
+        .map(|k| Update::Accuse {
+            subject: "n2".into(),
+            generation: 1,
+            incarnation: inc,
+            by: format!("fake-{k}"),
+        })
+        .collect();
+    let mut cap = Capture::default();
+    p.nodes[0]
+        .handle_datagram(now, addr(1), &gossip_from("n1", fakes), &mut cap)
+        .unwrap();
+    assert!(!p.nodes[0].suspicions.contains_key("n2"));
+    // live members beyond the bound are not remembered
+    for batch in [3..20, 20..40] {
+        let accusations = batch
             .map(|k| Update::Accuse {
                 subject: "n2".into(),
                 generation: 1,
                 incarnation: inc,
-                by: format!("fake-{batch}-{k}"),
+                by: format!("n{k}"),
             })
             .collect();
         let mut cap = Capture::default();
