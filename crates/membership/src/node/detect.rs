@@ -277,7 +277,7 @@ impl Node {
             }
             return;
         }
-        // Only an accuser this node hears from counts: one it suspects or has convicted is
+        // Only an accuser this node sees ALIVE counts: one it suspects or has convicted is
         // most likely on the far side of a cut, and its accusations of this side (made there,
         // or still queued from before it rejoined) would make members SUSPECT that this side
         // hears from all along.

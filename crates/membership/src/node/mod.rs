@@ -1125,16 +1125,21 @@ impl Node {
         self.probes.clear();
         self.queue.retain(|u| !matches!(u, Update::Accuse { .. }));
         self.forgive_own_pause(now);
-        // likewise the members it holds SUSPECT: its table transfers would spread them
-        for change in self.table.clear_suspects(now) {
-            self.after_change(now, &change, out);
+        // Likewise the members it holds SUSPECT: its table transfers would spread them. Its
+        // count of reachable voters is then unfounded until a table transfer arrives (the
+        // answer to the joins sent below, one round trip away once connected), so it claims
+        // no quorum until then: a node still cut off must not count the far side back in.
+        if self.table.clear_suspects(now) > 0 {
+            self.reach.note_liveness_change();
         }
+        self.synced = false;
         let mut rec = self.my_record().clone();
         rec.generation = generation;
         rec.incarnation = 0;
         rec.liveness = Liveness::Alive;
         rec.voter = voter;
         self.apply_record(now, &rec, Source::Local, out);
+        self.refresh_quorum(out);
         out.event(Event::SelfRejoined { generation, reason });
         // announce the new life to seeds and a few members at once
         self.next_seed_contact = now;

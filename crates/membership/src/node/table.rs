@@ -499,14 +499,15 @@ impl Table {
     /// Turns every SUSPECT member back to ALIVE at the same incarnation, against the merge
     /// order (which never goes from SUSPECT back to ALIVE without a refutation). For a node
     /// whose own life the cluster just ended: what it suspected then is void (see
-    /// `Node::rejoin`). Returns the changes.
-    pub fn clear_suspects(&mut self, now: Duration) -> Vec<Change> {
+    /// `Node::rejoin`). Returns how many changed. No refutation happened, so the caller
+    /// reports none.
+    pub fn clear_suspects(&mut self, now: Duration) -> usize {
         let suspects: Vec<u32> = self
             .order
             .iter()
             .filter(|&s| self.slots.record(s).liveness == Liveness::Suspect)
             .collect();
-        let mut changes = Vec::with_capacity(suspects.len());
+        let cleared = suspects.len();
         for slot in suspects {
             let old = MemberRecord::clone(&self.slots.entry(slot).record);
             let new = MemberRecord {
@@ -520,12 +521,8 @@ impl Table {
             let new = MemberRecord::clone(&entry.record);
             self.unindex(slot, &old, Some(&new));
             self.index(slot, now, Some(&old));
-            changes.push(Change {
-                old: Some(old),
-                new,
-            });
         }
-        changes
+        cleared
     }
 
     /// Forgets a member entirely (tombstone collection).

@@ -58,6 +58,8 @@ struct Pump {
     flight: Vec<(Duration, SocketAddr, SocketAddr, Vec<u8>)>,
     events: Vec<(usize, Event)>,
     down: Vec<bool>,
+    /// Nodes that send but receive nothing.
+    deaf: Vec<bool>,
     /// Partition group per node; datagrams only flow within a group.
     group: Vec<u8>,
     /// Every datagram delivered while `recording` (source, destination, bytes), to replay.
@@ -76,6 +78,7 @@ impl Pump {
             flight: Vec::new(),
             events: Vec::new(),
             down: vec![false; n],
+            deaf: vec![false; n],
             group: vec![0; n],
             tape: Vec::new(),
             recording: false,
@@ -103,7 +106,7 @@ impl Pump {
                 let Some(j) = self.nodes.iter().position(|n| n.my_record().addr == from) else {
                     continue;
                 };
-                if self.down[i] || self.group[i] != self.group[j] {
+                if self.down[i] || self.deaf[i] || self.group[i] != self.group[j] {
                     continue;
                 }
                 if self.recording {
@@ -257,9 +260,12 @@ fn one_accuser_alone_cannot_convict() {
             by: "n4".into(),
         }],
     };
-    // Deliver the accusation to n0 only. n3 is alive: its other observers still hear its
-    // heartbeats, so none of them joins in (they would if it were silent, see
-    // `an_accused_member_silent_for_an_interval_is_checked_without_waiting_for_phi`).
+    // Deliver the accusation to n0 only, and make n3 deaf so that it cannot refute. It is
+    // alive and still heartbeats, so its other observers do not join in (they would if it
+    // were silent, see
+    // `an_accused_member_silent_for_an_interval_is_checked_without_waiting_for_phi`); and
+    // its own accusations of everyone it no longer hears count nowhere, as it is SUSPECT.
+    p.deaf[3] = true;
     let mut cap = Capture::default();
     p.nodes[0]
         .handle_datagram(
@@ -277,7 +283,11 @@ fn one_accuser_alone_cannot_convict() {
             assert_ne!(p.status(i, 3), Some(Status::Failed), "n{i} convicted n3");
         }
     }
-    assert_eq!(p.status(0, 3), Some(Status::Healthy), "n3 refuted");
+    assert_eq!(
+        p.status(0, 3),
+        Some(Status::Suspect),
+        "still one accuser only"
+    );
 }
 
 #[test]
@@ -352,8 +362,17 @@ fn stand_ins_witness_for_a_member_whose_observers_are_cut_off_with_it() {
     }
     let majority: Vec<usize> = (0..12).filter(|i| !cut.contains(i)).collect();
     let mut convicted = false;
+    let mut stand_in_accused = false;
     for _ in 0..100 {
         p.run_for(MS(100));
+        for &i in &majority {
+            if let Some(s) = p.nodes[i].suspicions.get("n5") {
+                stand_in_accused |= s
+                    .accusers
+                    .iter()
+                    .any(|a| a.as_str() != "n5" && !observers.iter().any(|o| **o == **a));
+            }
+        }
         for &i in &majority {
             for &j in &majority {
                 assert_ne!(p.status(i, j), Some(Status::Failed), "n{i} convicted n{j}");
@@ -370,6 +389,10 @@ fn stand_ins_witness_for_a_member_whose_observers_are_cut_off_with_it() {
     assert!(
         convicted,
         "the majority convicts n5 within 10 s, before the 15 s timeout"
+    );
+    assert!(
+        stand_in_accused,
+        "a member that is not an observer accused n5"
     );
     let witnessed: u64 = majority
         .iter()
@@ -421,6 +444,40 @@ fn a_member_back_from_a_cut_brings_none_of_its_old_suspicions() {
     }
     assert!(back, "n5 rejoined with a new generation");
     assert!((0..5).all(|j| p.status(5, j) == Some(Status::Healthy)));
+}
+
+#[test]
+fn a_member_that_learns_of_its_conviction_while_still_cut_off_claims_no_quorum() {
+    // n5 alone is cut off and convicted. The news reaches it over some stray path while the
+    // cut holds: it rejoins with a new generation and forgets its suspicions, but must not
+    // count the members it can still not hear as reachable.
+    let mut p = Pump::new(6, Config::default());
+    p.run_for(MS(4000));
+    p.group[5] = 1;
+    for _ in 0..150 {
+        p.run_for(MS(100));
+        if p.status(0, 5) == Some(Status::Failed) {
+            break;
+        }
+    }
+    let failed = p.nodes[0].record("n5").unwrap().clone();
+    assert_eq!(failed.liveness, Liveness::Failed);
+    assert!(!p.nodes[5].has_quorum());
+    let mut cap = Capture::default();
+    p.nodes[5]
+        .handle_datagram(
+            p.now,
+            addr(0),
+            &gossip_from("n0", vec![Update::Record(failed)]),
+            &mut cap,
+        )
+        .unwrap();
+    p.absorb(5, cap);
+    assert_eq!(p.nodes[5].my_record().generation, 2, "n5 rejoined");
+    for _ in 0..3000 {
+        p.run_for(MS(1));
+        assert!(!p.nodes[5].has_quorum(), "n5 claims quorum while cut off");
+    }
 }
 
 #[test]

@@ -14,9 +14,10 @@
 //!   missing observers: each probes the suspect once and, if no answer comes within the
 //!   probe timeout, accuses it too.
 //!
-//! A healthy suspect answers the probe, so a lone slow observer still cannot have it
-//! convicted; and convicting at all needs a decisive quorum, so the observers given up on
-//! are out of reach of most of the cluster as well.
+//! A healthy suspect answers the probe, so a lone slow observer does not get it convicted
+//! (if the probe or its answer is lost, the stand-in accuses, and the suspect refutes that
+//! as it refutes any accusation); and convicting at all needs a decisive quorum, so the
+//! observers given up on are out of reach of most of the cluster as well.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,7 +43,9 @@ pub(crate) struct Witness {
 
 /// The accusations against one suspect, weighed from this node's view.
 pub(crate) struct Evidence {
-    /// Accusers needed: `cluster.confirmations`, or every observer when there are fewer.
+    /// Accusers needed when zones do not decide: `cluster.confirmations`, or every observer
+    /// when there are fewer. When the open observers span zones, `enough` asks instead for
+    /// accusers from `confirmations` distinct zones (capped by those zones).
     pub needed: usize,
     /// The suspect's observers.
     pub observers: usize,
