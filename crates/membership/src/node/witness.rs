@@ -117,7 +117,7 @@ impl Node {
             }
             if let Some(w) = self.witnesses.get(id.as_str()) {
                 if !w.done && now.saturating_sub(w.sent) >= self.config.probe_timeout {
-                    accuse.push((w_key(id), w.generation, w.incarnation));
+                    accuse.push((Arc::from(id.as_str()), w.generation, w.incarnation));
                 }
                 continue;
             }
@@ -145,7 +145,7 @@ impl Node {
                 .take(missing)
                 .any(|m| **m == *self.me);
             if stand_ins {
-                probe.push((w_key(id), r.addr, r.generation, r.incarnation));
+                probe.push((Arc::from(id.as_str()), r.addr, r.generation, r.incarnation));
             }
         }
         probe.sort();
@@ -188,8 +188,4 @@ impl Node {
             }
         }
     }
-}
-
-fn w_key(id: &str) -> Arc<str> {
-    Arc::from(id)
 }
