@@ -347,15 +347,9 @@ impl Node {
             if now.saturating_sub(s.since) < self.config.suspicion_timeout / 2 {
                 continue;
             }
-            let Some(e) = self.table.get(id) else {
+            let Some(r) = self.suspect_of(id, s) else {
                 continue;
             };
-            let r = &e.record;
-            if r.liveness != Liveness::Suspect
-                || (r.generation, r.incarnation) != (s.generation, s.incarnation)
-            {
-                continue;
-            }
             let evidence = self.evidence(id, &r.meta.zone, s);
             if evidence.enough
                 && now.saturating_sub(s.since)
@@ -363,7 +357,7 @@ impl Node {
                         self.config.suspicion_timeout,
                         s.accusers.len(),
                         evidence.needed,
-                        evidence.observers,
+                        evidence.observers.len(),
                     )
             {
                 guilty.push(id.clone());

@@ -984,15 +984,14 @@ fn a_suspicion_remembers_a_bounded_number_of_accusers() {
     p.run_for(MS(3000));
     let inc = p.nodes[2].my_record().incarnation;
     let now = p.now;
+    let accuse = |by: String| Update::Accuse {
+        subject: "n2".into(),
+        generation: 1,
+        incarnation: inc,
+        by,
+    };
     // accusers nobody knows are not counted at all
-    let fakes = (0..20)
-        .map(|k| Update::Accuse {
-            subject: "n2".into(),
-            generation: 1,
-            incarnation: inc,
-            by: format!("fake-{k}"),
-        })
-        .collect();
+    let fakes = (0..20).map(|k| accuse(format!("fake-{k}"))).collect();
     let mut cap = Capture::default();
     p.nodes[0]
         .handle_datagram(now, addr(1), &gossip_from("n1", fakes), &mut cap)
@@ -1000,14 +999,7 @@ fn a_suspicion_remembers_a_bounded_number_of_accusers() {
     assert!(!p.nodes[0].suspicions.contains_key("n2"));
     // live members beyond the bound are not remembered
     for batch in [3..20, 20..40] {
-        let accusations = batch
-            .map(|k| Update::Accuse {
-                subject: "n2".into(),
-                generation: 1,
-                incarnation: inc,
-                by: format!("n{k}"),
-            })
-            .collect();
+        let accusations = batch.map(|k| accuse(format!("n{k}"))).collect();
         let mut cap = Capture::default();
         p.nodes[0]
             .handle_datagram(now, addr(1), &gossip_from("n1", accusations), &mut cap)

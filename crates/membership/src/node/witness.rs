@@ -28,7 +28,7 @@ use rand::Rng as _;
 use super::detect::Suspicion;
 use super::{Node, Output};
 use crate::codec::Message;
-use crate::member::Liveness;
+use crate::member::{Liveness, MemberRecord};
 
 /// A witness probe sent to a suspect, for one (generation, incarnation) of it.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ pub(crate) struct Evidence {
     /// accusers from `confirmations` distinct zones (capped by those zones).
     pub needed: usize,
     /// The suspect's observers.
-    pub observers: usize,
+    pub observers: Vec<Arc<str>>,
     /// Observers that accused or still could: not SUSPECT or doubted here.
     pub open: usize,
     /// Whether the accusers suffice.
@@ -63,6 +63,15 @@ impl Node {
                 .table
                 .get(id)
                 .is_some_and(|e| e.record.liveness == Liveness::Alive)
+    }
+
+    /// The record of `id` if it is SUSPECT at the life and incarnation `s` accuses: a
+    /// suspicion that a refutation or a conviction overtook is not weighed.
+    pub(super) fn suspect_of(&self, id: &str, s: &Suspicion) -> Option<&MemberRecord> {
+        let r = &*self.table.get(id)?.record;
+        (r.liveness == Liveness::Suspect
+            && (r.generation, r.incarnation) == (s.generation, s.incarnation))
+            .then_some(r)
     }
 
     pub(super) fn evidence(&self, subject: &str, zone: &str, s: &Suspicion) -> Evidence {
@@ -85,10 +94,11 @@ impl Node {
         } else {
             s.accusers.len() >= needed
         };
+        let open = open.len();
         Evidence {
             needed,
-            observers: observers.len(),
-            open: open.len(),
+            observers,
+            open,
             enough,
         }
     }
@@ -121,21 +131,15 @@ impl Node {
                 }
                 continue;
             }
-            let Some(e) = self.table.get(id) else {
+            let Some(r) = self.suspect_of(id, s) else {
                 continue;
             };
-            let r = &e.record;
-            if r.liveness != Liveness::Suspect
-                || (r.generation, r.incarnation) != (s.generation, s.incarnation)
-            {
-                continue;
-            }
             let ev = self.evidence(id, &r.meta.zone, s);
             if ev.enough || ev.open >= ev.needed {
                 continue;
             }
             let missing = ev.needed - ev.open;
-            let observers = self.table.rings().observers(id, &r.meta.zone);
+            let observers = &ev.observers;
             let stand_ins = self
                 .table
                 .rings()
