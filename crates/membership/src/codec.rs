@@ -132,6 +132,27 @@ pub enum Message {
         /// The probe's nonce.
         nonce: u64,
     },
+    /// A leader, or a voter standing for leader, asks for a lease grant (see `node::lease`).
+    LeaseRequest {
+        /// The leader or candidate.
+        from: Sender,
+        /// Its round, larger at every request this life.
+        round: u64,
+        /// How much longer its lease holds, in milliseconds (0: it holds none).
+        valid_ms: u32,
+        /// The newest of its rounds a quorum of voters granted (0: none yet).
+        confirmed: u64,
+    },
+    /// A voter's answer to a lease request.
+    LeaseGrant {
+        /// The voter.
+        from: Sender,
+        /// The round answered.
+        round: u64,
+        /// Whether the voter granted it (false: it granted another leader that has not
+        /// expired).
+        granted: bool,
+    },
 }
 
 impl Message {
@@ -143,7 +164,9 @@ impl Message {
             | Message::SyncDigest { from, .. }
             | Message::SyncRecords { from, .. }
             | Message::Probe { from, .. }
-            | Message::ProbeAck { from, .. } => Some(from),
+            | Message::ProbeAck { from, .. }
+            | Message::LeaseRequest { from, .. }
+            | Message::LeaseGrant { from, .. } => Some(from),
             Message::Join { .. } => None,
         }
     }
@@ -158,6 +181,8 @@ impl Message {
             Message::SyncRecords { .. } => "sync_records",
             Message::Probe { .. } => "probe",
             Message::ProbeAck { .. } => "probe_ack",
+            Message::LeaseRequest { .. } => "lease_request",
+            Message::LeaseGrant { .. } => "lease_grant",
         }
     }
 }

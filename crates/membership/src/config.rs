@@ -75,6 +75,14 @@ pub struct Config {
     pub degraded_threshold: u8,
     /// `cluster.quorum.policy`: the split-brain policy.
     pub split_brain_policy: SplitBrainPolicy,
+    /// `cluster.quorum.lease`: how long a voter's grant to a leader lasts. A leader acts only
+    /// while grants from a quorum of voters are unexpired, renews them every third of it,
+    /// and a successor cannot collect grants until the old ones ran out (see `node::lease`).
+    /// It bounds how long a side cut off from the majority may still report quorum.
+    pub quorum_lease: Duration,
+    /// `cluster.quorum.max-clock-drift`: the largest rate error of any member's monotonic
+    /// clock, as a fraction (0.01 = 1 %). Leases are shortened by it on the leader's side.
+    pub max_clock_drift: f64,
     /// `cluster.transport.max-datagram`: largest datagram ever sent, in bytes.
     pub max_datagram: usize,
     /// `cluster.local-pause-guard`: if this node itself was not scheduled for this long, it
@@ -126,6 +134,8 @@ impl Config {
             anti_entropy_interval: Duration::from_secs(1),
             degraded_threshold: 50,
             split_brain_policy: SplitBrainPolicy::KeepMajority,
+            quorum_lease: Duration::from_secs(3),
+            max_clock_drift: 0.01,
             max_datagram: 1400,
             local_pause_guard: Duration::from_secs(3),
             max_members: 10_000,
@@ -186,6 +196,25 @@ impl Config {
         positive("cluster.phi.min-std-deviation", self.phi_min_std_deviation)?;
         positive("cluster.local-pause-guard", self.local_pause_guard)?;
         positive("cluster.monitoring.probe-timeout", self.probe_timeout)?;
+        if self.quorum_lease < self.heartbeat_interval
+            || self.quorum_lease > Duration::from_secs(600)
+        {
+            return Err(ConfigError::new(
+                "cluster.quorum.lease",
+                format!("{:?}", self.quorum_lease),
+                format!(
+                    "must be between cluster.heartbeat.interval ({:?}) and 10 minutes",
+                    self.heartbeat_interval
+                ),
+            ));
+        }
+        if !(0.0..0.2).contains(&self.max_clock_drift) {
+            return Err(ConfigError::new(
+                "cluster.quorum.max-clock-drift",
+                self.max_clock_drift.to_string(),
+                "must be a fraction at least 0 and below 0.2",
+            ));
+        }
         if self.probe_timeout >= self.failure_timeout {
             return Err(ConfigError::new(
                 "cluster.monitoring.probe-timeout",

@@ -1,6 +1,6 @@
-//! Decisions only a side holding quorum may take: admitting voters and evicting failed
-//! members. Taking them only with quorum is what keeps a minority from shrinking the voter
-//! set until it looks like a majority.
+//! Decisions only the leader takes, on quorum proven after what it decides on: admitting
+//! voters and evicting failed members. That is what keeps a minority from shrinking (or
+//! growing) the voter set until it looks like a majority.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,27 +17,22 @@ impl Node {
             me.voter = true;
             self.apply_record(now, &me, Source::Local, out);
         }
-        if !self.decisive {
+        // Admissions and evictions change the voter set: only the leader takes them, on quorum
+        // proven after what it decides on (see `node::lease`).
+        self.admit(now, out);
+        let Some(fresh) = self
+            .lease
+            .fresh_since(now)
+            .filter(|_| self.lease.leads(now))
+        else {
             return;
-        }
-        // Only the leader admits, so admissions come from one place at a time.
-        if self.leader.as_deref() == Some(self.me.as_str()) && !self.table.non_voters.is_empty() {
-            let ids: Vec<Arc<str>> = self.table.non_voters.iter().cloned().collect();
-            for id in ids {
-                if let Some(mut r) = self.record(&id).cloned() {
-                    if r.liveness == Liveness::Alive {
-                        r.voter = true;
-                        self.apply_record(now, &r, Source::Local, out);
-                    }
-                }
-            }
-        }
+        };
         let grace = self.config.eviction_grace_period;
         let due: Vec<Arc<str>> = self
             .table
             .failed_since
             .iter()
-            .filter(|(_, since)| now.saturating_sub(**since) >= grace)
+            .filter(|(_, since)| now.saturating_sub(**since) >= grace && fresh > **since)
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {

@@ -327,7 +327,12 @@ impl Node {
     /// Convicts suspects with enough independent accusers, once the suspicion is old enough,
     /// and only while holding quorum.
     pub(super) fn convict(&mut self, now: Duration, out: &mut impl Output) {
-        if !self.decisive || self.suspicions.is_empty() {
+        // Only on quorum proven after the suspicion began (see `node::lease`): a side cut off
+        // from the majority convicts nobody it lost at the cut, even while its lease runs.
+        let Some(fresh) = self.lease.fresh_since(now) else {
+            return;
+        };
+        if self.suspicions.is_empty() {
             return;
         }
         // Many members closed at once (`node::reach` is active) is what a partition looks
@@ -344,7 +349,7 @@ impl Node {
         let mut guilty: Vec<NodeId> = Vec::new();
         for (id, s) in &self.suspicions {
             // cheap pre-check: nothing can be due before half the timeout
-            if now.saturating_sub(s.since) < self.config.suspicion_timeout / 2 {
+            if now.saturating_sub(s.since) < self.config.suspicion_timeout / 2 || fresh <= s.since {
                 continue;
             }
             let Some(r) = self.suspect_of(id, s) else {
@@ -392,45 +397,29 @@ impl Node {
                 .count()
     }
 
-    /// Emits an event when quorum or leadership changes.
-    ///
-    /// Two rules keep the two sides of a fresh partition from acting as leaders at once:
-    /// a voter this node watches counts as unreachable as soon as its phi passes half the
-    /// threshold (so a minority gives up quorum before the majority even suspects it), and
-    /// leadership moves only once the designated leader (the smallest voter not convicted)
-    /// is convicted; while it is merely suspected, nobody is named.
+    /// Emits an event when quorum or leadership changes. Both come from the leases (see
+    /// `node::lease`): quorum while a lease this node holds or follows is current (plus the
+    /// follower grace), the leader only while its lease is.
     pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
+        let now = self.clock;
         let voters = self.table.voters();
-        let doubted = &self.doubted;
-        let excluded = &self.reach.excluded;
-        let open = |id: &str| self.table.is_reachable_voter(id) && !doubted.contains(id);
-        let reachable = self.plain_reachable();
-        let unvouched = self.reach.unvouched().filter(|id| open(id)).count();
-        let reachable_strict = reachable - unvouched;
-        let reachable = reachable - excluded.iter().filter(|id| open(id)).count();
-        let policy = self.config.split_brain_policy;
-        let quorum =
-            !self.left && self.synced && crate::quorum::has_quorum(policy, voters, reachable);
-        self.decisive = quorum && crate::quorum::has_quorum(policy, voters, reachable_strict);
-        let leader = if quorum {
-            let table = &self.table;
-            let candidates = table.voter_ids().map(|id| &**id).filter(|id| {
-                table
-                    .get(id)
-                    .is_some_and(|e| e.record.liveness != Liveness::Failed)
-            });
-            crate::quorum::leader(candidates, |id| {
-                table.is_reachable_voter(id) && !doubted.contains(id) && !excluded.contains(id)
-            })
-            .map(str::to_string)
-        } else {
+        let quorum = !self.left
+            && self
+                .lease
+                .reported_until(self.lease_renew())
+                .is_some_and(|u| now < u);
+        let leader = if !quorum {
             None
+        } else if self.lease.leads(now) {
+            Some(self.me.clone())
+        } else {
+            self.lease.followed_leader(now).map(str::to_string)
         };
         if quorum != self.quorum {
             self.quorum = quorum;
             out.event(Event::QuorumChanged {
                 has_quorum: quorum,
-                reachable,
+                reachable: self.plain_reachable(),
                 voters,
             });
         }

@@ -10,6 +10,7 @@
 
 mod decide;
 mod detect;
+mod lease;
 mod reach;
 mod sync;
 mod table;
@@ -259,9 +260,10 @@ pub struct Node {
     hb_seq: u64,
     stats: Stats,
     quorum: bool,
-    /// Quorum without the grace given to members that just dropped out of every chain (see
-    /// `node::reach`): what decisions (convictions, evictions, admissions) require.
-    decisive: bool,
+    /// Leader leases: who leads, and whether quorum is current (see `node::lease`).
+    lease: lease::Lease,
+    /// The time of the input being handled (the node reads no clock of its own).
+    clock: Duration,
     /// When a voter last turned SUSPECT here: convictions wait until suspicions settle.
     last_voter_suspected: Option<Duration>,
     leader: Option<NodeId>,
@@ -368,7 +370,8 @@ impl Node {
             hb_seq: 0,
             stats: Stats::default(),
             quorum: false,
-            decisive: false,
+            lease: Default::default(),
+            clock: now,
             last_voter_suspected: None,
             leader: None,
             left: false,
@@ -408,9 +411,23 @@ impl Node {
         &self.stats
     }
 
-    /// Whether this node reaches a quorum of voters.
+    /// Whether this node reaches a quorum of voters: it holds the leader's lease, or follows
+    /// a leader whose lease held within the last third of `cluster.quorum.lease` (see
+    /// `node::lease`). A side cut off from the majority stops saying so within
+    /// `cluster.quorum.lease` plus a third of it, plus one delivery.
     pub fn has_quorum(&self) -> bool {
         self.quorum
+    }
+
+    /// How much longer, from `now`, this node reports quorum unless a leader's request renews
+    /// it (zero without quorum).
+    pub fn quorum_valid_for(&self, now: Duration) -> Duration {
+        if !self.quorum {
+            return Duration::ZERO;
+        }
+        self.lease
+            .reported_until(self.lease_renew())
+            .map_or(Duration::ZERO, |u| u.saturating_sub(now))
     }
 
     /// The leader this node recognizes (only while it holds quorum).
@@ -471,12 +488,17 @@ impl Node {
 
     /// When [`Node::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Duration {
-        self.next_heartbeat.min(self.next_tick)
+        let next = self.next_heartbeat.min(self.next_tick);
+        // wake exactly when a lease runs out, so quorum and leadership end on time
+        self.lease
+            .next_change(self.clock, self.lease_renew())
+            .map_or(next, |t| t.min(next))
     }
 
     /// Runs whatever is due at `now`: heartbeats, a gossip round, detection, conviction,
     /// quorum decisions, seed contact, tombstone collection.
     pub fn handle_timeout(&mut self, now: Duration, out: &mut impl Output) {
+        self.clock = self.clock.max(now);
         if let Some(last) = self.last_timeout {
             if now.saturating_sub(last) > self.config.local_pause_guard {
                 // This process was not scheduled for a while: the silence it measured says
@@ -499,6 +521,8 @@ impl Node {
             self.next_heartbeat = now + self.config.heartbeat_interval;
             self.send_heartbeats(now, out);
         }
+        self.lease_tick(now, out);
+        self.refresh_quorum(out);
         if now >= self.next_tick {
             self.next_tick = now + self.config.gossip_interval;
             self.check_subjects(now, out);
@@ -521,6 +545,7 @@ impl Node {
         datagram: &[u8],
         out: &mut impl Output,
     ) -> Result<(), DecodeError> {
+        self.clock = self.clock.max(now);
         self.stats.bytes_received += datagram.len() as u64;
         let msg = match codec::decode(self.cluster, self.config.max_datagram, datagram) {
             Ok(m) => m,
@@ -582,6 +607,17 @@ impl Node {
                 from: sender,
                 nonce,
             } => self.on_probe_ack(now, &sender, nonce),
+            Message::LeaseRequest {
+                from: sender,
+                round,
+                valid_ms,
+                confirmed,
+            } => self.on_lease_request(now, &sender, round, valid_ms, confirmed, out),
+            Message::LeaseGrant {
+                from: sender,
+                round,
+                granted,
+            } => self.on_lease_grant(now, &sender, round, granted, out),
         }
         Ok(())
     }
@@ -637,6 +673,7 @@ impl Node {
     /// Keep calling [`Node::handle_timeout`] for a few gossip rounds before exiting so the
     /// news spreads.
     pub fn leave(&mut self, now: Duration, out: &mut impl Output) {
+        self.clock = self.clock.max(now);
         if self.left {
             return;
         }

@@ -70,11 +70,6 @@ impl Reach {
         self.active
     }
 
-    /// Voters no chain reaches now, grace or not.
-    pub fn unvouched(&self) -> impl Iterator<Item = &str> {
-        self.unvouched.keys().map(|id| &**id)
-    }
-
     /// Notes evidence of contact with `id`: a datagram from it, or news only it can make.
     pub fn note_heard(&mut self, id: &Arc<str>, now: Duration) {
         if self.active && self.heard.insert(id.clone(), now).is_none() {

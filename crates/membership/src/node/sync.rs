@@ -34,6 +34,8 @@ impl Node {
         out: &mut impl Output,
     ) {
         if sender.summary == self.table.summary() {
+            // Same table as a member that is ALIVE here: as good as a transfer from it.
+            self.synced |= self.sender_credible;
             return;
         }
         let due = self
@@ -184,12 +186,7 @@ impl Node {
         if !self.admissible(now, &record, Source::Gossip) {
             return; // refused (full table, oversize metadata): no table for it either
         }
-        // A seed holding quorum admits the joiner in the same update that announces it, so
-        // a cold start does not need a second cluster-wide wave of admissions.
-        let mut record = record;
-        if self.decisive && record.liveness == crate::member::Liveness::Alive {
-            record.voter = true;
-        }
+        // Admission is the leader's (see `node::decide`).
         self.apply_record(now, &record, Source::Gossip, out);
         let budget = self.records_budget();
         let records = self.table.records().collect();

@@ -1,0 +1,459 @@
+//! Leader leases: at most one leader at any instant, and quorum that is provably current.
+//!
+//! Why: counting reachable voters in one's own table (`node::reach`) lags the network. Right
+//! after a cut, both sides still count the other side for seconds (two leaders at once at
+//! 1000 nodes split 499 | 501), and a member back from a pause counts nobody until a table
+//! transfer arrives. Here, instead, quorum is proven by answers:
+//!
+//! - **Grants.** A voter grants a lease to one leader at a time; a grant lasts
+//!   `cluster.quorum.lease` (L) on the voter's clock, and until it runs out the voter grants
+//!   nobody else. The leader asks every member each L/3 (one `LeaseRequest`, one
+//!   `LeaseGrant` back from each voter).
+//! - **The leader's lease.** When voters forming a quorum (itself included) granted round r,
+//!   sent at `s` on its clock, the leader holds the lease until `s + L·(1-ρ)/(1+ρ)`, ρ being
+//!   `cluster.quorum.max-clock-drift`. Every grant of round r started after `s` and lasts L on
+//!   a clock at most ρ fast, so it outlives the lease: any other candidate needs one of those
+//!   voters (quorums intersect) and cannot collect it before the lease is over. Hence at most
+//!   one leader at any instant, with no assumption on message delays.
+//! - **Followers.** Each request carries how long the leader's lease still holds. A member
+//!   that granted it holds quorum that long after it arrived, plus a grace of L/3 during which
+//!   it reports quorum but names no leader and decides nothing (so a crashed leader's
+//!   successor takes over without the whole cluster blinking). A side cut off from the
+//!   majority thereby reports quorum at most L + L/3 + one delivery after the cut.
+//! - **Decisions.** Convicting, evicting and admitting need quorum proven *after* what they
+//!   decide on: a round a quorum granted that was sent after the suspicion began (the leader
+//!   knows its own send times; a follower takes the arrival of the confirmed round less a
+//!   quarter of a renewal, assuming one delivery takes less than that). While a suspicion
+//!   is young the leader renews every L/12, so members learn of such a round soon.
+//!   So a minority never convicts members it lost at the cut, even while its old lease runs.
+//!
+//! Who stands for leader: the smallest voter this node sees ALIVE and counts as reachable
+//! (not doubted, not cut off by the observer chains), and only when it has no unexpired grant
+//! to another. Any voter stands after 2L without a leader (staggered by its rank), so a
+//! wrong view of who is smallest costs time, never leadership. A voter grants to any
+//! candidate it sees ALIVE once its earlier grant ran out; a candidate that hears a smaller
+//! candidate while it holds no lease withdraws.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Node, Output};
+use crate::codec::{Message, Sender};
+use crate::member::Liveness;
+
+/// Rounds received from the current leader kept for the freshness rule.
+const ROUNDS_KEPT: usize = 8;
+
+/// A voter's promise to one leader.
+#[derive(Debug, Clone)]
+struct Grant {
+    to: Arc<str>,
+    generation: u64,
+    until: Duration,
+}
+
+/// The leader this node follows, as its requests describe it.
+#[derive(Debug, Clone)]
+struct Followed {
+    id: Arc<str>,
+    generation: u64,
+    /// Until when (local time) its lease holds, as its newest request said.
+    until: Duration,
+    /// The newest round received, and when each recent round arrived.
+    rounds: VecDeque<(u64, Duration)>,
+    /// A local time after which a quorum is proven to have granted (see the module docs).
+    fresh_since: Option<Duration>,
+}
+
+/// Lease state, as granter, follower and leader. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Lease {
+    grant: Option<Grant>,
+    followed: Option<Followed>,
+    /// Last time a valid leader was known here (own lease or a followed one).
+    last_led: Option<Duration>,
+    round: u64,
+    /// When the current round was sent, and who granted it.
+    round_sent: Option<Duration>,
+    granted: HashSet<Arc<str>>,
+    /// The newest round a quorum granted, and when it was sent.
+    confirmed: u64,
+    confirmed_sent: Option<Duration>,
+    /// Until when this node holds the lease as leader.
+    until: Option<Duration>,
+    /// Non-voters, and when this node first saw each (admission needs a later proof).
+    pending: HashMap<Arc<str>, Duration>,
+}
+
+impl Lease {
+    /// Whether this node holds the leader's lease at `now`.
+    pub fn leads(&self, now: Duration) -> bool {
+        self.until.is_some_and(|u| now < u)
+    }
+
+    /// The leader a follower may name at `now`: one whose lease is current.
+    fn followed_at(&self, now: Duration) -> Option<&Followed> {
+        self.followed.as_ref().filter(|f| now < f.until)
+    }
+
+    /// The leader this node follows, while its lease is current.
+    pub fn followed_leader(&self, now: Duration) -> Option<&str> {
+        self.followed_at(now).map(|f| &*f.id)
+    }
+
+    /// A local time after which a quorum of voters is proven to have been reachable, while
+    /// quorum is current at `now`: what every decision is measured against.
+    pub fn fresh_since(&self, now: Duration) -> Option<Duration> {
+        if self.leads(now) {
+            return self.confirmed_sent;
+        }
+        self.followed_at(now).and_then(|f| f.fresh_since)
+    }
+
+    /// When this node stops holding quorum as it reports it (with the follower grace).
+    pub fn reported_until(&self, grace: Duration) -> Option<Duration> {
+        let own = self.until.map(|u| u + grace);
+        let followed = self.followed.as_ref().map(|f| f.until + grace);
+        own.max(followed)
+    }
+
+    /// The next instant at which what this state reports changes on its own.
+    pub fn next_change(&self, now: Duration, grace: Duration) -> Option<Duration> {
+        [
+            self.until,
+            self.until.map(|u| u + grace),
+            self.followed.as_ref().map(|f| f.until),
+            self.followed.as_ref().map(|f| f.until + grace),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
+    }
+}
+
+impl Node {
+    fn lease_len(&self) -> Duration {
+        self.config.quorum_lease
+    }
+
+    /// Time between rounds, and the grace a follower keeps reporting quorum after a lease.
+    pub(super) fn lease_renew(&self) -> Duration {
+        self.config.quorum_lease / 3
+    }
+
+    /// How long a round a quorum granted lets the leader act, on its own clock.
+    fn lease_hold(&self) -> Duration {
+        let rho = self.config.max_clock_drift;
+        self.lease_len().mul_f64((1.0 - rho) / (1.0 + rho))
+    }
+
+    /// Whether `id` at `generation` is a voter this node sees ALIVE and counts as reachable.
+    fn open_voter(&self, id: &str, generation: u64) -> bool {
+        self.table.is_reachable_voter(id)
+            && self.record(id).is_some_and(|r| r.generation == generation)
+            && !self.doubted.contains(id)
+            && !self.reach.excluded.contains(id)
+    }
+
+    /// Runs every timeout: lets expired leases go, stands for leader or renews.
+    pub(super) fn lease_tick(&mut self, now: Duration, out: &mut impl Output) {
+        if self.lease.grant.as_ref().is_some_and(|g| now >= g.until) {
+            self.lease.grant = None;
+        }
+        if self.lease.leads(now) || self.lease.followed_at(now).is_some() {
+            self.lease.last_led = Some(now);
+        }
+        // While a suspicion is young, the leader renews four times as often, so that members
+        // learn soon of a quorum proven after it began and may convict (see `convict`).
+        let renew = if self.lease.leads(now) && self.young_suspicion(now) {
+            self.lease_renew() / 4
+        } else {
+            self.lease_renew()
+        };
+        if self
+            .lease
+            .round_sent
+            .is_some_and(|t| now.saturating_sub(t) < renew)
+        {
+            return;
+        }
+        if self.left || !self.synced {
+            return;
+        }
+        let me = self.my_record();
+        if !me.voter || me.liveness != Liveness::Alive {
+            return;
+        }
+        let my_generation = me.generation;
+        let promised_elsewhere = self
+            .lease
+            .grant
+            .as_ref()
+            .is_some_and(|g| *g.to != *self.me || g.generation != my_generation);
+        if promised_elsewhere {
+            return;
+        }
+        if !self.lease.leads(now) && !self.stands(now) {
+            return;
+        }
+        self.send_round(now, out);
+    }
+
+    /// Whether some suspicion began within the last suspicion timeout plus a renewal.
+    fn young_suspicion(&self, now: Duration) -> bool {
+        let young = self.config.suspicion_timeout + self.lease_renew();
+        self.suspicions
+            .values()
+            .any(|s| now.saturating_sub(s.since) < young)
+    }
+
+    /// Whether this node, holding no lease, should stand for leader now.
+    fn stands(&self, now: Duration) -> bool {
+        let mut open = self.table.voter_ids().filter(|id| {
+            self.record(id)
+                .is_some_and(|r| self.open_voter(id, r.generation))
+        });
+        let Some(rank) = open.position(|id| **id == *self.me) else {
+            return false;
+        };
+        if rank == 0 {
+            return true;
+        }
+        // Nobody has led for 2L: whoever is smallest in my view may not be standing (a view
+        // that differs, a member stuck); the others stand in turn, one renewal apart.
+        let since = self.lease.last_led.unwrap_or(self.born);
+        let wait = self.lease_len() * 2 + self.lease_renew() * (rank as u32).min(64);
+        now.saturating_sub(since) >= wait
+    }
+
+    fn send_round(&mut self, now: Duration, out: &mut impl Output) {
+        let generation = self.generation();
+        self.lease.round += 1;
+        self.lease.round_sent = Some(now);
+        self.lease.granted.clear();
+        self.lease.granted.insert(self.me.as_str().into());
+        self.lease.grant = Some(Grant {
+            to: self.me.as_str().into(),
+            generation,
+            until: now + self.lease_len(),
+        });
+        let valid_ms = self
+            .lease
+            .until
+            .filter(|u| now < *u)
+            .map_or(0, |u| (u - now).as_millis().min(u32::MAX as u128) as u32);
+        let msg = Message::LeaseRequest {
+            from: self.sender(),
+            round: self.lease.round,
+            valid_ms,
+            confirmed: self.lease.confirmed,
+        };
+        let to: Vec<_> = self
+            .table
+            .iter()
+            .filter(|e| *e.record.id != *self.me && e.record.is_live())
+            .map(|e| e.record.addr)
+            .collect();
+        for addr in to {
+            self.send(addr, &msg, out);
+        }
+        // A lone voter is its own quorum.
+        self.count_grants(now, out);
+    }
+
+    fn count_grants(&mut self, now: Duration, out: &mut impl Output) {
+        let Some(sent) = self.lease.round_sent else {
+            return;
+        };
+        let voters = self.table.voters();
+        let granted = self
+            .lease
+            .granted
+            .iter()
+            .filter(|id| {
+                self.table
+                    .get(id)
+                    .is_some_and(|e| e.record.voter && e.record.is_live())
+            })
+            .count();
+        if self.lease.confirmed == self.lease.round
+            || !crate::quorum::has_quorum(self.config.split_brain_policy, voters, granted)
+        {
+            return;
+        }
+        self.lease.confirmed = self.lease.round;
+        self.lease.confirmed_sent = Some(sent);
+        self.lease.until = Some(sent + self.lease_hold());
+        self.lease.followed = None;
+        self.refresh_quorum(out);
+        if self.lease.leads(now) {
+            self.lease.last_led = Some(now);
+        }
+    }
+
+    /// A voter's answer to one of this node's rounds.
+    pub(super) fn on_lease_grant(
+        &mut self,
+        now: Duration,
+        from: &Sender,
+        round: u64,
+        granted: bool,
+        out: &mut impl Output,
+    ) {
+        if !granted || round != self.lease.round || self.lease.round_sent.is_none() {
+            return; // a refusal, a late answer or a replay of an older round
+        }
+        if !self
+            .record(&from.id)
+            .is_some_and(|r| r.generation == from.generation)
+        {
+            return;
+        }
+        let Some(id) = self.table.get(&from.id).map(|e| e.record.id.clone()) else {
+            return;
+        };
+        self.lease.granted.insert(id);
+        self.count_grants(now, out);
+    }
+
+    /// A leader's or candidate's request: grant it if no other grant is running, and follow
+    /// it when it holds the lease.
+    pub(super) fn on_lease_request(
+        &mut self,
+        now: Duration,
+        from: &Sender,
+        round: u64,
+        valid_ms: u32,
+        confirmed: u64,
+        out: &mut impl Output,
+    ) {
+        let Some(record) = self.record(&from.id) else {
+            return;
+        };
+        if record.generation != from.generation || !record.voter || record.liveness.is_terminal() {
+            return;
+        }
+        let (addr, id) = (record.addr, record.id.clone());
+        let same = |to: &str, g: u64| *to == *from.id && g == from.generation;
+        // A candidate that holds no lease gives way to a smaller one, and to a leader that
+        // holds one; grants it may still receive for its own round are void from here on.
+        if let Some(g) = &self.lease.grant {
+            if *g.to == *self.me && !self.lease.leads(now) && (*from.id < *self.me || valid_ms > 0)
+            {
+                self.lease.grant = None;
+                self.lease.round_sent = None;
+                self.lease.granted.clear();
+            }
+        }
+        let grant = match &self.lease.grant {
+            Some(g) if now < g.until => same(&g.to, g.generation),
+            // A new leader must look ALIVE and reachable here; the one this node already
+            // follows keeps its grants while merely suspected.
+            // A process younger than a lease may have granted another leader in its last
+            // life: it grants only a leader that proves it holds the lease (which no other
+            // can while that old grant could still count), until a lease length has passed.
+            _ if now.saturating_sub(self.born) < self.lease_len() && valid_ms == 0 => false,
+            _ => {
+                self.open_voter(&from.id, from.generation)
+                    || self
+                        .lease
+                        .followed
+                        .as_ref()
+                        .is_some_and(|f| same(&f.id, f.generation))
+            }
+        };
+        if self.left {
+            return;
+        }
+        if grant {
+            self.lease.grant = Some(Grant {
+                to: id.clone(),
+                generation: from.generation,
+                until: now + self.lease_len(),
+            });
+            self.follow(now, &id, from.generation, round, valid_ms, confirmed);
+            self.refresh_quorum(out);
+        }
+        let answer = Message::LeaseGrant {
+            from: self.sender(),
+            round,
+            granted: grant,
+        };
+        // Answer at the address this table holds for the leader, not the datagram's source:
+        // a forged or replayed request cannot aim grants at a third party.
+        self.send(addr, &answer, out);
+    }
+
+    fn follow(
+        &mut self,
+        now: Duration,
+        id: &Arc<str>,
+        generation: u64,
+        round: u64,
+        valid_ms: u32,
+        confirmed: u64,
+    ) {
+        let delivery = self.lease_renew() / 4;
+        let f = match &mut self.lease.followed {
+            Some(f) if f.id == *id && f.generation == generation => f,
+            _ => {
+                self.lease.followed = Some(Followed {
+                    id: id.clone(),
+                    generation,
+                    until: Duration::ZERO,
+                    rounds: VecDeque::new(),
+                    fresh_since: None,
+                });
+                self.lease.followed.as_mut().expect("just set")
+            }
+        };
+        if f.rounds.back().is_some_and(|(r, _)| *r >= round) {
+            return; // reordered or replayed: nothing newer to learn
+        }
+        f.rounds.push_back((round, now));
+        if f.rounds.len() > ROUNDS_KEPT {
+            f.rounds.pop_front();
+        }
+        if valid_ms > 0 {
+            f.until = f
+                .until
+                .max(now + Duration::from_millis(u64::from(valid_ms)));
+        }
+        // A quorum granted round `confirmed` after it was sent, which was at most one
+        // delivery (assumed under a quarter of a renewal) before it arrived here.
+        if let Some(&(_, at)) = f.rounds.iter().rev().find(|(r, _)| *r == confirmed) {
+            f.fresh_since = f.fresh_since.max(Some(at.saturating_sub(delivery)));
+        }
+    }
+
+    /// Admits non-voters a quorum confirmed the leader after it first saw them.
+    pub(super) fn admit(&mut self, now: Duration, out: &mut impl Output) {
+        if !self.lease.leads(now) {
+            self.lease.pending.clear();
+            return;
+        }
+        let Some(fresh) = self.lease.fresh_since(now) else {
+            return;
+        };
+        let pending = &mut self.lease.pending;
+        pending.retain(|id, _| self.table.non_voters.contains(id));
+        for id in &self.table.non_voters {
+            pending.entry(id.clone()).or_insert(now);
+        }
+        let due: Vec<Arc<str>> = pending
+            .iter()
+            .filter(|(_, seen)| **seen < fresh)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            if let Some(mut r) = self.record(&id).cloned() {
+                if r.liveness == Liveness::Alive {
+                    r.voter = true;
+                    self.apply_record(now, &r, super::Source::Local, out);
+                }
+            }
+        }
+    }
+}
