@@ -135,6 +135,22 @@ pub enum Violation {
     },
 }
 
+impl Violation {
+    /// A short name of the invariant.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Violation::SplitBrain { .. } => "split_brain",
+            Violation::TwoLeaders { .. } => "two_leaders",
+            Violation::MinorityDecision { .. } => "minority_decision",
+            Violation::NotRecovered { .. } => "not_recovered",
+            Violation::FailedRevived { .. } => "failed_revived",
+            Violation::Oversize { .. } => "oversize",
+            Violation::Undecodable { .. } => "undecodable",
+            Violation::Deadline { .. } => "deadline",
+        }
+    }
+}
+
 /// Per (observer, member) the highest generation the observer has seen FAILED.
 ///
 /// Fed by `MemberFailed` events and swept every step: if the observer's record of the

@@ -51,6 +51,9 @@ pub struct SimConfig {
     /// Maximum clock-rate error: node `i` runs its clock at a rate drawn from the seed in
     /// `[1 - clock_skew, 1 + clock_skew]` (0: every clock exact).
     pub clock_skew: f64,
+    /// Note violations and keep running instead of stopping at the first one (to measure a
+    /// core that is known to break an invariant); see [`Sim::noted`].
+    pub keep_going: bool,
 }
 
 impl SimConfig {
@@ -75,6 +78,7 @@ impl SimConfig {
             recovery_bound: Duration::from_secs(6),
             resume_recovery_bound: Duration::from_secs(2),
             clock_skew: 0.0,
+            keep_going: false,
         }
     }
 
@@ -199,6 +203,7 @@ pub struct Sim {
     pub(crate) cut: Option<Cut>,
     pub(crate) recoveries: Vec<Recovery>,
     violation: Option<Violation>,
+    noted: BTreeMap<&'static str, (u64, Violation)>,
     index_by_id: HashMap<String, usize>,
     pub(crate) counters: Counters,
     /// Shared by every node: the N² records the nodes hold are nearly all equal, and each
@@ -236,6 +241,7 @@ impl Sim {
             cut: None,
             recoveries: Vec::new(),
             violation: None,
+            noted: BTreeMap::new(),
             index_by_id: HashMap::new(),
             counters: Counters::default(),
             records: RecordPool::default(),
@@ -472,7 +478,7 @@ impl Sim {
                 self.now = self.now.max(at);
                 self.dispatch(item);
                 if let Some(v) = self.violation.take() {
-                    return Err(v);
+                    self.fail(v)?;
                 }
             }
             self.now = self.now.max(horizon);
@@ -520,12 +526,35 @@ impl Sim {
     /// The safety checks of one step.
     fn check(&mut self) -> Result<(), Violation> {
         self.counters.checks += 1;
-        self.ledger.sweep(&self.procs, self.now)?;
-        self.check_leaders()?;
-        self.check_split_brain()?;
-        self.check_recoveries()?;
+        if let Err(v) = self.ledger.sweep(&self.procs, self.now) {
+            self.fail(v)?;
+        }
+        if let Err(v) = self.check_leaders() {
+            self.fail(v)?;
+        }
+        if let Err(v) = self.check_split_brain() {
+            self.fail(v)?;
+        }
+        if let Err(v) = self.check_recoveries() {
+            self.fail(v)?;
+        }
         self.complete_trackers();
         Ok(())
+    }
+
+    /// Stops the run with `v`, or with `keep_going` notes it and goes on.
+    fn fail(&mut self, v: Violation) -> Result<(), Violation> {
+        if !self.config.keep_going {
+            return Err(v);
+        }
+        self.noted.entry(v.kind()).or_insert((0, v)).0 += 1;
+        Ok(())
+    }
+
+    /// With `keep_going`: per kind of violation, how many times it was seen (steps or
+    /// events) and the first one.
+    pub fn noted(&self) -> &BTreeMap<&'static str, (u64, Violation)> {
+        &self.noted
     }
 
     /// Whether live node `i` holds quorum and names itself leader.
