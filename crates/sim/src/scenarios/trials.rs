@@ -186,6 +186,19 @@ impl Run {
         self.cold_start()?;
         let s = self.expect_convergence(Duration::from_secs(60), "after the cold start")?;
         self.outcome("cold_convergence_s", json!(s));
+        // Voters are admitted by a side holding quorum after the join: the faults start
+        // once every node holds quorum.
+        let deadline = self.sim.now() + Duration::from_secs(60);
+        let all_quorum = |s: &crate::Sim| s.live_nodes().iter().all(|&i| s.holds_quorum(i));
+        match self.sim.wait_for(deadline, all_quorum)? {
+            Some(t) => self.outcome("all_quorum_at_s", json!(round3(t.as_secs_f64()))),
+            None => {
+                return Err(super::deadline_violation(
+                    &self.sim,
+                    "after the cold start not every node held quorum within 60 s".into(),
+                ))
+            }
+        }
         let span = Duration::from_secs_f64(self.rng.random_range(60.0..=120.0));
         let faults = self.rng.random_range(3..=8u32);
         let slot = span / faults;
