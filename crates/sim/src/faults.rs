@@ -74,7 +74,7 @@ impl Sim {
     /// group). Every node is excused from false-positive counting until after the heal.
     pub fn partition(&mut self, groups: &[Vec<usize>]) {
         self.network.partition(groups);
-        self.partition_since.get_or_insert(self.now);
+        self.begin_cut();
         self.procs
             .iter_mut()
             .for_each(|p| p.excused_until = Duration::MAX);
@@ -90,8 +90,11 @@ impl Sim {
 
     /// Removes every partition and cut. Convictions stay excused for a grace period.
     pub fn heal(&mut self) {
+        let was_cut = self.network.is_partitioned() || self.network.has_one_way_cuts();
         self.network.heal();
-        self.partition_since = None;
+        if was_cut {
+            self.end_cut();
+        }
         let until = self.now + self.excuse_grace();
         for p in &mut self.procs {
             if p.excused_until == Duration::MAX && !matches!(p.state, State::Paused { .. }) {

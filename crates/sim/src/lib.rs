@@ -8,7 +8,8 @@
 //! - [`faults`]: crash, pause, restart, join, leave, partitions and loss, as plain calls.
 //! - [`tracker`]: how long one membership change takes to reach every live member.
 //! - [`invariants`]: the safety invariants checked every step, and [`Violation`].
-//! - [`scenarios`]: the `vigil-sim` scenarios (join, crash, pause, partition, churn, jitter).
+//! - [`scenarios`]: the `vigil-sim` scenarios (join, crash, pause, partition, churn, jitter,
+//!   and randomized `trials`).
 //! - [`report`]: the JSON report and its statistics.
 //!
 //! # Data flow
@@ -46,6 +47,7 @@ pub use invariants::Violation;
 pub use network::{Fate, NetworkConfig};
 pub use process::{Process, State};
 pub use report::Report;
+pub use scenarios::trials::{run_trials, TrialsReport};
 pub use scenarios::{run, Scenario, ScenarioParams};
 pub use sim::{Counters, Sim, SimConfig, SimError};
 pub use tracker::{Predicate, Tracker, TrackerId};

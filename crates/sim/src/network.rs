@@ -146,6 +146,17 @@ impl Network {
         self.partitioned
     }
 
+    /// Whether any one-way cut is in force.
+    pub fn has_one_way_cuts(&self) -> bool {
+        !self.one_way.is_empty()
+    }
+
+    /// Whether datagrams sent by or to node `i` may be lost at random (global or per-node
+    /// loss above zero).
+    pub fn has_loss(&self, i: usize) -> bool {
+        self.config.loss > 0.0 || self.node_loss.get(i).copied().unwrap_or(0.0) > 0.0
+    }
+
     /// The two-way partition group of node `i` (all 0 when not partitioned).
     pub fn group_of(&self, i: usize) -> u32 {
         self.group.get(i).copied().unwrap_or(0)

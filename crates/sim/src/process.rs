@@ -47,6 +47,10 @@ pub struct Process {
     /// Until when a conviction of this process is excused (it was faulty: paused long,
     /// partitioned, isolated). `Duration::MAX` while the fault lasts.
     pub excused_until: Duration,
+    /// Rate of this process's clock against virtual time (1.0: exact).
+    pub clock_rate: f64,
+    /// Virtual time at which the current life's local clock equals virtual time.
+    pub clock_anchor: Duration,
 }
 
 impl Process {
@@ -64,12 +68,38 @@ impl Process {
             bytes_sent: 0,
             datagrams_sent: 0,
             excused_until: Duration::ZERO,
+            clock_rate: 1.0,
+            clock_anchor: Duration::ZERO,
         }
     }
 
     /// Running and not paused: it takes part in the cluster right now.
     pub fn is_live(&self) -> bool {
         self.state == State::Running
+    }
+
+    /// The local clock reading at virtual time `t`: `anchor + (t - anchor) * rate`
+    /// (monotonic; exactly `t` when the rate is 1).
+    pub fn local_time(&self, t: Duration) -> Duration {
+        if self.clock_rate == 1.0 || t <= self.clock_anchor {
+            return t;
+        }
+        let since = (t - self.clock_anchor).as_nanos() as f64 * self.clock_rate;
+        self.clock_anchor + Duration::from_nanos(since as u64)
+    }
+
+    /// The first virtual time at which the local clock reads at least `local`
+    /// (`Duration::MAX` stays so).
+    pub fn global_time(&self, local: Duration) -> Duration {
+        if self.clock_rate == 1.0 || local == Duration::MAX || local <= self.clock_anchor {
+            return local;
+        }
+        let since = (local - self.clock_anchor).as_nanos() as f64 / self.clock_rate;
+        let mut t = self.clock_anchor + Duration::from_nanos(since.ceil() as u64);
+        while self.local_time(t) < local {
+            t += Duration::from_nanos(1);
+        }
+        t
     }
 
     /// Running or paused: the process exists (a paused one will come back).
@@ -115,5 +145,30 @@ mod tests {
             assert_eq!(index_of(node_addr(i)), Some(i));
         }
         assert_eq!(node_id(7), "n00007");
+    }
+
+    #[test]
+    fn a_skewed_clock_is_monotonic_and_converts_back() {
+        let mut p = Process::new(0);
+        assert_eq!(p.local_time(Duration::from_secs(3)), Duration::from_secs(3));
+        p.clock_anchor = Duration::from_secs(2);
+        p.clock_rate = 1.01;
+        let l = p.local_time(Duration::from_secs(102));
+        assert_eq!(l, Duration::from_secs(103));
+        let mut last = Duration::ZERO;
+        for ms in 0..5000u64 {
+            let t = Duration::from_millis(ms * 37);
+            let l = p.local_time(t);
+            assert!(l >= last);
+            last = l;
+            let g = p.global_time(l + Duration::from_nanos(ms));
+            assert!(p.local_time(g) >= l + Duration::from_nanos(ms));
+            assert!(g <= t + Duration::from_micros(10), "{g:?} {t:?}");
+        }
+        p.clock_rate = 0.99;
+        assert_eq!(
+            p.local_time(Duration::from_secs(102)),
+            Duration::from_secs(101)
+        );
     }
 }

@@ -9,7 +9,8 @@
 //! - `pause`: freezes one node for `pause` and checks how the cluster and the node recover;
 //! - `partition`: cuts a minority off for `partition`, checks quorum on both sides, heals;
 //! - `churn`: random crashes, restarts, joins, leaves and short pauses, then settles;
-//! - `jitter`: a long quiet run on a noisy network, counting false positives.
+//! - `jitter`: a long quiet run on a noisy network, counting false positives;
+//! - `trials`: randomized fault schedules on random cluster sizes (see [`trials`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +29,8 @@ use crate::sim::{derive_seed, Sim, SimConfig, SimError};
 use crate::tracker::Predicate;
 use membership::Liveness;
 
+pub mod trials;
+
 /// The scenarios `vigil-sim` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Scenario {
@@ -43,17 +46,20 @@ pub enum Scenario {
     Churn,
     /// A long run with latency jitter and loss, counting false positives.
     Jitter,
+    /// Randomized fault schedules on random cluster sizes (see [`trials`]).
+    Trials,
 }
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Join,
         Scenario::Crash,
         Scenario::Pause,
         Scenario::Partition,
         Scenario::Churn,
         Scenario::Jitter,
+        Scenario::Trials,
     ];
 
     /// The name used on the command line and in reports.
@@ -65,6 +71,7 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::Churn => "churn",
             Scenario::Jitter => "jitter",
+            Scenario::Trials => "trials",
         }
     }
 
@@ -73,7 +80,7 @@ impl Scenario {
         Duration::from_secs(match self {
             Scenario::Join | Scenario::Crash | Scenario::Pause => 60,
             Scenario::Partition => 90,
-            Scenario::Churn => 120,
+            Scenario::Churn | Scenario::Trials => 120,
             Scenario::Jitter => 3600,
         })
     }
@@ -138,6 +145,20 @@ pub struct ScenarioParams {
     /// its status everywhere; `partition`: quorum holders on each side). Adds 2 s of
     /// observation before the first crash, so later timings differ from a run without it.
     pub timeline: bool,
+    /// Group sizes for `partition` (instead of `minority`): e.g. `[333, 333, 334]`.
+    pub groups: Option<Vec<usize>>,
+    /// Maximum clock-rate error of every node (see [`SimConfig::clock_skew`]).
+    pub clock_skew: Option<f64>,
+    /// Note violations and keep running (see [`SimConfig::keep_going`]).
+    pub keep_going: bool,
+    /// `trials`: how many trials.
+    pub trials: usize,
+    /// `trials`: the index of the first trial (trial `k` is seeded from `(seed, k)`).
+    pub first_trial: usize,
+    /// `trials`: largest cluster size drawn.
+    pub nodes_max: usize,
+    /// `trials`: start no new trial after this much wall time.
+    pub time_budget: Option<Duration>,
 }
 
 impl ScenarioParams {
@@ -164,6 +185,13 @@ impl ScenarioParams {
             churn_interval: Duration::from_secs(2),
             step: None,
             timeline: false,
+            groups: None,
+            clock_skew: None,
+            keep_going: false,
+            trials: 1,
+            first_trial: 0,
+            nodes_max: 200,
+            time_budget: None,
         }
     }
 
@@ -200,6 +228,10 @@ impl ScenarioParams {
         if let Some(s) = self.step {
             config.step = s;
         }
+        if let Some(k) = self.clock_skew {
+            config.clock_skew = k;
+        }
+        config.keep_going = self.keep_going;
         config
     }
 
@@ -210,6 +242,9 @@ impl ScenarioParams {
 
     /// The one command that reproduces this run.
     pub fn command(&self) -> String {
+        if self.scenario == Scenario::Trials {
+            return self.trials_command(self.first_trial, self.trials);
+        }
         let d = ScenarioParams::new(self.scenario, self.nodes, self.seed);
         let mut c = format!(
             "cargo run --release -p sim --bin vigil-sim -- --scenario {} --nodes {} --seed {}",
@@ -275,6 +310,32 @@ impl ScenarioParams {
         if self.timeline {
             c.push_str(" --timeline");
         }
+        if let Some(g) = &self.groups {
+            let g: Vec<String> = g.iter().map(usize::to_string).collect();
+            let _ = write!(c, " --groups {}", g.join(","));
+        }
+        if let Some(k) = self.clock_skew {
+            let _ = write!(c, " --clock-skew {k}");
+        }
+        if self.keep_going {
+            c.push_str(" --keep-going");
+        }
+        c
+    }
+
+    /// The command that runs `count` trials from trial `first` (`count` 1: reproduces
+    /// exactly that trial).
+    pub fn trials_command(&self, first: usize, count: usize) -> String {
+        let mut c = format!(
+            "cargo run --release -p sim --bin vigil-sim -- --scenario trials --trials {count} --seed {} --first-trial {first}",
+            self.seed
+        );
+        if self.nodes_max != 200 {
+            let _ = write!(c, " --nodes-max {}", self.nodes_max);
+        }
+        if self.keep_going {
+            c.push_str(" --keep-going");
+        }
         c
     }
 }
@@ -282,6 +343,9 @@ impl ScenarioParams {
 /// Runs one scenario. A violated invariant stops the run and is reported in
 /// [`Report::violation`] (with [`Report::reproduce`]); only a bad configuration is an error.
 pub fn run(params: &ScenarioParams) -> Result<Report, SimError> {
+    if params.scenario == Scenario::Trials {
+        return trials::run_one(params, params.first_trial);
+    }
     let wall = Instant::now();
     let mut run = Run::new(params)?;
     let result = match params.scenario {
@@ -291,10 +355,9 @@ pub fn run(params: &ScenarioParams) -> Result<Report, SimError> {
         Scenario::Partition => run.partition(),
         Scenario::Churn => run.churn(),
         Scenario::Jitter => run.jitter(),
+        Scenario::Trials => unreachable!("handled above"),
     };
-    if let Err(v) = result {
-        run.report.violation = Some(v.to_string());
-    }
+    run.settle_violation(result);
     Ok(run.finish(wall))
 }
 
@@ -310,6 +373,20 @@ struct Run {
 }
 
 type Step = Result<(), Violation>;
+
+/// When a violation happened (virtual seconds).
+fn violation_at(v: &Violation) -> f64 {
+    match v {
+        Violation::SplitBrain { at, .. }
+        | Violation::TwoLeaders { at, .. }
+        | Violation::MinorityDecision { at, .. }
+        | Violation::NotRecovered { at, .. }
+        | Violation::FailedRevived { at, .. }
+        | Violation::Oversize { at, .. }
+        | Violation::Undecodable { at, .. }
+        | Violation::Deadline { at, .. } => *at,
+    }
+}
 
 fn deadline_violation(sim: &Sim, what: String) -> Violation {
     Violation::Deadline {
@@ -336,6 +413,29 @@ impl Run {
             first_suspect: Vec::new(),
             all_failed: Vec::new(),
         })
+    }
+
+    /// Records the violation that stopped the run, or with `keep_going` the first noted
+    /// one, with the command that reproduces it; lists noted violations by kind.
+    fn settle_violation(&mut self, result: Step) {
+        let noted = self.sim.noted();
+        if !noted.is_empty() {
+            let by_kind: BTreeMap<&str, serde_json::Value> = noted
+                .iter()
+                .map(|(k, (n, v))| (*k, json!({"count": n, "first": v.to_string()})))
+                .collect();
+            self.outcome("violations_noted", json!(by_kind));
+        }
+        let first = result.err().or_else(|| {
+            self.sim
+                .noted()
+                .values()
+                .min_by(|a, b| violation_at(&a.1).total_cmp(&violation_at(&b.1)))
+                .map(|(_, v)| v.clone())
+        });
+        if let Some(v) = first {
+            self.report.violation = Some(format!("{v} (reproduce: {})", self.report.reproduce));
+        }
     }
 
     fn core(&self) -> &membership::Config {
@@ -516,18 +616,23 @@ impl Run {
         let start = self.sim.now();
         match self.sim.wait_for(start + within, Sim::converged)? {
             Some(t) => Ok(round3((t - start).as_secs_f64())),
-            None => Err(deadline_violation(
-                &self.sim,
-                format!(
-                    "{what}: views did not converge within {:.1}s ({} distinct tables among {} live nodes, all-see-all-alive={}; e.g. {})",
-                    within.as_secs_f64(),
-                    self.sim.distinct_views(),
-                    self.sim.live_len(),
-                    self.sim.all_see_all_alive(),
-                    self.sim.first_divergence().unwrap_or_else(|| "no table difference".into())
-                ),
-            )),
+            None => Err(self.not_converged(within, what)),
         }
+    }
+
+    /// The violation of a convergence deadline, with the first table difference.
+    fn not_converged(&self, within: Duration, what: &str) -> Violation {
+        deadline_violation(
+            &self.sim,
+            format!(
+                "{what}: views did not converge within {:.1}s ({} distinct tables among {} live nodes, all-see-all-alive={}; e.g. {})",
+                within.as_secs_f64(),
+                self.sim.distinct_views(),
+                self.sim.live_len(),
+                self.sim.all_see_all_alive(),
+                self.sim.first_divergence().unwrap_or_else(|| "no table difference".into())
+            ),
+        )
     }
 
     fn run_to_end(&mut self) -> Step {
@@ -708,40 +813,118 @@ impl Run {
     fn partition(&mut self) -> Step {
         self.cold_start()?;
         self.steady_bandwidth()?;
+        let mut st = PartitionStats::default();
+        let result = self.partition_phases(&mut st);
+        let since_cut = |t: Option<Duration>| t.map(|t| round3((t - st.cut_at).as_secs_f64()));
+        self.outcome(
+            "max_self_leaders_during_cut",
+            json!(st.max_self_leaders_during_cut),
+        );
+        self.outcome(
+            "max_self_leaders_after_heal",
+            json!(st.max_self_leaders_after_heal),
+        );
+        self.outcome(
+            "both_sides_quorum_s",
+            json!(round3(self.sim.both_sides_quorum_s())),
+        );
+        self.outcome(
+            "distinct_leaders_after_heal_max",
+            json!(st.distinct_leaders_after_heal_max),
+        );
+        self.outcome(
+            "majority_leader_after_cut_s",
+            json!(since_cut(st.majority_leader_at)),
+        );
+        result
+    }
+
+    /// Cut, hold, heal, converge; `st` collects the leader statistics every step.
+    fn partition_phases(&mut self, st: &mut PartitionStats) -> Step {
         let n = self.p.nodes;
-        let m = self
-            .p
-            .minority
-            .unwrap_or(n.saturating_sub(1) / 2)
-            .min(n / 2);
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut self.rng);
-        let mut minority = order[..m].to_vec();
-        let mut majority = order[m..].to_vec();
+        let groups: Vec<Vec<usize>> = match &self.p.groups {
+            Some(sizes) => {
+                let mut groups = Vec::new();
+                let mut from = 0;
+                for &size in sizes {
+                    let to = (from + size).min(n);
+                    let mut g = order[from..to].to_vec();
+                    g.sort_unstable();
+                    groups.push(g);
+                    from = to;
+                }
+                if from < n {
+                    let mut g = order[from..].to_vec();
+                    g.sort_unstable();
+                    groups.push(g);
+                }
+                groups
+            }
+            None => {
+                let m = self
+                    .p
+                    .minority
+                    .unwrap_or(n.saturating_sub(1) / 2)
+                    .min(n / 2);
+                let mut minority = order[..m].to_vec();
+                let mut majority = order[m..].to_vec();
+                minority.sort_unstable();
+                majority.sort_unstable();
+                vec![minority, majority]
+            }
+        };
+        // The majority: the group with more than half of the nodes, if any; the minority:
+        // every other node.
+        let majority: Vec<usize> = groups
+            .iter()
+            .find(|g| 2 * g.len() > n)
+            .cloned()
+            .unwrap_or_default();
+        let mut minority: Vec<usize> = (0..n).filter(|i| !majority.contains(i)).collect();
         minority.sort_unstable();
-        majority.sort_unstable();
         let start = self.sim.now();
-        self.sim.partition(&[minority.clone(), majority.clone()]);
+        st.cut_at = start;
+        self.sim.partition(&groups);
         let end = start + self.p.partition;
         let timeline = self.p.timeline;
         let every = Duration::from_millis(100);
         let mut next = start;
         let mut samples = Vec::new();
         let (mut lost, mut convicted) = (None, None);
-        self.sim.wait_for(end, |s| {
+        let cut_result = self.sim.wait_for(end, |s| {
             if timeline {
                 sample_every(s, &mut next, every, || {
                     samples.push(partition_sample(s, &minority, &majority, start, false));
                 });
             }
+            st.during_cut(s, &majority);
             if lost.is_none() && s.quorum_holders(&minority) == 0 {
                 lost = Some(s.now());
             }
             if convicted.is_none() && sees_all_failed(s, &majority, &minority) {
                 convicted = Some(s.now());
             }
-            !timeline && lost.is_some() && convicted.is_some()
-        })?;
+            false
+        });
+        self.outcome("minority", json!(minority.len()));
+        self.outcome("majority", json!(majority.len()));
+        if self.p.groups.is_some() {
+            self.outcome(
+                "groups",
+                json!(groups.iter().map(Vec::len).collect::<Vec<_>>()),
+            );
+        }
+        self.outcome(
+            "minority_lost_quorum_s",
+            json!(lost.map(|t| round3((t - start).as_secs_f64()))),
+        );
+        self.outcome(
+            "majority_failed_minority_s",
+            json!(convicted.map(|t| round3((t - start).as_secs_f64()))),
+        );
+        cut_result?;
         self.sim.run_until(end)?;
         let minority_holders = self.sim.quorum_holders(&minority);
         let majority_holders = self.sim.quorum_holders(&majority);
@@ -765,33 +948,27 @@ impl Run {
                 })
             })
             .count();
-        self.outcome("minority", json!(minority.len()));
         self.outcome(
             "majority_members_convicted_by_minority",
             json!(convicted_by_minority),
-        );
-        self.outcome("majority", json!(majority.len()));
-        self.outcome(
-            "minority_lost_quorum_s",
-            json!(lost.map(|t| round3((t - start).as_secs_f64()))),
-        );
-        self.outcome(
-            "majority_failed_minority_s",
-            json!(convicted.map(|t| round3((t - start).as_secs_f64()))),
         );
         self.outcome("majority_leaders_before_heal", json!(majority_leaders));
         self.outcome("minority_quorum_holders_at_heal", json!(minority_holders));
         self.outcome("majority_quorum_holders_at_heal", json!(majority_holders));
         self.sim.heal();
-        if timeline {
-            let (mi, ma) = (minority.clone(), majority.clone());
-            let until = self.sim.now() + self.settle_window();
-            self.sim.wait_for(until, |s| {
+        let (mi, ma) = (minority.clone(), majority.clone());
+        let within = self.settle_window();
+        let heal_at = self.sim.now();
+        let converged = self.sim.wait_for(heal_at + within, |s| {
+            if timeline {
                 sample_every(s, &mut next, every, || {
                     samples.push(partition_sample(s, &mi, &ma, start, true));
                 });
-                s.converged()
-            })?;
+            }
+            st.after_heal(s);
+            s.converged()
+        });
+        if timeline {
             self.outcome(
                 "timeline",
                 json!({
@@ -802,14 +979,13 @@ impl Run {
                 }),
             );
         }
-        let s = self.expect_convergence(self.settle_window(), "after the partition healed")?;
-        let s = if timeline {
-            // The sampled wait above already reached convergence; report the heal time.
-            round3((self.sim.now() - end).as_secs_f64())
-        } else {
-            s
-        };
-        self.outcome("heal_convergence_s", json!(s));
+        if converged?.is_none() {
+            return Err(self.not_converged(within, "after the partition healed"));
+        }
+        self.outcome(
+            "heal_convergence_s",
+            json!(round3((self.sim.now() - heal_at).as_secs_f64())),
+        );
         let leaders: Vec<String> = self
             .sim
             .live_nodes()
@@ -821,7 +997,12 @@ impl Run {
         distinct.dedup();
         self.outcome("leaders_after_heal", json!(distinct));
         self.outcome("nodes_naming_a_leader", json!(leaders.len()));
-        self.run_to_end()
+        let end = self.p.duration().max(self.sim.now());
+        self.sim.wait_for(end, |s| {
+            st.after_heal(s);
+            false
+        })?;
+        Ok(())
     }
 
     fn churn(&mut self) -> Step {
@@ -993,6 +1174,55 @@ impl Run {
 }
 
 const ONE_S: Duration = Duration::from_secs(1);
+
+/// Leader statistics of a partition run, sampled every step.
+#[derive(Debug, Default)]
+struct PartitionStats {
+    cut_at: Duration,
+    max_self_leaders_during_cut: usize,
+    max_self_leaders_after_heal: usize,
+    distinct_leaders_after_heal_max: usize,
+    majority_leader_at: Option<Duration>,
+}
+
+impl PartitionStats {
+    fn during_cut(&mut self, s: &Sim, majority: &[usize]) {
+        let leaders = s.self_leaders();
+        self.max_self_leaders_during_cut = self.max_self_leaders_during_cut.max(leaders.len());
+        if self.majority_leader_at.is_none() {
+            let mut in_majority = leaders.iter().filter(|i| majority.contains(i));
+            if let Some(&l) = in_majority.next() {
+                let id = s.process(l).id.as_str();
+                let all_name_it = majority
+                    .iter()
+                    .filter(|&&i| s.holds_quorum(i))
+                    .all(|&i| s.node(i).and_then(|n| n.leader()) == Some(id));
+                if all_name_it {
+                    self.majority_leader_at = Some(s.now());
+                }
+            }
+        }
+    }
+
+    fn after_heal(&mut self, s: &Sim) {
+        self.max_self_leaders_after_heal =
+            self.max_self_leaders_after_heal.max(s.self_leaders().len());
+        self.distinct_leaders_after_heal_max = self
+            .distinct_leaders_after_heal_max
+            .max(distinct_leaders(s));
+    }
+}
+
+/// Distinct leaders named by live quorum holders.
+fn distinct_leaders(s: &Sim) -> usize {
+    let mut names: Vec<&str> = (0..s.len())
+        .filter(|&i| s.holds_quorum(i))
+        .filter_map(|i| s.node(i).and_then(|n| n.leader()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.len()
+}
 
 /// Calls `f` when `next` is due and moves `next` on by `every`.
 fn sample_every(s: &Sim, next: &mut Duration, every: Duration, f: impl FnOnce()) {

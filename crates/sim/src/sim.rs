@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::agenda::Agenda;
-use crate::invariants::{self, FailedLedger, Violation};
+use crate::invariants::{self, FailedLedger, Recovery, Violation};
 use crate::network::{Fate, Network, NetworkConfig};
 use crate::process::{index_of, node_addr, Process, State};
 use crate::tracker::{Predicate, Tracker, TrackerId};
@@ -39,8 +39,21 @@ pub struct SimConfig {
     pub start_spread: Duration,
     /// How long a leaving node keeps running after `leave` before it stops.
     pub leave_linger: Duration,
-    /// How long a two-way partition may last before both sides holding quorum is a violation.
-    pub split_brain_grace: Duration,
+    /// How long after a cut two partition groups may both hold quorum (counted from the
+    /// `partition` call; past it, a quorum holder in two groups is a split brain).
+    pub quorum_overlap_bound: Duration,
+    /// After a heal, every live node connected to a majority of its voters must have held
+    /// quorum within this.
+    pub recovery_bound: Duration,
+    /// After a resume, the same within this, counted from the first step at which a
+    /// majority of the live nodes shows the resumed node ALIVE at its current generation.
+    pub resume_recovery_bound: Duration,
+    /// Maximum clock-rate error: node `i` runs its clock at a rate drawn from the seed in
+    /// `[1 - clock_skew, 1 + clock_skew]` (0: every clock exact).
+    pub clock_skew: f64,
+    /// Note violations and keep running instead of stopping at the first one (to measure a
+    /// core that is known to break an invariant); see [`Sim::noted`].
+    pub keep_going: bool,
 }
 
 impl SimConfig {
@@ -48,8 +61,6 @@ impl SimConfig {
     /// a check every 20 ms (100 ms above 100 nodes, to keep large runs fast).
     pub fn new(nodes: usize, seed: u64) -> Self {
         let core = membership::Config::for_cluster_size(nodes);
-        let split_brain_grace =
-            core.failure_timeout + core.suspicion_timeout + Duration::from_secs(2);
         SimConfig {
             nodes,
             seed,
@@ -63,14 +74,16 @@ impl SimConfig {
             zones: 3,
             start_spread: Duration::ZERO,
             leave_linger: Duration::from_millis(500),
-            split_brain_grace,
+            quorum_overlap_bound: Duration::from_secs(5),
+            recovery_bound: Duration::from_secs(6),
+            resume_recovery_bound: Duration::from_secs(2),
+            clock_skew: 0.0,
+            keep_going: false,
         }
     }
 
-    /// Replaces the protocol configuration, keeping the split-brain grace in step with it.
+    /// Replaces the protocol configuration.
     pub fn with_core(mut self, core: membership::Config) -> Self {
-        self.split_brain_grace =
-            core.failure_timeout + core.suspicion_timeout + Duration::from_secs(2);
         self.core = core;
         self
     }
@@ -112,6 +125,24 @@ pub struct Counters {
     pub events: BTreeMap<&'static str, u64>,
     /// Invariant checks run.
     pub checks: u64,
+    /// Most live nodes that at one step held quorum and named themselves leader.
+    pub max_self_leaders: usize,
+    /// Longest stretch (at step resolution) during which two partition groups both held a
+    /// quorum holder.
+    pub both_sides_quorum: Duration,
+}
+
+/// The two-way partition in force, as the invariants see it.
+#[derive(Debug, Clone)]
+pub(crate) struct Cut {
+    /// When the `partition` call was made.
+    pub(crate) at: Duration,
+    /// Per node: `Some((voters in its group, voters))` of its table at the cut, when its
+    /// group held at most half of them (a minority, which must decide nothing about the
+    /// other groups).
+    pub(crate) minority: Vec<Option<(usize, usize)>>,
+    /// Since when two groups both hold a quorum holder, if they do.
+    pub(crate) both_since: Option<Duration>,
 }
 
 /// What the agenda holds.
@@ -169,8 +200,10 @@ pub struct Sim {
     active: Vec<usize>,
     pub(crate) ledger: FailedLedger,
     next_check: Duration,
-    pub(crate) partition_since: Option<Duration>,
+    pub(crate) cut: Option<Cut>,
+    pub(crate) recoveries: Vec<Recovery>,
     violation: Option<Violation>,
+    noted: BTreeMap<&'static str, (u64, Violation)>,
     index_by_id: HashMap<String, usize>,
     pub(crate) counters: Counters,
     /// Shared by every node: the N² records the nodes hold are nearly all equal, and each
@@ -205,8 +238,10 @@ impl Sim {
             active: Vec::new(),
             ledger: FailedLedger::default(),
             next_check: config.step,
-            partition_since: None,
+            cut: None,
+            recoveries: Vec::new(),
             violation: None,
+            noted: BTreeMap::new(),
             index_by_id: HashMap::new(),
             counters: Counters::default(),
             records: RecordPool::default(),
@@ -231,7 +266,12 @@ impl Sim {
     /// Adds an empty process slot and returns its index.
     pub(crate) fn add_slot(&mut self) -> usize {
         let i = self.procs.len();
-        let p = Process::new(i);
+        let mut p = Process::new(i);
+        if self.config.clock_skew > 0.0 {
+            let mut rng = SmallRng::seed_from_u64(derive_seed(self.config.seed, 0xc10c, i as u64));
+            let skew = self.config.clock_skew.min(0.5);
+            p.clock_rate = 1.0 + skew * (2.0 * rng.random::<f64>() - 1.0);
+        }
         self.index_by_id.insert(p.id.clone(), i);
         self.procs.push(p);
         self.network.ensure(i);
@@ -278,6 +318,11 @@ impl Sim {
         (0..self.procs.len())
             .filter(|&i| self.procs[i].is_live())
             .collect()
+    }
+
+    /// Node `i`'s local clock reading now (what its core sees).
+    pub fn local_now(&self, i: usize) -> Duration {
+        self.procs[i].local_time(self.now)
     }
 
     /// Number of live nodes.
@@ -433,7 +478,7 @@ impl Sim {
                 self.now = self.now.max(at);
                 self.dispatch(item);
                 if let Some(v) = self.violation.take() {
-                    return Err(v);
+                    self.fail(v)?;
                 }
             }
             self.now = self.now.max(horizon);
@@ -481,14 +526,288 @@ impl Sim {
     /// The safety checks of one step.
     fn check(&mut self) -> Result<(), Violation> {
         self.counters.checks += 1;
-        self.ledger.sweep(&self.procs, self.now)?;
-        if let Some(since) = self.partition_since {
-            if self.now >= since + self.config.split_brain_grace {
-                invariants::check_split_brain(&self.procs, &self.network, self.now)?;
-            }
+        if let Err(v) = self.ledger.sweep(&self.procs, self.now) {
+            self.fail(v)?;
+        }
+        if let Err(v) = self.check_leaders() {
+            self.fail(v)?;
+        }
+        if let Err(v) = self.check_split_brain() {
+            self.fail(v)?;
+        }
+        if let Err(v) = self.check_recoveries() {
+            self.fail(v)?;
         }
         self.complete_trackers();
         Ok(())
+    }
+
+    /// Stops the run with `v`, or with `keep_going` notes it and goes on.
+    fn fail(&mut self, v: Violation) -> Result<(), Violation> {
+        if !self.config.keep_going {
+            return Err(v);
+        }
+        self.noted.entry(v.kind()).or_insert((0, v)).0 += 1;
+        Ok(())
+    }
+
+    /// With `keep_going`: per kind of violation, how many times it was seen (steps or
+    /// events) and the first one.
+    pub fn noted(&self) -> &BTreeMap<&'static str, (u64, Violation)> {
+        &self.noted
+    }
+
+    /// Whether live node `i` holds quorum and names itself leader.
+    pub fn is_self_leader(&self, i: usize) -> bool {
+        let p = &self.procs[i];
+        p.is_live()
+            && p.node
+                .as_ref()
+                .is_some_and(|n| n.has_quorum() && n.leader() == Some(n.id()))
+    }
+
+    /// Live nodes that hold quorum and name themselves leader.
+    pub fn self_leaders(&self) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|&i| self.is_self_leader(i))
+            .collect()
+    }
+
+    /// Whether live node `i` holds quorum.
+    pub fn holds_quorum(&self, i: usize) -> bool {
+        let p = &self.procs[i];
+        p.is_live() && p.node.as_ref().is_some_and(Node::has_quorum)
+    }
+
+    /// Two leaders: at most one live node at once holds quorum and names itself leader.
+    fn check_leaders(&mut self) -> Result<(), Violation> {
+        let leaders = self.self_leaders();
+        self.counters.max_self_leaders = self.counters.max_self_leaders.max(leaders.len());
+        match invariants::two_leaders(leaders.iter().map(|&i| (i, true))) {
+            Some((a, b)) => Err(Violation::TwoLeaders {
+                at: self.now.as_secs_f64(),
+                a: self.procs[a].id.clone(),
+                b: self.procs[b].id.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Split brain: two partition groups both hold a quorum holder for at most
+    /// `quorum_overlap_bound` after the cut.
+    fn check_split_brain(&mut self) -> Result<(), Violation> {
+        if !self.network.is_partitioned() {
+            return Ok(());
+        }
+        let Some(at) = self.cut.as_ref().map(|c| c.at) else {
+            return Ok(());
+        };
+        let states = (0..self.procs.len())
+            .map(|i| (i, self.network.group_of(i), self.holds_quorum(i)))
+            .collect::<Vec<_>>();
+        let both = invariants::two_groups_with_quorum(states);
+        let now = self.now;
+        let cut = self.cut.as_mut().expect("checked above");
+        let Some(((a, ga), (b, gb))) = both else {
+            cut.both_since = None;
+            return Ok(());
+        };
+        let since = *cut.both_since.get_or_insert(now);
+        let stretch = now - since;
+        self.counters.both_sides_quorum = self.counters.both_sides_quorum.max(stretch);
+        let since_cut = now - at;
+        if since_cut > self.config.quorum_overlap_bound {
+            return Err(Violation::SplitBrain {
+                at: now.as_secs_f64(),
+                since_cut: since_cut.as_secs_f64(),
+                bound: self.config.quorum_overlap_bound.as_secs_f64(),
+                a: self.procs[a].id.clone(),
+                group_a: ga,
+                b: self.procs[b].id.clone(),
+                group_b: gb,
+            });
+        }
+        Ok(())
+    }
+
+    /// Longest stretch (seconds) during which two partition groups both held quorum.
+    pub fn both_sides_quorum_s(&self) -> f64 {
+        self.counters.both_sides_quorum.as_secs_f64()
+    }
+
+    /// Notes a new two-way cut: its time, and which nodes sit in a minority of their own
+    /// table's voters (voters: records marked voter, not terminal, of existing processes).
+    pub(crate) fn begin_cut(&mut self) {
+        let mut minority = vec![None; self.procs.len()];
+        for (i, p) in self.procs.iter().enumerate() {
+            let Some(node) = p.node.as_ref().filter(|_| p.exists()) else {
+                continue;
+            };
+            let groups = node
+                .records()
+                .filter(|r| r.voter && !r.liveness.is_terminal())
+                .filter_map(|r| self.index_by_id.get(&*r.id).copied())
+                .filter(|&j| self.procs[j].exists())
+                .map(|j| self.network.group_of(j));
+            let (is_minority, mine, all) =
+                invariants::minority_at_cut(self.network.group_of(i), groups);
+            if is_minority {
+                minority[i] = Some((mine, all));
+            }
+        }
+        // A cut that starts with two groups holding quorum starts the overlap now.
+        let both = invariants::two_groups_with_quorum(
+            (0..self.procs.len()).map(|i| (i, self.network.group_of(i), self.holds_quorum(i))),
+        )
+        .map(|_| self.now);
+        self.cut = Some(Cut {
+            at: self.now,
+            minority,
+            both_since: both,
+        });
+    }
+
+    /// Ends the cut (heal) and starts the recovery deadline.
+    pub(crate) fn end_cut(&mut self) {
+        self.cut = None;
+        let after = format!("the heal at {:.3}s", self.now.as_secs_f64());
+        self.push_recovery(after, Some(self.now), self.config.recovery_bound, None);
+    }
+
+    pub(crate) fn push_recovery(
+        &mut self,
+        after: String,
+        from: Option<Duration>,
+        bound: Duration,
+        resumed: Option<usize>,
+    ) {
+        let pending = self
+            .procs
+            .iter()
+            .map(|p| p.exists().then_some(p.life))
+            .collect();
+        self.recoveries.push(Recovery {
+            after,
+            from,
+            bound,
+            resumed,
+            triggered: self.now,
+            pending,
+        });
+    }
+
+    /// Whether a majority of the live nodes (other than `i`) shows node `i` ALIVE at its
+    /// current generation.
+    fn alive_in_majority_view(&self, i: usize) -> bool {
+        let p = &self.procs[i];
+        let Some(generation) = p.node.as_ref().map(Node::generation) else {
+            return false;
+        };
+        let (mut live, mut alive) = (0usize, 0usize);
+        for (j, q) in self.procs.iter().enumerate() {
+            if j == i || !q.is_live() {
+                continue;
+            }
+            live += 1;
+            if q.node
+                .as_ref()
+                .and_then(|n| n.record(&p.id))
+                .is_some_and(|r| {
+                    r.generation == generation && r.liveness == membership::Liveness::Alive
+                })
+            {
+                alive += 1;
+            }
+        }
+        live == 0 || 2 * alive > live
+    }
+
+    /// `Some((reached, voters))` when live node `i` (still in life `life`) lacks quorum
+    /// although it is connected, both ways and without loss, to a strict majority of the
+    /// voters its own table lists (voter records not terminal; live processes only count
+    /// as reached).
+    pub(crate) fn connected_without_quorum(&self, i: usize, life: u64) -> Option<(usize, usize)> {
+        let p = &self.procs[i];
+        if !p.is_live() || p.life != life || self.network.has_loss(i) {
+            return None;
+        }
+        let node = p.node.as_ref()?;
+        if node.has_quorum() || node.has_left() {
+            return None;
+        }
+        let (mut reached, mut voters) = (0, 0);
+        for r in node
+            .records()
+            .filter(|r| r.voter && !r.liveness.is_terminal())
+        {
+            voters += 1;
+            let Some(j) = self.index_by_id.get(&*r.id).copied() else {
+                continue;
+            };
+            if j == i
+                || (self.procs[j].is_live()
+                    && !self.network.has_loss(j)
+                    && self.network.connected(i, j)
+                    && self.network.connected(j, i))
+            {
+                reached += 1;
+            }
+        }
+        (2 * reached > voters).then_some((reached, voters))
+    }
+
+    /// Pending recovery deadlines: start the clocks of resumes seen ALIVE, mark nodes that
+    /// hold quorum, and at a deadline report the first eligible node that never did.
+    fn check_recoveries(&mut self) -> Result<(), Violation> {
+        if self.recoveries.is_empty() {
+            return Ok(());
+        }
+        let now = self.now;
+        let mut recoveries = std::mem::take(&mut self.recoveries);
+        let mut result = Ok(());
+        recoveries.retain_mut(|r| {
+            if result.is_err() {
+                return true;
+            }
+            if r.from.is_none() {
+                let Some(i) = r.resumed else { return false };
+                let same_life = r.pending.get(i).copied().flatten() == Some(self.procs[i].life);
+                if !same_life || !self.procs[i].exists() {
+                    return false; // the resumed life ended: nothing to wait for
+                }
+                if !self.alive_in_majority_view(i) {
+                    // never seen ALIVE again: the convergence checks cover that
+                    return now < r.triggered + Duration::from_secs(300);
+                }
+                r.from = Some(now);
+            }
+            for i in 0..r.pending.len() {
+                if r.pending[i].is_some() && self.holds_quorum(i) {
+                    r.recovered(i);
+                }
+            }
+            let Some(deadline) = r.deadline() else {
+                return true;
+            };
+            if now < deadline {
+                return true;
+            }
+            if let Some((i, reached, voters)) =
+                r.first_unrecovered(|i, life| self.connected_without_quorum(i, life))
+            {
+                result = Err(Violation::NotRecovered {
+                    at: now.as_secs_f64(),
+                    node: self.procs[i].id.clone(),
+                    after: r.after.clone(),
+                    bound: (deadline - r.triggered).as_secs_f64(),
+                    reached,
+                    voters,
+                });
+            }
+            false
+        });
+        self.recoveries = recoveries;
+        result
     }
 
     /// Completes trackers that every live observer satisfied.
@@ -566,9 +885,11 @@ impl Sim {
                 .collect()
         };
         let zones = self.config.zones.max(1);
+        let now = self.now;
         let p = &mut self.procs[i];
         p.generation += 1;
         p.life += 1;
+        p.clock_anchor = now;
         let identity = Identity {
             id: p.id.clone(),
             addr: p.addr,
@@ -582,14 +903,7 @@ impl Sim {
         };
         let rng_seed = derive_seed(self.config.seed, 3 + i as u64, p.generation);
         // The configuration was validated in `Sim::new`, so this cannot fail.
-        p.node = Node::new(
-            identity,
-            self.config.core.clone(),
-            seeds,
-            self.now,
-            rng_seed,
-        )
-        .ok();
+        p.node = Node::new(identity, self.config.core.clone(), seeds, now, rng_seed).ok();
         if let Some(node) = p.node.as_mut() {
             node.share_records(self.records.clone());
         }
@@ -608,8 +922,9 @@ impl Sim {
     fn deliver(&mut self, to: usize, from: SocketAddr, bytes: &[u8]) {
         let now = self.now;
         let p = &mut self.procs[to];
+        let local = p.local_time(now);
         let Some(node) = p.node.as_mut() else { return };
-        if let Err(e) = node.handle_datagram(now, from, bytes, &mut self.outbox) {
+        if let Err(e) = node.handle_datagram(local, from, bytes, &mut self.outbox) {
             let from_id = index_of(from)
                 .map(crate::process::node_id)
                 .unwrap_or_else(|| from.to_string());
@@ -623,10 +938,11 @@ impl Sim {
     }
 
     fn fire_timer(&mut self, i: usize) {
-        let now = self.now;
-        if let Some(node) = self.procs[i].node.as_mut() {
-            if now >= node.poll_timeout() {
-                node.handle_timeout(now, &mut self.outbox);
+        let p = &mut self.procs[i];
+        let local = p.local_time(self.now);
+        if let Some(node) = p.node.as_mut() {
+            if local >= node.poll_timeout() {
+                node.handle_timeout(local, &mut self.outbox);
             }
         }
         self.after_call(i, true);
@@ -651,6 +967,14 @@ impl Sim {
             self.after_call(i, false);
         }
         self.fire_timer(i);
+        if self.procs[i].exists() {
+            let after = format!(
+                "{}'s resume at {:.3}s (clock from when a majority saw it ALIVE)",
+                self.procs[i].id,
+                self.now.as_secs_f64()
+            );
+            self.push_recovery(after, None, self.config.resume_recovery_bound, Some(i));
+        }
     }
 
     /// How long convictions stay excused after a fault ends (stale accusations still travel).
@@ -713,7 +1037,7 @@ impl Sim {
         if wanted == Duration::MAX {
             return;
         }
-        let mut at = wanted.max(now);
+        let mut at = p.global_time(wanted).max(now);
         if fired && at <= now {
             at = now + Duration::from_millis(1); // a core that keeps asking for "now" must not stall the clock
         }
@@ -729,7 +1053,7 @@ impl Sim {
         }
     }
 
-    fn observe_event(&mut self, observer: usize, event: Event) {
+    pub(crate) fn observe_event(&mut self, observer: usize, event: Event) {
         let kind = event.kind();
         *self.counters.events.entry(kind).or_default() += 1;
         if let Event::SelfRejoined { generation, .. } = event {
@@ -738,6 +1062,15 @@ impl Sim {
             let p = &mut self.procs[observer];
             p.generation = p.generation.max(generation);
             return;
+        }
+        match &event {
+            Event::MemberFailed { id, .. } => {
+                self.check_minority_decision(observer, id, "member_failed")
+            }
+            Event::MemberEvicted { id } => {
+                self.check_minority_decision(observer, id, "member_evicted")
+            }
+            _ => {}
         }
         if let Event::MemberFailed { id, generation, .. } = event {
             self.counters.failures_detected += 1;
@@ -762,6 +1095,40 @@ impl Sim {
         }
     }
 
+    /// Minority decision: during a cut, a node whose group held at most half of its voters
+    /// must not convict or evict a member of another group.
+    pub(crate) fn check_minority_decision(
+        &mut self,
+        observer: usize,
+        member: &str,
+        event: &'static str,
+    ) {
+        if !self.network.is_partitioned() {
+            return;
+        }
+        let Some(cut) = self.cut.as_ref() else { return };
+        let Some((mine, all)) = cut.minority.get(observer).copied().flatten() else {
+            return;
+        };
+        let Some(m) = self.index_of_id(member) else {
+            return;
+        };
+        let (go, gm) = (self.network.group_of(observer), self.network.group_of(m));
+        if go == gm {
+            return;
+        }
+        self.violation.get_or_insert(Violation::MinorityDecision {
+            at: self.now.as_secs_f64(),
+            observer: self.procs[observer].id.clone(),
+            group_observer: go,
+            voters_in_group: mine,
+            voters: all,
+            event,
+            member: member.to_owned(),
+            group_member: gm,
+        });
+    }
+
     /// Schedules a resume of slot `i` (current life) at `at`.
     pub(crate) fn schedule_resume(&mut self, i: usize, at: Duration) {
         let life = self.procs[i].life;
@@ -776,10 +1143,158 @@ impl Sim {
 
     /// Calls `leave` on node `i`'s core now and routes its effects.
     pub(crate) fn call_leave(&mut self, i: usize) {
-        let now = self.now;
-        if let Some(node) = self.procs[i].node.as_mut() {
-            node.leave(now, &mut self.outbox);
+        let p = &mut self.procs[i];
+        let local = p.local_time(self.now);
+        if let Some(node) = p.node.as_mut() {
+            node.leave(local, &mut self.outbox);
         }
         self.after_call(i, false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small cluster with `config`, run until it converged.
+    fn converged(mut config: SimConfig) -> Sim {
+        config.step = Duration::from_millis(20);
+        let mut sim = Sim::new(config).unwrap();
+        let settled = |s: &Sim| s.converged() && s.live_nodes().iter().all(|&i| s.holds_quorum(i));
+        let at = sim.wait_for(Duration::from_secs(60), settled).unwrap();
+        assert!(at.is_some(), "did not converge with quorum everywhere");
+        sim
+    }
+
+    #[test]
+    fn a_minority_convicting_across_the_cut_is_a_violation_and_the_majority_is_not() {
+        let mut sim = converged(SimConfig::new(5, 11));
+        sim.partition(&[vec![0, 1], vec![2, 3, 4]]);
+        // The majority convicting a minority member is its right.
+        sim.observe_event(
+            3,
+            Event::MemberFailed {
+                id: sim.process(0).id.clone(),
+                generation: 1,
+                silent_for: None,
+            },
+        );
+        assert!(sim.violation.is_none(), "{:?}", sim.violation);
+        // The minority (2 of 5 voters) evicting a majority member is not.
+        sim.observe_event(
+            1,
+            Event::MemberEvicted {
+                id: sim.process(4).id.clone(),
+            },
+        );
+        match sim.violation.clone() {
+            Some(Violation::MinorityDecision {
+                observer,
+                member,
+                voters_in_group,
+                voters,
+                event,
+                ..
+            }) => {
+                assert_eq!((observer.as_str(), member.as_str()), ("n00001", "n00004"));
+                assert!(voters >= 3 && 2 * voters_in_group <= voters);
+                assert_eq!(event, "member_evicted");
+            }
+            other => panic!("expected a minority decision, got {other:?}"),
+        }
+        // The run stops on it at once.
+        let stopped = sim.run_for(Duration::from_millis(1));
+        assert!(matches!(stopped, Err(Violation::MinorityDecision { .. })));
+    }
+
+    #[test]
+    fn both_sides_holding_quorum_past_the_bound_is_split_brain_from_the_cut() {
+        let mut config = SimConfig::new(5, 12);
+        config.quorum_overlap_bound = Duration::ZERO;
+        let mut sim = converged(config);
+        let cut = sim.now();
+        sim.partition(&[vec![0, 1], vec![2, 3, 4]]);
+        // 20 ms after the cut nobody can have noticed it: both sides still hold quorum,
+        // and with no allowed overlap that is already split brain.
+        match sim.run_for(Duration::from_millis(40)) {
+            Err(Violation::SplitBrain { since_cut, .. }) => {
+                assert!(since_cut <= 0.041, "{since_cut}");
+            }
+            other => panic!("expected split brain right after the cut, got {other:?}"),
+        }
+        assert!(sim.now() - cut <= Duration::from_millis(40));
+    }
+
+    #[test]
+    fn keep_going_notes_violations_and_measures_the_overlap() {
+        let mut config = SimConfig::new(5, 12);
+        config.quorum_overlap_bound = Duration::ZERO;
+        config.keep_going = true;
+        let mut sim = converged(config);
+        sim.partition(&[vec![0, 1], vec![2, 3, 4]]);
+        sim.run_for(Duration::from_millis(200)).unwrap();
+        let (count, first) = &sim.noted()["split_brain"];
+        assert!(*count >= 5, "{count}");
+        assert!(matches!(first, Violation::SplitBrain { .. }));
+        assert!(
+            sim.both_sides_quorum_s() >= 0.18,
+            "{}",
+            sim.both_sides_quorum_s()
+        );
+    }
+
+    #[test]
+    fn a_node_reaching_a_majority_without_quorum_after_the_heal_is_not_recovered() {
+        let mut config = SimConfig::new(5, 13);
+        config.recovery_bound = Duration::ZERO;
+        config.keep_going = true; // the cut itself may break other invariants
+        let mut sim = converged(config);
+        sim.partition(&[vec![0], vec![1, 2, 3, 4]]);
+        let lost = sim
+            .wait_for(sim.now() + Duration::from_secs(30), |s| !s.holds_quorum(0))
+            .unwrap();
+        assert!(lost.is_some(), "the lone node kept quorum for 30 s");
+        let mut config = sim.config.clone();
+        config.keep_going = false;
+        sim.config = config;
+        sim.heal();
+        // With a zero bound the first check after the heal decides; node 0 cannot have
+        // heard back from a majority within one step.
+        match sim.run_for(Duration::from_millis(20)) {
+            Err(Violation::NotRecovered {
+                node,
+                reached,
+                voters,
+                ..
+            }) => {
+                assert_eq!(node, "n00000");
+                assert!(2 * reached > voters, "{reached} of {voters}");
+            }
+            other => panic!("expected not recovered, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn skewed_clocks_are_drawn_per_node_and_the_cluster_still_works() {
+        let plain = Sim::new(SimConfig::new(6, 14)).unwrap();
+        assert!((0..6).all(|i| plain.process(i).clock_rate == 1.0));
+        let mut config = SimConfig::new(6, 14);
+        config.clock_skew = 0.01;
+        let mut sim = converged(config);
+        let rates: Vec<f64> = (0..6).map(|i| sim.process(i).clock_rate).collect();
+        assert!(rates.iter().all(|r| (0.99..=1.01).contains(r)), "{rates:?}");
+        assert!(rates.iter().any(|&r| r != 1.0));
+        sim.run_for(Duration::from_secs(20)).unwrap();
+        let fast = (0..6)
+            .max_by(|&a, &b| rates[a].total_cmp(&rates[b]))
+            .unwrap();
+        assert!(sim.local_now(fast) > sim.now());
+        sim.crash(5);
+        let failed = sim.track(crate::Predicate::Failed {
+            member: sim.process(5).id.clone(),
+            generation: 1,
+        });
+        let deadline = sim.now() + Duration::from_secs(60);
+        assert!(sim.wait_tracker(failed, deadline).unwrap());
     }
 }

@@ -1,7 +1,9 @@
 //! `vigil-sim`: runs one simulator scenario and prints one JSON report.
 //!
 //! Exit status 0 when every invariant held, 1 when one broke (the report's `violation`
-//! says which, and stderr repeats the seed and the command that reproduces the run).
+//! says which and names the command that reproduces the run; stderr repeats both). With
+//! `--scenario trials` the report is one line per trial plus `failures`, each with the
+//! command that reproduces exactly that trial.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -25,6 +27,8 @@ enum ScenarioArg {
     Churn,
     /// A long run with latency jitter (default 100 ms) and loss (default 5 %).
     Jitter,
+    /// `--trials` randomized fault schedules on random cluster sizes (3 to `--nodes-max`).
+    Trials,
 }
 
 impl From<ScenarioArg> for Scenario {
@@ -36,6 +40,7 @@ impl From<ScenarioArg> for Scenario {
             ScenarioArg::Partition => Scenario::Partition,
             ScenarioArg::Churn => Scenario::Churn,
             ScenarioArg::Jitter => Scenario::Jitter,
+            ScenarioArg::Trials => Scenario::Trials,
         }
     }
 }
@@ -108,6 +113,29 @@ struct Args {
     /// holders on each side and the majority's verdict, every 100 ms until healed).
     #[arg(long)]
     timeline: bool,
+    /// Partition group sizes, comma-separated (`partition`; instead of `--minority`),
+    /// e.g. `333,333,334`.
+    #[arg(long, value_delimiter = ',')]
+    groups: Option<Vec<usize>>,
+    /// Maximum clock-rate error of every node, e.g. 0.01 for ±1 % (default 0).
+    #[arg(long)]
+    clock_skew: Option<f64>,
+    /// Note every violated invariant and keep running instead of stopping at the first
+    /// (the report lists them by kind in `outcome.violations_noted`; exit status still 1).
+    #[arg(long)]
+    keep_going: bool,
+    /// Trials to run (`trials`).
+    #[arg(long, default_value_t = 1)]
+    trials: usize,
+    /// Index of the first trial (`trials`; trial k is seeded from the seed and k alone).
+    #[arg(long, default_value_t = 0)]
+    first_trial: usize,
+    /// Largest cluster size a trial draws (`trials`).
+    #[arg(long, default_value_t = 200)]
+    nodes_max: usize,
+    /// Start no new trial after this much wall time, e.g. `180s`, `3m`, `180` (`trials`).
+    #[arg(long)]
+    time_budget: Option<String>,
     /// Pretty-print the JSON.
     #[arg(long)]
     pretty: bool,
@@ -116,6 +144,21 @@ struct Args {
 fn secs(x: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(x)
         .with_context(|| format!("--{flag} must be a non-negative number, got {x}"))
+}
+
+/// `180s`, `3m`, `1h` or plain seconds.
+fn budget(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1.0),
+        Some((i, 'm')) => (&s[..i], 60.0),
+        Some((i, 'h')) => (&s[..i], 3600.0),
+        _ => (s, 1.0),
+    };
+    let x: f64 = num
+        .parse()
+        .with_context(|| format!("--time-budget: expected e.g. 180s, got `{s}`"))?;
+    secs(x * unit, "time-budget")
 }
 
 fn params(a: &Args) -> anyhow::Result<ScenarioParams> {
@@ -155,6 +198,27 @@ fn params(a: &Args) -> anyhow::Result<ScenarioParams> {
     );
     p.step = a.step_ms.map(|x| ms(x, "step-ms")).transpose()?;
     p.timeline = a.timeline;
+    if let Some(g) = &a.groups {
+        anyhow::ensure!(
+            g.iter().sum::<usize>() == a.nodes && g.iter().all(|&x| x > 0),
+            "--groups must be positive sizes adding up to --nodes ({})",
+            a.nodes
+        );
+    }
+    p.groups = a.groups.clone();
+    if let Some(k) = a.clock_skew {
+        anyhow::ensure!(
+            (0.0..0.5).contains(&k),
+            "--clock-skew must be in [0, 0.5), got {k}"
+        );
+    }
+    p.clock_skew = a.clock_skew;
+    p.keep_going = a.keep_going;
+    p.trials = a.trials;
+    p.first_trial = a.first_trial;
+    anyhow::ensure!(a.nodes_max >= 3, "--nodes-max must be at least 3");
+    p.nodes_max = a.nodes_max;
+    p.time_budget = a.time_budget.as_deref().map(budget).transpose()?;
     if let Some(s) = p.step {
         anyhow::ensure!(!s.is_zero(), "--step-ms must be positive");
     }
@@ -164,6 +228,23 @@ fn params(a: &Args) -> anyhow::Result<ScenarioParams> {
 fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
     let p = params(&args)?;
+    if p.scenario == Scenario::Trials {
+        let report = sim::run_trials(&p)?;
+        let json = if args.pretty {
+            serde_json::to_string_pretty(&report)?
+        } else {
+            serde_json::to_string(&report)?
+        };
+        println!("{json}");
+        if report.violations > 0 {
+            for f in &report.failures {
+                eprintln!("trial {} ({} nodes): {}", f.trial, f.nodes, f.violation);
+                eprintln!("reproduce with: {}", f.command);
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = sim::run(&p)?;
     let json = if args.pretty {
         serde_json::to_string_pretty(&report)?
