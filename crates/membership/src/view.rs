@@ -53,6 +53,9 @@ pub struct ClusterView {
     pub has_quorum: bool,
     /// The leader, only when this node holds quorum.
     pub leader: Option<NodeId>,
+    /// How much longer this node reports quorum unless a leader's request renews it (zero
+    /// without quorum): the bound on how stale `has_quorum` can be.
+    pub quorum_valid_for: Duration,
     /// Number of voters in this node's view.
     pub voters: usize,
     /// Every member still in the view (evicted tombstones excluded), sorted by id.

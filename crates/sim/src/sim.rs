@@ -574,6 +574,23 @@ impl Sim {
     }
 
     /// Whether live node `i` holds quorum.
+    /// Settled: converged, every live node holds quorum, and every live node sees every live
+    /// node as a voter (admissions are the leader's and follow its rounds, so they trail
+    /// convergence).
+    pub fn settled(&self) -> bool {
+        let live = self.live_nodes();
+        self.converged()
+            && live.iter().all(|&i| self.holds_quorum(i))
+            && live.iter().all(|&i| {
+                let node = self.procs[i].node.as_ref();
+                live.iter().all(|&j| {
+                    node.and_then(|n| n.record(&self.procs[j].id))
+                        .is_some_and(|r| r.voter)
+                })
+            })
+    }
+
+    /// Whether node `i` is live and holds quorum.
     pub fn holds_quorum(&self, i: usize) -> bool {
         let p = &self.procs[i];
         p.is_live() && p.node.as_ref().is_some_and(Node::has_quorum)
@@ -1160,8 +1177,7 @@ mod tests {
     fn converged(mut config: SimConfig) -> Sim {
         config.step = Duration::from_millis(20);
         let mut sim = Sim::new(config).unwrap();
-        let settled = |s: &Sim| s.converged() && s.live_nodes().iter().all(|&i| s.holds_quorum(i));
-        let at = sim.wait_for(Duration::from_secs(60), settled).unwrap();
+        let at = sim.wait_for(Duration::from_secs(60), Sim::settled).unwrap();
         assert!(at.is_some(), "did not converge with quorum everywhere");
         sim
     }

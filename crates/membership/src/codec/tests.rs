@@ -136,6 +136,21 @@ fn message() -> impl Strategy<Value = Message> {
             nonce
         }),
         (sender(), any::<u64>()).prop_map(|(from, nonce)| Message::ProbeAck { from, nonce }),
+        (sender(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
+            |(from, round, valid_ms, confirmed)| Message::LeaseRequest {
+                from,
+                round,
+                valid_ms,
+                confirmed
+            }
+        ),
+        (sender(), any::<u64>(), any::<bool>()).prop_map(|(from, round, granted)| {
+            Message::LeaseGrant {
+                from,
+                round,
+                granted,
+            }
+        }),
     ]
 }
 

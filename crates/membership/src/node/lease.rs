@@ -82,6 +82,8 @@ pub(crate) struct Lease {
     confirmed_sent: Option<Duration>,
     /// Until when this node holds the lease as leader.
     until: Option<Duration>,
+    /// When a request from a leader holding the lease last arrived (granted or not).
+    leased_seen: Option<Duration>,
     /// Non-voters, and when this node first saw each (admission needs a later proof).
     pending: HashMap<Arc<str>, Duration>,
 }
@@ -283,6 +285,7 @@ impl Node {
         {
             return;
         }
+        let was_leading = self.lease.leads(now);
         self.lease.confirmed = self.lease.round;
         self.lease.confirmed_sent = Some(sent);
         self.lease.until = Some(sent + self.lease_hold());
@@ -290,6 +293,11 @@ impl Node {
         self.refresh_quorum(out);
         if self.lease.leads(now) {
             self.lease.last_led = Some(now);
+            if !was_leading && self.lease.round > 1 {
+                // A new leader tells the members at once that it holds the lease, rather
+                // than a renewal later: they hold quorum again one delivery after it does.
+                self.send_round(now, out);
+            }
         }
     }
 
@@ -336,6 +344,9 @@ impl Node {
             return;
         }
         let (addr, id) = (record.addr, record.id.clone());
+        if valid_ms > 0 {
+            self.lease.leased_seen = Some(now);
+        }
         let same = |to: &str, g: u64| *to == *from.id && g == from.generation;
         // A candidate that holds no lease gives way to a smaller one, and to a leader that
         // holds one; grants it may still receive for its own round are void from here on.
@@ -355,6 +366,16 @@ impl Node {
             // life: it grants only a leader that proves it holds the lease (which no other
             // can while that old grant could still count), until a lease length has passed.
             _ if now.saturating_sub(self.born) < self.lease_len() && valid_ms == 0 => false,
+            // While a leader holding the lease is heard from, a candidate gets nothing: a grant
+            // to it would shut this node out of the leader's quorum for a whole lease.
+            _ if valid_ms == 0
+                && self
+                    .lease
+                    .leased_seen
+                    .is_some_and(|t| now.saturating_sub(t) < self.lease_len()) =>
+            {
+                false
+            }
             _ => {
                 self.open_voter(&from.id, from.generation)
                     || self

@@ -737,6 +737,7 @@ impl Node {
             self_id: self.me.clone(),
             has_quorum: self.quorum,
             leader: self.leader.clone(),
+            quorum_valid_for: self.quorum_valid_for(now),
             voters: self.table.voters(),
             members,
         }

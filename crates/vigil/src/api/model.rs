@@ -75,6 +75,10 @@ pub struct StatusDto {
     pub has_quorum: bool,
     /// The leader this node recognizes (only with quorum).
     pub leader: Option<String>,
+    /// How much longer, in milliseconds, `hasQuorum` holds unless the leader renews it: a
+    /// node cut off from the majority stops reporting quorum within this.
+    #[serde(default)]
+    pub quorum_valid_for_ms: u64,
     /// The answering node's id.
     #[serde(rename = "self")]
     pub self_id: String,
@@ -143,6 +147,7 @@ pub fn status(info: &NodeInfo, snapshot: &Snapshot) -> StatusDto {
         healthy_nodes: view.healthy(),
         has_quorum: view.has_quorum,
         leader: view.leader.clone(),
+        quorum_valid_for_ms: view.quorum_valid_for.as_millis() as u64,
         self_id: view.self_id.clone(),
         cluster: info.cluster.clone(),
         generation: info.generation,

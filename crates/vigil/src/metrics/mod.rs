@@ -420,6 +420,7 @@ mod tests {
         let m = Metrics::new();
         m.observe(
             &ClusterView {
+                quorum_valid_for: std::time::Duration::ZERO,
                 self_id: "a".into(),
                 has_quorum: true,
                 leader: Some("a".into()),
@@ -464,6 +465,7 @@ mod tests {
     fn counters_follow_the_core_without_double_counting() {
         let m = Metrics::new();
         let view = ClusterView {
+            quorum_valid_for: std::time::Duration::ZERO,
             self_id: "a".into(),
             has_quorum: false,
             leader: None,

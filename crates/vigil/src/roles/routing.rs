@@ -147,6 +147,7 @@ mod tests {
 
     fn view(members: Vec<MemberView>) -> ClusterView {
         ClusterView {
+            quorum_valid_for: std::time::Duration::ZERO,
             self_id: "gw".into(),
             has_quorum: true,
             leader: None,
