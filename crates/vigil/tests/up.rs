@@ -2,33 +2,18 @@
 
 mod harness;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-/// An HTTP offset and gossip base where all four members' ports are free now.
-fn free_layout() -> (u16, u16) {
-    for attempt in 0..200u16 {
-        let http_offset = 20_000 + attempt * 17;
-        let gossip_base = 40_000 + attempt * 13;
-        let http_free =
-            (8080..8084).all(|p| TcpListener::bind(("127.0.0.1", p + http_offset)).is_ok());
-        let gossip_free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", gossip_base + i)).is_ok());
-        if http_free && gossip_free {
-            return (http_offset, gossip_base);
-        }
-    }
-    panic!("no free port layout");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_four_members_and_stops_them_on_a_signal() {
     let _guard = harness::exclusive().await;
     let dir = harness::scratch("up");
-    let (http_offset, gossip_base) = free_layout();
+    let (http_offset, gossip_base) = harness::free_up_layout();
     let out = dir.join("up.out");
     let file = std::fs::File::create(&out).unwrap();
     let mut up = Command::new(harness::BIN)

@@ -328,3 +328,286 @@ pub fn run_vigil(args: &[&str], env: &[(&str, &str)], dir: &Path) -> (i32, Strin
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The members `vigil up` starts and their HTTP ports before `--http-offset`.
+pub const UP_MEMBERS: [(&str, u16); 4] = [
+    ("gateway", 8080),
+    ("coordinator", 8081),
+    ("producer", 8082),
+    ("consumer", 8083),
+];
+
+/// An HTTP offset and gossip base where all four `vigil up` members' ports are free now.
+pub fn free_up_layout() -> (u16, u16) {
+    for attempt in 0..200u16 {
+        let http_offset = 20_000 + attempt * 17;
+        let gossip_base = 40_000 + attempt * 13;
+        let http_free = UP_MEMBERS
+            .iter()
+            .all(|(_, p)| TcpListener::bind(("127.0.0.1", p + http_offset)).is_ok());
+        let gossip_free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", gossip_base + i)).is_ok());
+        if http_free && gossip_free {
+            return (http_offset, gossip_base);
+        }
+    }
+    panic!("no free port layout");
+}
+
+/// The parent pid and the argument vector of a process, from /proc.
+fn proc_parent_and_args(pid: i32) -> Option<(i32, Vec<String>)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let ppid = after.split_whitespace().nth(1)?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some((ppid, args))
+}
+
+/// The live children of `parent` with their arguments.
+pub fn children_of(parent: Pid) -> Vec<(Pid, Vec<String>)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let (ppid, args) = proc_parent_and_args(pid)?;
+            (ppid == parent.as_raw()).then_some((Pid::from_raw(pid), args))
+        })
+        .collect()
+}
+
+/// Whether the kernel reports `pid` stopped (SIGSTOP).
+pub fn is_stopped(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("State:\tT"))
+}
+
+/// SIGSTOP, and waits until the kernel reports the process stopped.
+pub fn freeze(pid: Pid) {
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_stopped(pid) {
+        assert!(Instant::now() < deadline, "{pid} did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `vigil up` on private ports in a scratch directory. Dropping it resumes any stopped
+/// member, asks `vigil up` to stop (its members leave), and kills whatever is left.
+pub struct Up {
+    pub dir: PathBuf,
+    pub http_offset: u16,
+    pub gossip_base: u16,
+    out: PathBuf,
+    child: Child,
+    exited: bool,
+    client: reqwest::Client,
+}
+
+impl Up {
+    /// Starts `vigil up` with a fresh port layout.
+    pub fn start(name: &str) -> Up {
+        let dir = scratch(name);
+        let (http_offset, gossip_base) = free_up_layout();
+        let out = dir.join("up.out");
+        let file = std::fs::File::create(&out).unwrap();
+        let child = Command::new(BIN)
+            .args([
+                "up",
+                "--http-offset",
+                &http_offset.to_string(),
+                "--gossip-base",
+                &gossip_base.to_string(),
+            ])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        Up {
+            dir,
+            http_offset,
+            gossip_base,
+            out,
+            child,
+            exited: false,
+            client,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// What `vigil up` printed.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `http://127.0.0.1:PORT{path}` of a member.
+    pub fn url(&self, member: &str, path: &str) -> String {
+        let port = UP_MEMBERS
+            .iter()
+            .find(|(m, _)| *m == member)
+            .unwrap_or_else(|| panic!("vigil up runs no {member}"))
+            .1;
+        format!("http://127.0.0.1:{}{path}", port + self.http_offset)
+    }
+
+    /// Waits until `vigil up` reports its cluster ready; returns how long it took.
+    pub async fn wait_ready(&self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        while !self.output().contains("cluster ready: 4 HEALTHY") {
+            assert!(
+                start.elapsed() < timeout,
+                "vigil up did not report a ready cluster within {timeout:?}:\n{}\n{}",
+                self.output(),
+                self.logs_tail(20)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        start.elapsed()
+    }
+
+    /// The pid of the running `vigil node --id member`, child of `vigil up`.
+    pub fn member_pid(&self, member: &str) -> Option<Pid> {
+        children_of(self.pid())
+            .into_iter()
+            .find(|(_, args)| args.windows(2).any(|w| w[0] == "--id" && w[1] == member))
+            .map(|(pid, _)| pid)
+    }
+
+    /// `GET /cluster/status` of a member, if it answers.
+    pub async fn status(&self, member: &str) -> Option<Value> {
+        let r = self
+            .client
+            .get(self.url(member, "/cluster/status"))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.json().await.ok()
+    }
+
+    /// The HTTP status of `GET path` on a member, if it answers.
+    pub async fn get_code(&self, member: &str, path: &str) -> Option<u16> {
+        let r = self.client.get(self.url(member, path)).send().await.ok()?;
+        Some(r.status().as_u16())
+    }
+
+    /// The HTTP status of `POST path` with a JSON body on a member, if it answers.
+    pub async fn post_code(&self, member: &str, path: &str, body: &Value) -> Option<u16> {
+        let r = self
+            .client
+            .post(self.url(member, path))
+            .json(body)
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().as_u16())
+    }
+
+    /// The last `lines` lines of every member's log.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for (m, _) in UP_MEMBERS {
+            let path = self.dir.join(format!(".vigil/logs/{m}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("---- {m} ({}) ----\n", path.display()));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.exited {
+            return;
+        }
+        let members = children_of(self.pid());
+        for (pid, _) in &members {
+            let _ = kill(*pid, Signal::SIGCONT);
+        }
+        let _ = kill(self.pid(), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                self.exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // Members still running (a supervisor that was killed cannot reap them).
+        for (pid, args) in members {
+            if proc_parent_and_args(pid.as_raw()).is_some_and(|(_, a)| a == args) {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Busy-loop processes eating CPU (a loaded machine); killed on drop, also on a panic.
+pub struct Hogs(Vec<Child>);
+
+impl Hogs {
+    /// Starts `n` shell busy loops.
+    pub fn start(n: usize) -> Hogs {
+        Hogs(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
