@@ -313,9 +313,9 @@ impl Node {
         if !granted || round != self.lease.round || self.lease.round_sent.is_none() {
             return; // a refusal, a late answer or a replay of an older round
         }
-        if !self
+        if self
             .record(&from.id)
-            .is_some_and(|r| r.generation == from.generation)
+            .is_none_or(|r| r.generation != from.generation)
         {
             return;
         }
