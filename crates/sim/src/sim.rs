@@ -75,7 +75,7 @@ impl SimConfig {
             start_spread: Duration::ZERO,
             leave_linger: Duration::from_millis(500),
             quorum_overlap_bound: Duration::from_secs(5),
-            recovery_bound: Duration::from_secs(6),
+            recovery_bound: Duration::from_secs(10),
             resume_recovery_bound: Duration::from_secs(2),
             clock_skew: 0.0,
             keep_going: false,
