@@ -52,7 +52,7 @@ pub enum Violation {
         b: String,
     },
     /// A node on a side holding at most half of the voters convicted or evicted a member on
-    /// another side of the partition.
+    /// another side of the partition, later than the lease bound after the cut.
     #[error("minority decision at {at:.3}s: {observer} (group {group_observer}, {voters_in_group} of {voters} voters at the cut) emitted {event} for {member} (group {group_member})")]
     MinorityDecision {
         /// Virtual time, seconds.

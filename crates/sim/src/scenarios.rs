@@ -825,6 +825,10 @@ impl Run {
             json!(st.max_self_leaders_after_heal),
         );
         self.outcome(
+            "minority_decisions_within_bound",
+            json!(self.sim.counters().minority_decisions_within_bound),
+        );
+        self.outcome(
             "both_sides_quorum_s",
             json!(round3(self.sim.both_sides_quorum_s())),
         );

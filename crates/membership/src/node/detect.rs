@@ -319,7 +319,7 @@ impl Node {
             suspect.liveness = Liveness::Suspect;
             if let Some(change) = self.table.merge(now, &suspect) {
                 // the accusation itself carries the news: no need to queue the record too
-                self.after_change(now, &change, out);
+                self.after_change(now, &change, false, out);
             }
         }
     }

@@ -45,6 +45,14 @@ use crate::member::Liveness;
 /// Rounds received from the current leader kept for the freshness rule.
 const ROUNDS_KEPT: usize = 8;
 
+/// One of this node's rounds, awaiting grants.
+#[derive(Debug)]
+struct OpenRound {
+    round: u64,
+    sent: Duration,
+    granted: HashSet<Arc<str>>,
+}
+
 /// A voter's promise to one leader.
 #[derive(Debug, Clone)]
 struct Grant {
@@ -74,9 +82,9 @@ pub(crate) struct Lease {
     /// Last time a valid leader was known here (own lease or a followed one).
     last_led: Option<Duration>,
     round: u64,
-    /// When the current round was sent, and who granted it.
-    round_sent: Option<Duration>,
-    granted: HashSet<Arc<str>>,
+    /// This node's recent rounds, newest last: grants may arrive after the next round left
+    /// (a slow link, or the fast renewals while a suspicion is young).
+    open: VecDeque<OpenRound>,
     /// The newest round a quorum granted, and when it was sent.
     confirmed: u64,
     confirmed_sent: Option<Duration>,
@@ -168,16 +176,20 @@ impl Node {
             self.lease.last_led = Some(now);
         }
         // While a suspicion is young, the leader renews four times as often, so that members
-        // learn soon of a quorum proven after it began and may convict (see `convict`).
-        let renew = if self.lease.leads(now) && self.young_suspicion(now) {
+        // learn soon of a quorum proven after it began and may convict (see `convict`). A
+        // candidate asks twice as often: the grants it waits for run out at any moment.
+        let renew = if !self.lease.leads(now) {
+            self.lease_renew() / 2
+        } else if self.young_suspicion(now) {
             self.lease_renew() / 4
         } else {
             self.lease_renew()
         };
         if self
             .lease
-            .round_sent
-            .is_some_and(|t| now.saturating_sub(t) < renew)
+            .open
+            .back()
+            .is_some_and(|r| now.saturating_sub(r.sent) < renew)
         {
             return;
         }
@@ -233,9 +245,14 @@ impl Node {
     fn send_round(&mut self, now: Duration, out: &mut impl Output) {
         let generation = self.generation();
         self.lease.round += 1;
-        self.lease.round_sent = Some(now);
-        self.lease.granted.clear();
-        self.lease.granted.insert(self.me.as_str().into());
+        self.lease.open.push_back(OpenRound {
+            round: self.lease.round,
+            sent: now,
+            granted: HashSet::from([Arc::from(self.me.as_str())]),
+        });
+        if self.lease.open.len() > ROUNDS_KEPT {
+            self.lease.open.pop_front();
+        }
         self.lease.grant = Some(Grant {
             to: self.me.as_str().into(),
             generation,
@@ -262,16 +279,19 @@ impl Node {
             self.send(addr, &msg, out);
         }
         // A lone voter is its own quorum.
-        self.count_grants(now, out);
+        self.count_grants(now, self.lease.round, out);
     }
 
-    fn count_grants(&mut self, now: Duration, out: &mut impl Output) {
-        let Some(sent) = self.lease.round_sent else {
+    fn count_grants(&mut self, now: Duration, round: u64, out: &mut impl Output) {
+        if round <= self.lease.confirmed {
+            return;
+        }
+        let Some(open) = self.lease.open.iter().find(|r| r.round == round) else {
             return;
         };
+        let sent = open.sent;
         let voters = self.table.voters();
-        let granted = self
-            .lease
+        let granted = open
             .granted
             .iter()
             .filter(|id| {
@@ -280,13 +300,11 @@ impl Node {
                     .is_some_and(|e| e.record.voter && e.record.is_live())
             })
             .count();
-        if self.lease.confirmed == self.lease.round
-            || !crate::quorum::has_quorum(self.config.split_brain_policy, voters, granted)
-        {
+        if !crate::quorum::has_quorum(self.config.split_brain_policy, voters, granted) {
             return;
         }
         let was_leading = self.lease.leads(now);
-        self.lease.confirmed = self.lease.round;
+        self.lease.confirmed = round;
         self.lease.confirmed_sent = Some(sent);
         self.lease.until = Some(sent + self.lease_hold());
         self.lease.followed = None;
@@ -310,7 +328,7 @@ impl Node {
         granted: bool,
         out: &mut impl Output,
     ) {
-        if !granted || round != self.lease.round || self.lease.round_sent.is_none() {
+        if !granted || !self.lease.open.iter().any(|r| r.round == round) {
             return; // a refusal, a late answer or a replay of an older round
         }
         if self
@@ -322,8 +340,10 @@ impl Node {
         let Some(id) = self.table.get(&from.id).map(|e| e.record.id.clone()) else {
             return;
         };
-        self.lease.granted.insert(id);
-        self.count_grants(now, out);
+        if let Some(open) = self.lease.open.iter_mut().find(|r| r.round == round) {
+            open.granted.insert(id);
+        }
+        self.count_grants(now, round, out);
     }
 
     /// A leader's or candidate's request: grant it if no other grant is running, and follow
@@ -354,8 +374,7 @@ impl Node {
             if *g.to == *self.me && !self.lease.leads(now) && (*from.id < *self.me || valid_ms > 0)
             {
                 self.lease.grant = None;
-                self.lease.round_sent = None;
-                self.lease.granted.clear();
+                self.lease.open.clear();
             }
         }
         let grant = match &self.lease.grant {

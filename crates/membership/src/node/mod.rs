@@ -110,11 +110,16 @@ pub enum Event {
         generation: u64,
         /// How long this node had not heard from it, when it watched it directly.
         silent_for: Option<Duration>,
+        /// Whether this node convicted it (on its own evidence and quorum) rather than
+        /// learnt of the conviction from another member.
+        decided_here: bool,
     },
     /// A failed member was evicted (kept as a tombstone).
     MemberEvicted {
         /// The member.
         id: NodeId,
+        /// Whether this node (the leader) evicted it rather than learnt of the eviction.
+        decided_here: bool,
     },
     /// A member left gracefully.
     MemberLeft {
@@ -971,7 +976,7 @@ impl Node {
         if source != Source::Sync {
             self.enqueue(Update::Record(change.new.clone()));
         }
-        self.after_change(now, &change, out);
+        self.after_change(now, &change, source == Source::Local, out);
     }
 
     /// Whether a record from the network is within bounds: metadata no larger than
@@ -1002,7 +1007,13 @@ impl Node {
         source == Source::Sync && now.saturating_sub(self.born) < self.config.tombstone_ttl
     }
 
-    fn after_change(&mut self, now: Duration, change: &Change, out: &mut impl Output) {
+    fn after_change(
+        &mut self,
+        now: Duration,
+        change: &Change,
+        decided_here: bool,
+        out: &mut impl Output,
+    ) {
         let new = &change.new;
         let id: NodeId = new.id.to_string();
         let same_life = change
@@ -1079,10 +1090,14 @@ impl Node {
                         id: id.clone(),
                         generation: new.generation,
                         silent_for,
+                        decided_here,
                     });
                 }
                 Liveness::Left => out.event(Event::MemberLeft { id: id.clone() }),
-                Liveness::Removed => out.event(Event::MemberEvicted { id: id.clone() }),
+                Liveness::Removed => out.event(Event::MemberEvicted {
+                    id: id.clone(),
+                    decided_here,
+                }),
                 Liveness::Alive => {}
             }
         }

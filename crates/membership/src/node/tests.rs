@@ -502,7 +502,7 @@ fn a_crashed_node_is_failed_everywhere_then_evicted() {
     assert!(p
         .events
         .iter()
-        .any(|(_, e)| matches!(e, Event::MemberEvicted { id } if id == "n4")));
+        .any(|(_, e)| matches!(e, Event::MemberEvicted { id, .. } if id == "n4")));
 }
 
 #[test]

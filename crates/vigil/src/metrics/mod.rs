@@ -437,6 +437,7 @@ mod tests {
                 id: "b".into(),
                 generation: 1,
                 silent_for: Some(Duration::from_secs(4)),
+                decided_here: true,
             },
             1,
             2,

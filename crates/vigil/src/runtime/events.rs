@@ -22,7 +22,7 @@ pub fn log_event(event: &Event) {
             let silent_ms = silent_for.map(|d| d.as_millis() as u64);
             warn!(member = %id, generation, silent_ms, "member failed")
         }
-        Event::MemberEvicted { id } => warn!(member = %id, "member evicted"),
+        Event::MemberEvicted { id, .. } => warn!(member = %id, "member evicted"),
         Event::MemberLeft { id } => info!(member = %id, "member left"),
         Event::QuorumChanged {
             has_quorum: true,
