@@ -397,12 +397,8 @@ impl Node {
                 .count()
     }
 
-    /// Emits an event when quorum or leadership changes. Both come from the leases (see
-    /// `node::lease`): quorum while a lease this node holds or follows is current (plus the
-    /// follower grace), the leader only while its lease is.
-    pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
-        let now = self.clock;
-        let voters = self.table.voters();
+    /// Whether this node holds quorum at `now`, and the leader it names.
+    pub(super) fn quorum_at(&self, now: Duration) -> (bool, Option<NodeId>) {
         let quorum = !self.left
             && self
                 .lease
@@ -415,6 +411,15 @@ impl Node {
         } else {
             self.lease.followed_leader(now).map(str::to_string)
         };
+        (quorum, leader)
+    }
+
+    /// Emits an event when quorum or leadership changes. Both come from the leases (see
+    /// `node::lease`): quorum while a lease this node holds or follows is current (plus the
+    /// follower grace), the leader only while its lease is.
+    pub(super) fn refresh_quorum(&mut self, out: &mut impl Output) {
+        let voters = self.table.voters();
+        let (quorum, leader) = self.quorum_at(self.clock);
         if quorum != self.quorum {
             self.quorum = quorum;
             out.event(Event::QuorumChanged {

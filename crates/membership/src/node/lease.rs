@@ -34,7 +34,7 @@
 //! candidate it sees ALIVE once its earlier grant ran out; a candidate that hears a smaller
 //! candidate while it holds no lease withdraws.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +50,7 @@ const ROUNDS_KEPT: usize = 8;
 struct OpenRound {
     round: u64,
     sent: Duration,
-    granted: HashSet<Arc<str>>,
+    granted: BTreeSet<Arc<str>>,
 }
 
 /// A voter's promise to one leader.
@@ -90,10 +90,16 @@ pub(crate) struct Lease {
     confirmed_sent: Option<Duration>,
     /// Until when this node holds the lease as leader.
     until: Option<Duration>,
+    /// Until when the latest lease this node granted to holds: quorum is reported from it,
+    /// not only from the leader followed now (granting a candidate must not end it).
+    leases_until: Option<Duration>,
     /// When a request from a leader holding the lease last arrived (granted or not).
-    leased_seen: Option<Duration>,
+    leased_seen: Option<(Arc<str>, u64, Duration)>,
+    /// Members seen coming back with a new generation, and when: they cannot lead before the
+    /// grants to their old life run out, so they do not count as the smallest voter.
+    restarted: BTreeMap<Arc<str>, Duration>,
     /// Non-voters, and when this node first saw each (admission needs a later proof).
-    pending: HashMap<Arc<str>, Duration>,
+    pending: BTreeMap<Arc<str>, Duration>,
 }
 
 impl Lease {
@@ -123,9 +129,7 @@ impl Lease {
 
     /// When this node stops holding quorum as it reports it (with the follower grace).
     pub fn reported_until(&self, grace: Duration) -> Option<Duration> {
-        let own = self.until.map(|u| u + grace);
-        let followed = self.followed.as_ref().map(|f| f.until + grace);
-        own.max(followed)
+        self.until.max(self.leases_until).map(|u| u + grace)
     }
 
     /// The next instant at which what this state reports changes on its own.
@@ -134,7 +138,7 @@ impl Lease {
             self.until,
             self.until.map(|u| u + grace),
             self.followed.as_ref().map(|f| f.until),
-            self.followed.as_ref().map(|f| f.until + grace),
+            self.leases_until.map(|u| u + grace),
         ]
         .into_iter()
         .flatten()
@@ -169,7 +173,20 @@ impl Node {
 
     /// Runs every timeout: lets expired leases go, stands for leader or renews.
     pub(super) fn lease_tick(&mut self, now: Duration, out: &mut impl Output) {
-        if self.lease.grant.as_ref().is_some_and(|g| now >= g.until) {
+        // A grant ends when it runs out, or when its leader left gracefully: a node that left
+        // never acts again (`Node::leave`), so its successor need not wait out the lease.
+        let leader_left = |g: &Grant| {
+            *g.to != *self.me
+                && self
+                    .record(&g.to)
+                    .is_some_and(|r| r.generation == g.generation && r.liveness == Liveness::Left)
+        };
+        if self
+            .lease
+            .grant
+            .as_ref()
+            .is_some_and(|g| now >= g.until || leader_left(g))
+        {
             self.lease.grant = None;
         }
         if self.lease.leads(now) || self.lease.followed_at(now).is_some() {
@@ -215,6 +232,15 @@ impl Node {
         self.send_round(now, out);
     }
 
+    /// Notes that `id` came back with a new generation (see `Lease::restarted`).
+    pub(super) fn note_restart(&mut self, id: &Arc<str>, now: Duration) {
+        let ttl = self.lease_len();
+        self.lease
+            .restarted
+            .retain(|_, t| now.saturating_sub(*t) < ttl);
+        self.lease.restarted.insert(id.clone(), now);
+    }
+
     /// Whether some suspicion began within the last suspicion timeout plus a renewal.
     fn young_suspicion(&self, now: Duration) -> bool {
         let young = self.config.suspicion_timeout + self.lease_renew();
@@ -225,9 +251,17 @@ impl Node {
 
     /// Whether this node, holding no lease, should stand for leader now.
     fn stands(&self, now: Duration) -> bool {
+        let fresh_life = |id: &str| {
+            self.lease
+                .restarted
+                .get(id)
+                .is_some_and(|t| now.saturating_sub(*t) < self.lease_len())
+        };
         let mut open = self.table.voter_ids().filter(|id| {
-            self.record(id)
-                .is_some_and(|r| self.open_voter(id, r.generation))
+            (***id == *self.me || !fresh_life(id))
+                && self
+                    .record(id)
+                    .is_some_and(|r| self.open_voter(id, r.generation))
         });
         let Some(rank) = open.position(|id| **id == *self.me) else {
             return false;
@@ -248,7 +282,7 @@ impl Node {
         self.lease.open.push_back(OpenRound {
             round: self.lease.round,
             sent: now,
-            granted: HashSet::from([Arc::from(self.me.as_str())]),
+            granted: BTreeSet::from([Arc::from(self.me.as_str())]),
         });
         if self.lease.open.len() > ROUNDS_KEPT {
             self.lease.open.pop_front();
@@ -365,7 +399,7 @@ impl Node {
         }
         let (addr, id) = (record.addr, record.id.clone());
         if valid_ms > 0 {
-            self.lease.leased_seen = Some(now);
+            self.lease.leased_seen = Some((id.clone(), from.generation, now));
         }
         let same = |to: &str, g: u64| *to == *from.id && g == from.generation;
         // A candidate that holds no lease gives way to a smaller one, and to a leader that
@@ -377,26 +411,28 @@ impl Node {
                 self.lease.open.clear();
             }
         }
+        // While a leader holding the lease is heard from (and has neither left nor come back
+        // with a new life), a candidate gets nothing: a grant to it would shut this node out
+        // of the leader's quorum for a whole lease.
+        let leader_heard = self.lease.leased_seen.as_ref().is_some_and(|(l, g, at)| {
+            now.saturating_sub(*at) < self.lease_len()
+                && self
+                    .record(l)
+                    .is_some_and(|r| r.generation == *g && r.is_live())
+        });
         let grant = match &self.lease.grant {
             Some(g) if now < g.until => same(&g.to, g.generation),
-            // A new leader must look ALIVE and reachable here; the one this node already
-            // follows keeps its grants while merely suspected.
             // A process younger than a lease may have granted another leader in its last
             // life: it grants only a leader that proves it holds the lease (which no other
             // can while that old grant could still count), until a lease length has passed.
             _ if now.saturating_sub(self.born) < self.lease_len() && valid_ms == 0 => false,
-            // While a leader holding the lease is heard from, a candidate gets nothing: a grant
-            // to it would shut this node out of the leader's quorum for a whole lease.
-            _ if valid_ms == 0
-                && self
-                    .lease
-                    .leased_seen
-                    .is_some_and(|t| now.saturating_sub(t) < self.lease_len()) =>
-            {
-                false
-            }
+            _ if valid_ms == 0 && leader_heard => false,
+            // A leader holding the lease is granted whatever this table thinks of it (no other
+            // can hold one); a candidate must look ALIVE and reachable here, unless it is the
+            // one this node already follows.
             _ => {
-                self.open_voter(&from.id, from.generation)
+                valid_ms > 0
+                    || self.open_voter(&from.id, from.generation)
                     || self
                         .lease
                         .followed
@@ -436,18 +472,20 @@ impl Node {
         confirmed: u64,
     ) {
         let delivery = self.lease_renew() / 4;
-        let f = match &mut self.lease.followed {
+        let Lease {
+            followed,
+            leases_until,
+            ..
+        } = &mut self.lease;
+        let f = match followed {
             Some(f) if f.id == *id && f.generation == generation => f,
-            _ => {
-                self.lease.followed = Some(Followed {
-                    id: id.clone(),
-                    generation,
-                    until: Duration::ZERO,
-                    rounds: VecDeque::new(),
-                    fresh_since: None,
-                });
-                self.lease.followed.as_mut().expect("just set")
-            }
+            _ => followed.insert(Followed {
+                id: id.clone(),
+                generation,
+                until: Duration::ZERO,
+                rounds: VecDeque::new(),
+                fresh_since: None,
+            }),
         };
         if f.rounds.back().is_some_and(|(r, _)| *r >= round) {
             return; // reordered or replayed: nothing newer to learn
@@ -457,9 +495,9 @@ impl Node {
             f.rounds.pop_front();
         }
         if valid_ms > 0 {
-            f.until = f
-                .until
-                .max(now + Duration::from_millis(u64::from(valid_ms)));
+            let until = now + Duration::from_millis(u64::from(valid_ms));
+            *leases_until = (*leases_until).max(Some(until));
+            f.until = f.until.max(until);
         }
         // A quorum granted round `confirmed` after it was sent, which was at most one
         // delivery (assumed under a quarter of a renewal) before it arrived here.

@@ -427,7 +427,7 @@ impl Node {
     /// How much longer, from `now`, this node reports quorum unless a leader's request renews
     /// it (zero without quorum).
     pub fn quorum_valid_for(&self, now: Duration) -> Duration {
-        if !self.quorum {
+        if self.left {
             return Duration::ZERO;
         }
         self.lease
@@ -732,6 +732,7 @@ impl Node {
 
     /// A snapshot of this node's view (tombstones excluded).
     pub fn view(&self, now: Duration) -> ClusterView {
+        let (has_quorum, leader) = self.quorum_at(now);
         let members = self
             .table
             .iter()
@@ -740,9 +741,15 @@ impl Node {
             .collect();
         ClusterView {
             self_id: self.me.clone(),
-            has_quorum: self.quorum,
-            leader: self.leader.clone(),
-            quorum_valid_for: self.quorum_valid_for(now),
+            // computed at `now`, not at the last input: a process that was frozen reports
+            // the lease it holds now, not the one it held before the freeze
+            has_quorum,
+            leader,
+            quorum_valid_for: if has_quorum {
+                self.quorum_valid_for(now)
+            } else {
+                Duration::ZERO
+            },
             voters: self.table.voters(),
             members,
         }
@@ -1025,10 +1032,13 @@ impl Node {
                 id: id.clone(),
                 generation: new.generation,
             }),
-            Some(old) if old.generation != new.generation => out.event(Event::MemberRejoined {
-                id: id.clone(),
-                generation: new.generation,
-            }),
+            Some(old) if old.generation != new.generation => {
+                self.note_restart(&new.id, now);
+                out.event(Event::MemberRejoined {
+                    id: id.clone(),
+                    generation: new.generation,
+                })
+            }
             _ => {}
         }
         if !same_life

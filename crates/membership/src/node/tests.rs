@@ -678,7 +678,7 @@ fn a_first_seed_that_restarts_rejoins_instead_of_founding_a_second_cluster() {
         9,
     )
     .unwrap();
-    p.run_for(MS(3000));
+    p.run_for(MS(6000));
     let v = p.nodes[0].view(p.now);
     assert_eq!(
         v.voters, 3,

@@ -173,6 +173,9 @@ async fn post_logs(
     }
     let mut errors = Vec::new();
     let mut saw_full = false;
+    // Producers that refused for want of quorum (their lease lapsed before ours): when all
+    // did, the answer is the same "no quorum" refusal, which accepted nothing.
+    let mut no_quorum = 0;
     for c in candidates.iter().take(ATTEMPTS) {
         let url = format!("{}/logs", crate::tls::base_url(&c.http));
         match g.client.post(&url).json(&body).send().await {
@@ -192,11 +195,19 @@ async fn post_logs(
                     let text = r.text().await.unwrap_or_default();
                     return json_response(StatusCode::BAD_REQUEST, text, &c.id, "MISS");
                 }
+                if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                    && r.text().await.is_ok_and(|t| t.contains("no quorum"))
+                {
+                    no_quorum += 1;
+                }
                 errors.push(format!("{}: {status}", c.id));
             }
             Err(e) => errors.push(format!("{}: {e}", c.id)),
         }
         debug!(producer = %c.id, "producer did not accept; trying the next");
+    }
+    if no_quorum > 0 && no_quorum == errors.len() {
+        return producer::refusal(producer::Refusal::NoQuorum, 0);
     }
     if saw_full {
         return (

@@ -18,11 +18,14 @@ pub fn log_event(event: &Event) {
             id,
             generation,
             silent_for,
+            decided_here,
         } => {
             let silent_ms = silent_for.map(|d| d.as_millis() as u64);
-            warn!(member = %id, generation, silent_ms, "member failed")
+            warn!(member = %id, generation, silent_ms, decided_here, "member failed")
         }
-        Event::MemberEvicted { id, .. } => warn!(member = %id, "member evicted"),
+        Event::MemberEvicted { id, decided_here } => {
+            warn!(member = %id, decided_here, "member evicted")
+        }
         Event::MemberLeft { id } => info!(member = %id, "member left"),
         Event::QuorumChanged {
             has_quorum: true,
