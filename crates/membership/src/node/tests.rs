@@ -1295,3 +1295,59 @@ fn suspect_records_are_believed_only_from_senders_seen_alive() {
         "ignored a live sender"
     );
 }
+
+// ----------------------------------------------------------------- leases (issue 13)
+
+#[test]
+fn a_member_back_from_a_long_pause_holds_quorum_within_two_seconds_of_being_heard() {
+    // Issue 13: a producer frozen 5-12 s stayed without quorum for 20-117 s after the others
+    // listed it again, because only a table transfer with records cleared its `synced` flag.
+    let mut p = Pump::new(5, Config::default());
+    p.run_for(MS(8000));
+    assert!(p.nodes.iter().all(|n| n.has_quorum()));
+    for pause in [5_000u64, 12_000] {
+        p.down[3] = true;
+        p.run_for(MS(pause));
+        p.down[3] = false;
+        let resumed = p.now;
+        let mut heard = None;
+        let mut quorum = None;
+        while p.now < resumed + MS(30_000) && quorum.is_none() {
+            p.run_for(MS(10));
+            let listed = (0..5)
+                .filter(|&o| o != 3 && p.status(o, 3) == Some(Status::Healthy))
+                .count();
+            if heard.is_none() && listed >= 3 {
+                heard = Some(p.now);
+            }
+            if heard.is_some() && p.nodes[3].has_quorum() && p.nodes[3].leader().is_some() {
+                quorum = Some(p.now);
+            }
+        }
+        let heard = heard.expect("the majority lists the resumed member again");
+        let quorum = quorum.expect("the resumed member holds quorum again");
+        assert!(
+            quorum <= heard + MS(2000),
+            "after a {pause} ms pause: heard at {heard:?}, quorum at {quorum:?}"
+        );
+    }
+}
+
+#[test]
+fn a_lapsed_lease_names_no_leader_even_before_the_next_input() {
+    // The view is computed at the time it is asked for: a node cut off from everyone stops
+    // naming itself leader when its lease runs out, whether or not a timer fired since.
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(8000));
+    let leader = (0..3)
+        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
+        .expect("one leader");
+    p.group[leader] = 1;
+    let lease = Config::default().quorum_lease;
+    p.run_for(lease + MS(100));
+    let v = p.nodes[leader].view(p.now);
+    assert_ne!(v.leader.as_deref(), Some(p.nodes[leader].id()));
+    let later = p.nodes[leader].view(p.now + lease * 2);
+    assert!(!later.has_quorum && later.leader.is_none());
+    assert_eq!(later.quorum_valid_for, Duration::ZERO);
+}
