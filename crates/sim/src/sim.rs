@@ -529,6 +529,10 @@ impl Sim {
     /// The safety checks of one step.
     fn check(&mut self) -> Result<(), Violation> {
         self.counters.checks += 1;
+        // a violation raised by an event observed outside a dispatch stops the run here
+        if let Some(v) = self.violation.take() {
+            self.fail(v)?;
+        }
         if let Err(v) = self.ledger.sweep(&self.procs, self.now) {
             self.fail(v)?;
         }
@@ -1258,8 +1262,9 @@ mod tests {
             other => panic!("expected a minority decision, got {other:?}"),
         }
         // The run stops on it at once.
-        let stopped = sim.run_for(Duration::from_millis(1));
-        assert!(stopped.is_err());
+        let step = sim.config().step;
+        let stopped = sim.run_for(step);
+        assert!(matches!(stopped, Err(Violation::MinorityDecision { .. })));
     }
 
     #[test]
