@@ -50,6 +50,8 @@ const ROUNDS_KEPT: usize = 8;
 struct OpenRound {
     round: u64,
     sent: Duration,
+    /// How long its grants last (see `Node::grant_length`).
+    length: Duration,
     granted: BTreeSet<Arc<str>>,
 }
 
@@ -158,9 +160,36 @@ impl Node {
     }
 
     /// How long a round a quorum granted lets the leader act, on its own clock.
-    fn lease_hold(&self) -> Duration {
+    fn lease_hold(&self, length: Duration) -> Duration {
         let rho = self.config.max_clock_drift;
-        self.lease_len().mul_f64((1.0 - rho) / (1.0 + rho))
+        length.mul_f64((1.0 - rho) / (1.0 + rho))
+    }
+
+    /// How long a grant for a request lasts: a lease for a leader that holds one (it renews),
+    /// a third of one for a candidate, so that a candidate that cannot win (one on the
+    /// minority side of a cut) does not keep its voters from the real leader for a whole
+    /// lease after the heal. The candidate derives its first lease from the same length, and
+    /// its first act as leader is a round that earns full grants.
+    fn grant_length(&self, valid_ms: u32) -> Duration {
+        if valid_ms > 0 {
+            self.lease_len()
+        } else {
+            self.lease_renew()
+        }
+    }
+
+    /// Promises this node's grant to `to` until `until`, never shortening a running promise
+    /// to the same leader.
+    fn promise(&mut self, to: Arc<str>, generation: u64, until: Duration) {
+        let until = match &self.lease.grant {
+            Some(g) if g.to == to && g.generation == generation => g.until.max(until),
+            _ => until,
+        };
+        self.lease.grant = Some(Grant {
+            to,
+            generation,
+            until,
+        });
     }
 
     /// Whether `id` at `generation` is a voter this node sees ALIVE and counts as reachable.
@@ -278,25 +307,23 @@ impl Node {
 
     fn send_round(&mut self, now: Duration, out: &mut impl Output) {
         let generation = self.generation();
-        self.lease.round += 1;
-        self.lease.open.push_back(OpenRound {
-            round: self.lease.round,
-            sent: now,
-            granted: BTreeSet::from([Arc::from(self.me.as_str())]),
-        });
-        if self.lease.open.len() > ROUNDS_KEPT {
-            self.lease.open.pop_front();
-        }
-        self.lease.grant = Some(Grant {
-            to: self.me.as_str().into(),
-            generation,
-            until: now + self.lease_len(),
-        });
         let valid_ms = self
             .lease
             .until
             .filter(|u| now < *u)
             .map_or(0, |u| (u - now).as_millis().min(u32::MAX as u128) as u32);
+        let length = self.grant_length(valid_ms);
+        self.lease.round += 1;
+        self.lease.open.push_back(OpenRound {
+            round: self.lease.round,
+            sent: now,
+            length,
+            granted: BTreeSet::from([Arc::from(self.me.as_str())]),
+        });
+        if self.lease.open.len() > ROUNDS_KEPT {
+            self.lease.open.pop_front();
+        }
+        self.promise(Arc::from(self.me.as_str()), generation, now + length);
         let msg = Message::LeaseRequest {
             from: self.sender(),
             round: self.lease.round,
@@ -323,7 +350,7 @@ impl Node {
         let Some(open) = self.lease.open.iter().find(|r| r.round == round) else {
             return;
         };
-        let sent = open.sent;
+        let (sent, length) = (open.sent, open.length);
         let voters = self.table.voters();
         let granted = open
             .granted
@@ -340,7 +367,7 @@ impl Node {
         let was_leading = self.lease.leads(now);
         self.lease.confirmed = round;
         self.lease.confirmed_sent = Some(sent);
-        self.lease.until = Some(sent + self.lease_hold());
+        self.lease.until = Some(sent + self.lease_hold(length));
         self.lease.followed = None;
         self.refresh_quorum(out);
         if self.lease.leads(now) {
@@ -444,11 +471,8 @@ impl Node {
             return;
         }
         if grant {
-            self.lease.grant = Some(Grant {
-                to: id.clone(),
-                generation: from.generation,
-                until: now + self.lease_len(),
-            });
+            let until = now + self.grant_length(valid_ms);
+            self.promise(id.clone(), from.generation, until);
             self.follow(now, &id, from.generation, round, valid_ms, confirmed);
             self.refresh_quorum(out);
         }
