@@ -6,15 +6,16 @@
 //! transfer arrives. Here, instead, quorum is proven by answers:
 //!
 //! - **Grants.** A voter grants a lease to one leader at a time; a grant lasts
-//!   `cluster.quorum.lease` (L) on the voter's clock, and until it runs out the voter grants
-//!   nobody else. The leader asks every member each L/3 (one `LeaseRequest`, one
-//!   `LeaseGrant` back from each voter).
+//!   `cluster.quorum.lease` (L) on the voter's clock (L/3 for a candidate that holds no lease
+//!   yet), and until it runs out the voter grants nobody else. The leader asks every member
+//!   each L/3 (one `LeaseRequest`, one `LeaseGrant` back from each voter).
 //! - **The leader's lease.** When voters forming a quorum (itself included) granted round r,
 //!   sent at `s` on its clock, the leader holds the lease until `s + L·(1-ρ)/(1+ρ)`, ρ being
-//!   `cluster.quorum.max-clock-drift`. Every grant of round r started after `s` and lasts L on
-//!   a clock at most ρ fast, so it outlives the lease: any other candidate needs one of those
-//!   voters (quorums intersect) and cannot collect it before the lease is over. Hence at most
-//!   one leader at any instant, with no assumption on message delays.
+//!   `cluster.quorum.max-clock-drift` (L/3 instead of L for a candidate's round). Every grant
+//!   of round r started after `s` and lasts as long on a clock at most ρ fast, so it outlives
+//!   the lease: any other candidate needs one of those voters (quorums intersect) and cannot
+//!   collect it before the lease is over. Hence at most one leader at any instant, with no
+//!   assumption on message delays.
 //! - **Followers.** Each request carries how long the leader's lease still holds. A member
 //!   that granted it holds quorum that long after it arrived, plus a grace of L/3 during which
 //!   it reports quorum but names no leader and decides nothing (so a crashed leader's
