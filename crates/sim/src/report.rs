@@ -50,6 +50,8 @@ pub struct Report {
     pub wall_s: f64,
     /// The violated invariant, if any (the run stopped there).
     pub violation: Option<String>,
+    /// Its kind (`two_leaders`, `not_recovered`, ...; see `Violation::kind`).
+    pub violation_kind: Option<&'static str>,
     /// The command that reproduces this run.
     pub reproduce: String,
 }

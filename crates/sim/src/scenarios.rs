@@ -435,6 +435,7 @@ impl Run {
         });
         if let Some(v) = first {
             self.report.violation = Some(format!("{v} (reproduce: {})", self.report.reproduce));
+            self.report.violation_kind = Some(v.kind());
         }
     }
 

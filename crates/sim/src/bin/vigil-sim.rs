@@ -136,6 +136,10 @@ struct Args {
     /// Start no new trial after this much wall time, e.g. `180s`, `3m`, `180` (`trials`).
     #[arg(long)]
     time_budget: Option<String>,
+    /// Which violations fail the run (`trials`): `all`, or `safety` (liveness bounds that
+    /// were missed, recovery or convergence by a deadline, are reported but pass).
+    #[arg(long, default_value = "all", value_parser = ["all", "safety"])]
+    gate: String,
     /// Pretty-print the JSON.
     #[arg(long)]
     pretty: bool,
@@ -236,14 +240,27 @@ fn main() -> anyhow::Result<ExitCode> {
             serde_json::to_string(&report)?
         };
         println!("{json}");
-        if report.violations > 0 {
-            for f in &report.failures {
-                eprintln!("trial {} ({} nodes): {}", f.trial, f.nodes, f.violation);
-                eprintln!("reproduce with: {}", f.command);
-            }
-            return Ok(ExitCode::FAILURE);
+        for f in &report.failures {
+            let what = if f.safety { "safety" } else { "liveness" };
+            eprintln!(
+                "trial {} ({} nodes, {what}): {}",
+                f.trial, f.nodes, f.violation
+            );
+            eprintln!("reproduce with: {}", f.command);
         }
-        return Ok(ExitCode::SUCCESS);
+        let failing = match args.gate.as_str() {
+            "safety" => report.safety_violations,
+            _ => report.violations,
+        };
+        eprintln!(
+            "{} trials, {} violations ({} of safety), gate {}",
+            report.trials, report.violations, report.safety_violations, args.gate
+        );
+        return Ok(if failing > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     }
     let report = sim::run(&p)?;
     let json = if args.pretty {

@@ -36,6 +36,8 @@ pub struct TrialsReport {
     pub seed: u64,
     /// Trials that broke an invariant.
     pub violations: usize,
+    /// Of those, trials that broke a safety invariant.
+    pub safety_violations: usize,
     /// One entry per broken trial, with the command that reproduces exactly that trial.
     pub failures: Vec<TrialFailure>,
     /// Smallest and largest cluster size that ran.
@@ -65,6 +67,10 @@ pub struct TrialFailure {
     pub nodes: usize,
     /// The violation (first one).
     pub violation: String,
+    /// Whether it broke a safety invariant (one leader, bounded split brain, no minority
+    /// decision, no revival, datagram bounds) rather than a liveness bound (recovery or
+    /// convergence by a deadline).
+    pub safety: bool,
     /// The command that reproduces exactly this trial.
     pub command: String,
 }
@@ -96,6 +102,7 @@ pub fn run_trials(p: &ScenarioParams) -> Result<TrialsReport, SimError> {
         first_trial: p.first_trial,
         seed: p.seed,
         violations: 0,
+        safety_violations: 0,
         failures: Vec::new(),
         nodes_range: None,
         nodes_max: p.nodes_max.max(3),
@@ -119,11 +126,14 @@ pub fn run_trials(p: &ScenarioParams) -> Result<TrialsReport, SimError> {
             Some([lo, hi]) => [lo.min(r.nodes), hi.max(r.nodes)],
         });
         if let Some(v) = &r.violation {
+            let safety = !matches!(r.violation_kind, Some("not_recovered" | "deadline"));
             out.violations += 1;
+            out.safety_violations += usize::from(safety);
             out.failures.push(TrialFailure {
                 trial: k,
                 nodes: r.nodes,
                 violation: v.clone(),
+                safety,
                 command: r.reproduce.clone(),
             });
         }
