@@ -1317,10 +1317,15 @@ mod tests {
         let mut config = sim.config.clone();
         config.keep_going = false;
         sim.config = config;
+        // With a zero bound the first check after the heal decides; with checks every
+        // millisecond, node 0 cannot have heard back from a majority by then (one delivery
+        // takes a millisecond, and a lease request must come and be answered).
+        let mut config = sim.config.clone();
+        config.step = Duration::from_millis(1);
+        sim.config = config;
+        sim.next_check = sim.now();
         sim.heal();
-        // With a zero bound the first check after the heal decides; node 0 cannot have
-        // heard back from a majority within one step.
-        match sim.run_for(Duration::from_millis(20)) {
+        match sim.run_for(Duration::from_millis(1)) {
             Err(Violation::NotRecovered {
                 node,
                 reached,
