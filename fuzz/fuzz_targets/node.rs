@@ -178,7 +178,7 @@ fn updates(u: &mut Unstructured) -> Result<Vec<Update>> {
 }
 
 fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
-    Ok(match u.int_in_range(0..=6u8)? {
+    Ok(match u.int_in_range(0..=8u8)? {
         0 => Message::Heartbeat {
             from: sender(u, from)?,
             seq: u.arbitrary()?,
@@ -209,9 +209,20 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
             reply_to: addr(u)?,
             nonce: u.arbitrary()?,
         },
-        _ => Message::ProbeAck {
+        6 => Message::ProbeAck {
             from: sender(u, from)?,
             nonce: u.arbitrary()?,
+        },
+        7 => Message::LeaseRequest {
+            from: sender(u, from)?,
+            round: u.int_in_range(0..=40)?,
+            valid_ms: u.int_in_range(0..=4000)?,
+            confirmed: u.int_in_range(0..=40)?,
+        },
+        _ => Message::LeaseGrant {
+            from: sender(u, from)?,
+            round: u.int_in_range(0..=40)?,
+            granted: u.arbitrary()?,
         },
     })
 }
