@@ -407,10 +407,20 @@ impl Node {
         let leader = if !quorum {
             None
         } else if self.lease.leads(now) {
-            Some(self.me.clone())
+            Some(self.me.as_str())
         } else {
-            self.lease.followed_leader(now).map(str::to_string)
+            self.lease.followed_leader(now)
         };
+        // Only a voter this table still counts among the living is named: one convicted or
+        // gone here while its lease runs is not shown as the leader (the lease still blocks
+        // any other until it ends).
+        let leader = leader
+            .filter(|id| {
+                self.record(id).is_some_and(|r| {
+                    r.voter && matches!(r.liveness, Liveness::Alive | Liveness::Suspect)
+                })
+            })
+            .map(str::to_string);
         (quorum, leader)
     }
 

@@ -334,13 +334,7 @@ impl Node {
         let to: Vec<_> = self
             .table
             .iter()
-            // FAILED members too, until evicted: one back from a cut hears a leader holding
-            // the lease at once, before its rejoin has spread (seconds at 1000 members),
-            // instead of granting a candidate of its own side first.
-            .filter(|e| {
-                *e.record.id != *self.me
-                    && !matches!(e.record.liveness, Liveness::Left | Liveness::Removed)
-            })
+            .filter(|e| *e.record.id != *self.me && e.record.is_live())
             .map(|e| e.record.addr)
             .collect();
         for addr in to {
