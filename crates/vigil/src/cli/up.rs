@@ -122,6 +122,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let stop = CancellationToken::new();
         let coordinator = members.iter().find(|m| m.spec.bootstrap).map(|m| m.http.clone()).unwrap_or_default();
+        let others: Vec<String> = members.iter().map(|m| m.http.clone()).collect();
         println!("vigil up: starting {} members (logs in {})", members.len(), args.log_dir.display());
         for m in &members {
             println!("  {:<12} http://{:<20} {}", m.spec.name, m.http, m.spec.summary);
@@ -151,7 +152,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
-        let watcher = tokio::spawn(report_convergence(coordinator, stop.clone()));
+        let watcher = tokio::spawn(report_convergence(coordinator, others, stop.clone()));
         wait_for_stop_signal().await;
         println!("\nvigil up: stopping (members leave gracefully)...");
         stop.cancel();
@@ -279,8 +280,10 @@ async fn stop_child(name: &str, child: &mut Child) {
     }
 }
 
-/// Prints once when the coordinator sees every member HEALTHY with quorum.
-async fn report_convergence(coordinator: String, stop: CancellationToken) {
+/// Prints once when the coordinator sees every member HEALTHY and every member holds
+/// quorum (each follows the leader's lease: a member may list everyone a moment before the
+/// leader's next request reaches it).
+async fn report_convergence(coordinator: String, all: Vec<String>, stop: CancellationToken) {
     let started = Instant::now();
     let expected = LOCAL_CLUSTER.len();
     loop {
@@ -289,7 +292,14 @@ async fn report_convergence(coordinator: String, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         if let Ok(s) = crate::cli::get_json::<StatusDto>(&coordinator, "/cluster/status").await {
-            if s.healthy_nodes == expected && s.has_quorum {
+            let mut everyone = true;
+            for http in &all {
+                let quorum = crate::cli::get_json::<StatusDto>(http, "/cluster/status")
+                    .await
+                    .is_ok_and(|m| m.has_quorum);
+                everyone &= quorum;
+            }
+            if s.healthy_nodes == expected && s.has_quorum && everyone {
                 println!(
                     "vigil up: cluster ready: {} HEALTHY, quorum, leader {} ({} ms after start)",
                     s.healthy_nodes,
