@@ -3,7 +3,6 @@
 mod harness;
 
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -15,21 +14,7 @@ async fn up_starts_four_members_and_stops_them_on_a_signal() {
     let dir = harness::scratch("up");
     let (http_offset, gossip_base) = harness::free_up_layout();
     let out = dir.join("up.out");
-    let file = std::fs::File::create(&out).unwrap();
-    let mut up = Command::new(harness::BIN)
-        .args([
-            "up",
-            "--http-offset",
-            &http_offset.to_string(),
-            "--gossip-base",
-            &gossip_base.to_string(),
-        ])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
+    let mut up = harness::spawn_up(&dir, &out, http_offset, gossip_base);
     let started = Instant::now();
     let read = || std::fs::read_to_string(&out).unwrap_or_default();
     while !read().contains("cluster ready: 4 HEALTHY") {

@@ -411,27 +411,32 @@ pub struct Up {
     client: reqwest::Client,
 }
 
+/// Spawns `vigil up` in `dir` on the given port layout, its output (both streams) to `out`.
+pub fn spawn_up(dir: &Path, out: &Path, http_offset: u16, gossip_base: u16) -> Child {
+    let file = std::fs::File::create(out).unwrap();
+    Command::new(BIN)
+        .args([
+            "up",
+            "--http-offset",
+            &http_offset.to_string(),
+            "--gossip-base",
+            &gossip_base.to_string(),
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap()
+}
+
 impl Up {
     /// Starts `vigil up` with a fresh port layout.
     pub fn start(name: &str) -> Up {
         let dir = scratch(name);
         let (http_offset, gossip_base) = free_up_layout();
         let out = dir.join("up.out");
-        let file = std::fs::File::create(&out).unwrap();
-        let child = Command::new(BIN)
-            .args([
-                "up",
-                "--http-offset",
-                &http_offset.to_string(),
-                "--gossip-base",
-                &gossip_base.to_string(),
-            ])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
+        let child = spawn_up(&dir, &out, http_offset, gossip_base);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()
