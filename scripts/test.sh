@@ -5,7 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FAST=0; [ "${1:-}" = "--fast" ] && FAST=1
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+
+# Build outputs live outside the checkout and are kept between runs: from a clean clone, the
+# dependencies (rdkafka's C build, the fuzz and release profiles) otherwise cost most of a CI
+# run on a 2-core machine. Cargo fingerprints everything, so a stale entry is rebuilt, never
+# reused; set CARGO_TARGET_DIR / FUZZ_TARGET_DIR to choose other places.
+BUILD_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/vigil-build"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$BUILD_CACHE/target}"
+export FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$BUILD_CACHE/fuzz-target}"
+mkdir -p target
 
 if [ "$FAST" = 0 ]; then
     step "installing test tools (promtool from Debian's prometheus package)"
@@ -84,7 +93,7 @@ fi
 cargo build -q -p vigil
 for script in test-cluster-health simulate-failure load-test; do
     step "the seed's scripts: integration-tests/$script.sh (private vigil up)"
-    timeout 120 "integration-tests/$script.sh" --own
+    VIGIL_BIN="$CARGO_TARGET_DIR/debug/vigil" timeout 120 "integration-tests/$script.sh" --own
 done
 # ---- END monitoring, deployment and the seed's scripts ----------------------------------
 
@@ -164,13 +173,13 @@ if [ "$FAST" = 0 ]; then
     step "simulator reports (release), invariants checked on every step"
     cargo build --release -p sim --bin vigil-sim
     for s in join crash partition; do
-        ./target/release/vigil-sim --scenario "$s" --nodes 100 --seed 1
+        "$CARGO_TARGET_DIR/release/vigil-sim" --scenario "$s" --nodes 100 --seed 1
     done
     step "randomized fault trials (release, 3 minutes of trials, seed 1): no safety violation"
     # Splits (even ones too), one-way and partial cuts, flapping, pauses, crashes, loss bursts,
     # clock skew; every invariant every step. Missed liveness bounds are printed, not failed
     # (issue 13). The long run: docs/simulator.md.
-    ./target/release/vigil-sim --scenario trials --trials 1000 --seed 1 --time-budget 180s \
+    "$CARGO_TARGET_DIR/release/vigil-sim" --scenario trials --trials 1000 --seed 1 --time-budget 180s \
         --gate safety > target/trials.json
 fi
-echo; echo "ALL TESTS PASSED"
+echo; echo "ALL TESTS PASSED in $((SECONDS / 60))m$((SECONDS % 60))s"
