@@ -143,6 +143,7 @@ fn record(u: &mut Unstructured) -> Result<MemberRecord> {
             meta(u)?
         }),
         voter: u.arbitrary()?,
+        joining: u.arbitrary()?,
     })
 }
 
@@ -218,11 +219,13 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
             round: u.int_in_range(0..=40)?,
             valid_ms: u.int_in_range(0..=4000)?,
             confirmed: u.int_in_range(0..=40)?,
+            seats: u.int_in_range(0..=12)?,
         },
         _ => Message::LeaseGrant {
             from: sender(u, from)?,
             round: u.int_in_range(0..=40)?,
             granted: u.arbitrary()?,
+            seats: u.int_in_range(0..=12)?,
         },
     })
 }

@@ -38,6 +38,7 @@ fn record(i: usize) -> MemberRecord {
         }
         .into(),
         voter: true,
+        joining: false,
     }
 }
 

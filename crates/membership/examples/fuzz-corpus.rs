@@ -38,6 +38,7 @@ fn record(id: &str, liveness: Liveness, v6: bool) -> MemberRecord {
         }
         .into(),
         voter: true,
+        joining: false,
     }
 }
 

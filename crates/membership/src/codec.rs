@@ -142,6 +142,9 @@ pub enum Message {
         valid_ms: u32,
         /// The newest of its rounds a quorum of voters granted (0: none yet).
         confirmed: u64,
+        /// Voters and joining members in its table: a voter refuses a candidate that
+        /// knows of fewer seats than it does (see `node::lease`, joint quorums).
+        seats: u32,
     },
     /// A voter's answer to a lease request.
     LeaseGrant {
@@ -152,6 +155,9 @@ pub enum Message {
         /// Whether the voter granted it (false: it granted another leader that has not
         /// expired).
         granted: bool,
+        /// Voters and joining members in its table: the leader makes joining members voters
+        /// once a quorum of voters knows of them all.
+        seats: u32,
     },
 }
 

@@ -152,6 +152,11 @@ pub struct MemberRecord {
     /// Admitted as a voter by a side holding quorum. Sticks to the id across generations
     /// until the member leaves or is removed.
     pub voter: bool,
+    /// Admitted by the leader but not yet a full voter: while any member is joining, a
+    /// leader needs a quorum of the voters and one of the voters and joining members
+    /// together (joint quorums, as in Raft's membership changes; see `node::lease`). Never
+    /// set together with `voter`; lost at a restart, a leave or a removal.
+    pub joining: bool,
 }
 
 /// Encodes an `Arc<str>` as the plain string it points to (without serde's `rc` feature,
@@ -344,6 +349,10 @@ impl MemberRecord {
                     && (!other.voter
                         || self.voter
                         || matches!(self.liveness, Liveness::Left | Liveness::Removed))
+                    && (!other.joining
+                        || self.voter
+                        || self.joining
+                        || matches!(self.liveness, Liveness::Left | Liveness::Removed))
             }
         }
     }
@@ -363,6 +372,7 @@ impl MemberRecord {
                     self.voter && !matches!(self.liveness, Liveness::Left | Liveness::Removed);
                 *self = other.clone();
                 self.voter = other.voter || keep_voter;
+                self.joining = other.joining && !self.voter;
             }
             std::cmp::Ordering::Less => return MergeOutcome::Stale,
             std::cmp::Ordering::Equal => {
@@ -376,8 +386,10 @@ impl MemberRecord {
                     self.addr = other.addr;
                 }
                 self.voter |= other.voter;
+                self.joining = (self.joining || other.joining) && !self.voter;
                 if matches!(self.liveness, Liveness::Left | Liveness::Removed) {
                     self.voter = false;
+                    self.joining = false;
                 }
             }
         }
@@ -402,7 +414,7 @@ impl MemberRecord {
             self.incarnation,
             self.liveness as u64,
             self.meta_version,
-            self.voter as u64,
+            self.voter as u64 | (self.joining as u64) << 1,
         ] {
             h = mix(h ^ v);
         }
@@ -443,6 +455,7 @@ mod tests {
             meta_version: 0,
             meta: Arc::default(),
             voter: false,
+            joining: false,
         }
     }
 

@@ -51,7 +51,7 @@ fn record_hash(r: &MemberRecord) -> u64 {
         r.incarnation,
         r.liveness as u64,
         r.meta_version,
-        r.voter as u64,
+        r.voter as u64 | (r.joining as u64) << 1,
         Arc::as_ptr(&r.meta) as usize as u64,
     ] {
         h = mix(h ^ v);
@@ -65,6 +65,7 @@ fn same_record(a: &MemberRecord, b: &MemberRecord) -> bool {
         && a.liveness == b.liveness
         && a.meta_version == b.meta_version
         && a.voter == b.voter
+        && a.joining == b.joining
         && a.addr == b.addr
         && Arc::ptr_eq(&a.meta, &b.meta)
         && a.id == b.id
@@ -151,6 +152,7 @@ mod tests {
                 ..Metadata::default()
             }),
             voter: false,
+            joining: false,
         }
     }
 

@@ -72,6 +72,7 @@ fn record() -> impl Strategy<Value = MemberRecord> {
                     }
                     .into(),
                     voter,
+                    joining: !voter && incarnation % 2 == 1,
                 }
             },
         )
@@ -136,21 +137,30 @@ fn message() -> impl Strategy<Value = Message> {
             nonce
         }),
         (sender(), any::<u64>()).prop_map(|(from, nonce)| Message::ProbeAck { from, nonce }),
-        (sender(), any::<u64>(), any::<u32>(), any::<u64>()).prop_map(
-            |(from, round, valid_ms, confirmed)| Message::LeaseRequest {
-                from,
-                round,
-                valid_ms,
-                confirmed
-            }
-        ),
-        (sender(), any::<u64>(), any::<bool>()).prop_map(|(from, round, granted)| {
-            Message::LeaseGrant {
+        (
+            sender(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(from, round, valid_ms, confirmed, seats)| Message::LeaseRequest {
+                    from,
+                    round,
+                    valid_ms,
+                    confirmed,
+                    seats,
+                }
+            ),
+        (sender(), any::<u64>(), any::<bool>(), any::<u32>()).prop_map(
+            |(from, round, granted, seats)| Message::LeaseGrant {
                 from,
                 round,
                 granted,
+                seats,
             }
-        }),
+        ),
     ]
 }
 
@@ -264,6 +274,7 @@ fn ids_must_be_1_to_max_id_len_bytes() {
         meta_version: 1,
         meta: Default::default(),
         voter: false,
+        joining: false,
     };
     let join = Message::Join {
         record: rec.clone(),
@@ -345,6 +356,7 @@ fn a_record_at_every_bound_fits_one_datagram() {
             meta_version: u64::MAX,
             meta: meta.into(),
             voter: true,
+            joining: false,
         };
         let from = big_sender(&"s".repeat(MAX_ID_LEN));
         for msg in [

@@ -39,6 +39,7 @@ impl Node {
             if let Some(mut r) = self.record(&id).cloned() {
                 r.liveness = Liveness::Removed;
                 r.voter = false;
+                r.joining = false;
                 self.apply_record(now, &r, Source::Local, out);
             }
         }

@@ -101,8 +101,31 @@ pub(crate) struct Lease {
     /// Members seen coming back with a new generation, and when: they cannot lead before the
     /// grants to their old life run out, so they do not count as the smallest voter.
     restarted: BTreeMap<Arc<str>, Duration>,
-    /// Non-voters, and when this node first saw each (admission needs a later proof).
-    pending: BTreeMap<Arc<str>, Duration>,
+    /// Non-voters, and what admission needs to know of each.
+    pending: BTreeMap<Arc<str>, Pending>,
+    /// The seats (voters and joining members) each member counted in its latest answer to
+    /// this node's rounds: joining members become voters once a quorum of voters knows of
+    /// them all.
+    informed: BTreeMap<Arc<str>, u32>,
+}
+
+/// A non-voter the leader may admit.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// When this node first saw it: admission needs quorum proven later.
+    seen: Duration,
+    /// Whether it answered a round sent after that, at the address this table holds: direct
+    /// evidence that it exists there, not a claim in a join or a forwarded record.
+    answered: bool,
+}
+
+/// A lease request's fields after the sender.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Request {
+    pub round: u64,
+    pub valid_ms: u32,
+    pub confirmed: u64,
+    pub seats: u32,
 }
 
 impl Lease {
@@ -223,11 +246,12 @@ impl Node {
             self.lease.last_led = Some(now);
         }
         // While a suspicion is young, the leader renews four times as often, so that members
-        // learn soon of a quorum proven after it began and may convict (see `convict`). A
+        // learn soon of a quorum proven after it began and may convict (see `convict`); and
+        // while members wait for admission, whose every step waits for a round (`admit`). A
         // candidate asks twice as often: the grants it waits for run out at any moment.
         let renew = if !self.lease.leads(now) {
             self.lease_renew() / 2
-        } else if self.young_suspicion(now) {
+        } else if self.young_suspicion(now) || self.admitting() {
             self.lease_renew() / 4
         } else {
             self.lease_renew()
@@ -269,6 +293,11 @@ impl Node {
             .restarted
             .retain(|_, t| now.saturating_sub(*t) < ttl);
         self.lease.restarted.insert(id.clone(), now);
+    }
+
+    /// Whether members are joining or waiting to join (as this node's table shows them).
+    fn admitting(&self) -> bool {
+        !self.table.joining.is_empty() || !self.table.non_voters.is_empty()
     }
 
     /// Whether some suspicion began within the last suspicion timeout plus a renewal.
@@ -330,6 +359,7 @@ impl Node {
             round: self.lease.round,
             valid_ms,
             confirmed: self.lease.confirmed,
+            seats: self.seats(),
         };
         let to: Vec<_> = self
             .table
@@ -352,18 +382,29 @@ impl Node {
             return;
         };
         let (sent, length) = (open.sent, open.length);
-        let voters = self.table.voters();
+        let policy = self.config.split_brain_policy;
+        let live = |id: &&Arc<str>| self.table.get(id).is_some_and(|e| e.record.is_live());
         let granted = open
             .granted
             .iter()
-            .filter(|id| {
-                self.table
-                    .get(id)
-                    .is_some_and(|e| e.record.voter && e.record.is_live())
-            })
+            .filter(live)
+            .filter(|id| self.table.get(id).is_some_and(|e| e.record.voter))
             .count();
-        if !crate::quorum::has_quorum(self.config.split_brain_policy, voters, granted) {
+        if !crate::quorum::has_quorum(policy, self.table.voters(), granted) {
             return;
+        }
+        // Joint quorum while members are joining: also a quorum of voters and joining
+        // members together, so that this lease intersects any other counted on either set.
+        if !self.table.joining.is_empty() {
+            let joining = open
+                .granted
+                .iter()
+                .filter(live)
+                .filter(|id| self.table.joining.contains(*id))
+                .count();
+            if !crate::quorum::has_quorum(policy, self.seats() as usize, granted + joining) {
+                return;
+            }
         }
         let was_leading = self.lease.leads(now);
         self.lease.confirmed = round;
@@ -388,11 +429,18 @@ impl Node {
         from: &Sender,
         round: u64,
         granted: bool,
+        seats: u32,
         out: &mut impl Output,
     ) {
-        if !granted || !self.lease.open.iter().any(|r| r.round == round) {
-            return; // a refusal, a late answer or a replay of an older round
-        }
+        let Some(sent) = self
+            .lease
+            .open
+            .iter()
+            .find(|r| r.round == round)
+            .map(|r| r.sent)
+        else {
+            return; // a late answer or a replay of an older round
+        };
         if self
             .record(&from.id)
             .is_none_or(|r| r.generation != from.generation)
@@ -402,6 +450,14 @@ impl Node {
         let Some(id) = self.table.get(&from.id).map(|e| e.record.id.clone()) else {
             return;
         };
+        // Any answer, a refusal too, shows the member answers at its address.
+        if let Some(p) = self.lease.pending.get_mut(&id) {
+            p.answered |= sent >= p.seen;
+        }
+        self.lease.informed.insert(id.clone(), seats);
+        if !granted {
+            return;
+        }
         if let Some(open) = self.lease.open.iter_mut().find(|r| r.round == round) {
             open.granted.insert(id);
         }
@@ -414,11 +470,15 @@ impl Node {
         &mut self,
         now: Duration,
         from: &Sender,
-        round: u64,
-        valid_ms: u32,
-        confirmed: u64,
+        request: Request,
         out: &mut impl Output,
     ) {
+        let Request {
+            round,
+            valid_ms,
+            confirmed,
+            seats,
+        } = request;
         let Some(record) = self.record(&from.id) else {
             return;
         };
@@ -455,6 +515,9 @@ impl Node {
             // can while that old grant could still count), until a lease length has passed.
             _ if now.saturating_sub(self.born) < self.lease_len() && valid_ms == 0 => false,
             _ if valid_ms == 0 && leader_heard => false,
+            // A candidate that knows of fewer seats than this node missed a change of the
+            // voter set: a quorum of its older set need not meet the current leader's.
+            _ if valid_ms == 0 && seats < self.seats() => false,
             // A leader holding the lease is granted whatever this table thinks of it (no other
             // can hold one); a candidate must look ALIVE and reachable here, unless it is the
             // one this node already follows.
@@ -481,6 +544,7 @@ impl Node {
             from: self.sender(),
             round,
             granted: grant,
+            seats: self.seats(),
         };
         // Answer at the address this table holds for the leader, not the datagram's source:
         // a forged or replayed request cannot aim grants at a third party.
@@ -531,31 +595,95 @@ impl Node {
         }
     }
 
-    /// Admits non-voters a quorum confirmed the leader after it first saw them.
+    /// Voters and joining members in this table, as lease messages carry them.
+    pub(super) fn seats(&self) -> u32 {
+        self.table.seats().min(u32::MAX as usize) as u32
+    }
+
+    /// Admits members in two steps, as Raft changes its voter set with joint consensus.
+    ///
+    /// A member seen after quorum was last proven, and that answered one of this leader's
+    /// rounds at its address since, becomes *joining*: from then on every lease needs a
+    /// quorum of the voters and a quorum of voters and joining members together. Once a
+    /// quorum of the voters reports knowing of as many seats as this table has, the joining
+    /// members become voters. Why both steps: a member that missed the change counts a
+    /// quorum of the older, smaller set. While members are joining, the leader's quorum of
+    /// that older set meets it; once they are voters, a quorum of the older set knows of more
+    /// seats than such a member and refuses it as a candidate (`on_lease_request`), so no
+    /// quorum of an outdated set can elect another leader. One batch at a time, of at most
+    /// as many members as voters granted the last confirmed round: newcomers never outnumber
+    /// the voters that vouch for the cluster in one step. Removals (eviction, leave) are
+    /// not joint: see docs/design.md.
     pub(super) fn admit(&mut self, now: Duration, out: &mut impl Output) {
         if !self.lease.leads(now) {
             self.lease.pending.clear();
+            self.lease.informed.clear();
             return;
         }
         let Some(fresh) = self.lease.fresh_since(now) else {
             return;
         };
+        if !self.table.joining.is_empty() {
+            self.promote_joining(now, out);
+            return;
+        }
         let pending = &mut self.lease.pending;
         pending.retain(|id, _| self.table.non_voters.contains(id));
         for id in &self.table.non_voters {
-            pending.entry(id.clone()).or_insert(now);
+            pending.entry(id.clone()).or_insert(Pending {
+                seen: now,
+                answered: false,
+            });
         }
+        let confirmed = self.lease.confirmed;
+        let room = self
+            .lease
+            .open
+            .iter()
+            .find(|r| r.round == confirmed)
+            .map_or(1, |r| {
+                r.granted
+                    .iter()
+                    .filter(|id| self.table.get(id).is_some_and(|e| e.record.voter))
+                    .count()
+            })
+            .max(1);
         let due: Vec<Arc<str>> = pending
             .iter()
-            .filter(|(_, seen)| **seen < fresh)
+            .filter(|(_, p)| p.seen < fresh && p.answered)
             .map(|(id, _)| id.clone())
+            .take(room)
             .collect();
         for id in due {
             if let Some(mut r) = self.record(&id).cloned() {
-                if r.liveness == Liveness::Alive {
-                    r.voter = true;
+                if r.liveness == Liveness::Alive && !r.voter {
+                    r.joining = true;
                     self.apply_record(now, &r, super::Source::Local, out);
                 }
+            }
+        }
+    }
+
+    /// Makes the joining members voters once a quorum of voters knows of them all.
+    fn promote_joining(&mut self, now: Duration, out: &mut impl Output) {
+        let seats = self.seats();
+        let informed = self
+            .table
+            .voter_ids()
+            .filter(|id| {
+                ***id == *self.me || self.lease.informed.get(*id).is_some_and(|s| *s >= seats)
+            })
+            .count();
+        let policy = self.config.split_brain_policy;
+        if !crate::quorum::has_quorum(policy, self.table.voters(), informed) {
+            return;
+        }
+        let joining: Vec<Arc<str>> = self.table.joining.iter().cloned().collect();
+        for id in joining {
+            if let Some(mut r) = self.record(&id).cloned() {
+                r.joining = false;
+                r.voter = true;
+                self.apply_record(now, &r, super::Source::Local, out);
             }
         }
     }

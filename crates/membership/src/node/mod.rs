@@ -240,6 +240,10 @@ pub struct Node {
     /// Whether the sender of the datagram being handled is ALIVE in this node's view: only
     /// then are the SUSPECT records it carries believed.
     sender_credible: bool,
+    /// Whether the sender of the datagram being handled holds a seat (voter or joining) in
+    /// this node's view: only then are the seats its records grant believed. A join, or a
+    /// member gossiping about itself, cannot make anyone a voter by saying so.
+    sender_seated: bool,
     /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
     probes: HashMap<Arc<str>, (Duration, u64)>,
     /// Suspects this node stands witness for (see `node::witness`).
@@ -342,6 +346,7 @@ impl Node {
                 ..identity.meta
             }),
             voter: false,
+            joining: false,
         };
         table.merge(now, &me);
         let first_beat = now + config.heartbeat_interval.mul_f64(rng.random::<f64>());
@@ -358,6 +363,7 @@ impl Node {
             observers_epoch: u64::MAX,
             suspicions: HashMap::new(),
             sender_credible: true,
+            sender_seated: true,
             probes: HashMap::new(),
             witnesses: HashMap::new(),
             doubted: Default::default(),
@@ -564,6 +570,15 @@ impl Node {
             return Ok(());
         }
         self.sender_credible = true;
+        // Until this node knows a voter it takes the first table it is given (its seeds').
+        self.sender_seated = self.table.voters() == 0
+            || msg.sender().is_some_and(|s| {
+                self.table.get(&s.id).is_some_and(|e| {
+                    e.record.generation == s.generation
+                        && (e.record.voter || e.record.joining)
+                        && e.record.is_live()
+                })
+            });
         if let Some(sender) = msg.sender() {
             if sender.id == self.me {
                 return Ok(()); // our own echo, or an impostor: nothing to learn
@@ -617,12 +632,22 @@ impl Node {
                 round,
                 valid_ms,
                 confirmed,
-            } => self.on_lease_request(now, &sender, round, valid_ms, confirmed, out),
+                seats,
+            } => {
+                let request = lease::Request {
+                    round,
+                    valid_ms,
+                    confirmed,
+                    seats,
+                };
+                self.on_lease_request(now, &sender, request, out)
+            }
             Message::LeaseGrant {
                 from: sender,
                 round,
                 granted,
-            } => self.on_lease_grant(now, &sender, round, granted, out),
+                seats,
+            } => self.on_lease_grant(now, &sender, round, granted, seats, out),
         }
         Ok(())
     }
@@ -685,6 +710,7 @@ impl Node {
         let mut rec = self.my_record().clone();
         rec.liveness = Liveness::Left;
         rec.voter = false;
+        rec.joining = false;
         self.apply_record(now, &rec, Source::Local, out);
         self.left = true;
         self.detectors.clear();
@@ -724,6 +750,7 @@ impl Node {
             .ok_or_else(|| CommandError::UnknownMember(id.to_string()))?;
         rec.liveness = Liveness::Removed;
         rec.voter = false;
+        rec.joining = false;
         self.apply_record(now, &rec, Source::Local, out);
         Ok(())
     }
@@ -957,15 +984,23 @@ impl Node {
         // A SUSPECT is taken only from a sender this node sees ALIVE. When a partition heals,
         // the side that was cut off (suspected or convicted here) would otherwise make its
         // suspicions of this side's members, out of date, everyone's until each refutes.
-        let believed;
-        let incoming = if source != Source::Local
+        let suspect_unbelieved = source != Source::Local
             && incoming.liveness == Liveness::Suspect
-            && !self.sender_credible
-        {
-            believed = MemberRecord {
-                liveness: Liveness::Alive,
-                ..incoming.clone()
-            };
+            && !self.sender_credible;
+        // Seats come from the leader's decisions, relayed by members that hold one.
+        let seat_unbelieved =
+            source != Source::Local && !self.sender_seated && (incoming.voter || incoming.joining);
+        let believed;
+        let incoming = if suspect_unbelieved || seat_unbelieved {
+            let mut r = incoming.clone();
+            if suspect_unbelieved {
+                r.liveness = Liveness::Alive;
+            }
+            if seat_unbelieved {
+                r.voter = false;
+                r.joining = false;
+            }
+            believed = r;
             &believed
         } else {
             incoming
@@ -1159,6 +1194,7 @@ impl Node {
                     || (news.incarnation == mine.incarnation && news.liveness == Liveness::Suspect);
                 let mut rec = mine.clone();
                 rec.voter |= news.voter;
+                rec.joining = (rec.joining || news.joining) && !rec.voter;
                 if refute {
                     rec.incarnation = news.incarnation.saturating_add(1);
                     self.stats.refutations += 1;
@@ -1201,6 +1237,7 @@ impl Node {
         rec.incarnation = 0;
         rec.liveness = Liveness::Alive;
         rec.voter = voter;
+        rec.joining = false;
         self.apply_record(now, &rec, Source::Local, out);
         self.refresh_quorum(out);
         out.event(Event::SelfRejoined { generation, reason });

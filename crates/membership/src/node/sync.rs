@@ -247,6 +247,7 @@ mod tests {
                 meta_version: 1,
                 meta: Arc::new(Metadata::default()),
                 voter: true,
+                joining: false,
             })
             .collect()
     }

@@ -166,6 +166,8 @@ pub(crate) struct Table {
     /// Voters that are Alive (a count: membership is read from the record).
     reachable: usize,
     pub non_voters: BTreeSet<Arc<str>>,
+    /// Members admitted but not yet voters (see [`MemberRecord::joining`]), not ended.
+    pub joining: BTreeSet<Arc<str>>,
     pub failed_since: BTreeMap<Arc<str>, Duration>,
     pub tombstones: BTreeMap<Arc<str>, Duration>,
     /// (generation, sequence) of the newest heartbeat taken from each member that sent one:
@@ -266,6 +268,7 @@ impl Table {
             voters: SortedSlots::default(),
             reachable: 0,
             non_voters: BTreeSet::new(),
+            joining: BTreeSet::new(),
             failed_since: BTreeMap::new(),
             tombstones: BTreeMap::new(),
             heartbeats: HashMap::new(),
@@ -367,7 +370,16 @@ impl Table {
     }
 
     fn in_non_voters(r: &MemberRecord) -> bool {
-        r.liveness == Liveness::Alive && !Self::counts_as_voter(r)
+        r.liveness == Liveness::Alive && !Self::counts_as_voter(r) && !r.joining
+    }
+
+    fn in_joining(r: &MemberRecord) -> bool {
+        r.joining && !r.voter && !matches!(r.liveness, Liveness::Left | Liveness::Removed)
+    }
+
+    /// Voters and joining members: the seats a joint quorum counts (see `node::lease`).
+    pub fn seats(&self) -> usize {
+        self.voters.len() + self.joining.len()
     }
 
     /// Takes record `r`, which was in `slot`, out of the indexes, except the sorted ones
@@ -388,6 +400,9 @@ impl Table {
         if Self::in_non_voters(r) && !next.is_some_and(Self::in_non_voters) {
             self.non_voters.remove(&r.id);
         }
+        if Self::in_joining(r) && !next.is_some_and(Self::in_joining) {
+            self.joining.remove(&r.id);
+        }
     }
 
     /// Indexes the record now in `slot`; `before` is the record [`Table::unindex`] took
@@ -403,6 +418,9 @@ impl Table {
         }
         if Self::in_non_voters(&r) && !before.is_some_and(Self::in_non_voters) {
             self.non_voters.insert(r.id.clone());
+        }
+        if Self::in_joining(&r) && !before.is_some_and(Self::in_joining) {
+            self.joining.insert(r.id.clone());
         }
         match r.liveness {
             Liveness::Alive => {
@@ -608,6 +626,7 @@ mod tests {
                 ..Metadata::default()
             }),
             voter: i % 2 == 0,
+            joining: false,
         }
     }
 

@@ -196,16 +196,17 @@ impl Run {
         self.cold_start()?;
         let s = self.expect_convergence(Duration::from_secs(60), "after the cold start")?;
         self.outcome("cold_convergence_s", json!(s));
-        // Voters are admitted by the leader after the join: the faults start once every node
-        // holds quorum and sees every node as a voter. (Voter-set changes during a partition
-        // are not yet safe: see docs/design.md, "What leases do not cover yet".)
+        // The faults start once every node holds quorum: the leader may still be admitting
+        // voters (joint quorums keep that safe, see `node::lease`), which is when a cut
+        // found two leaders before (trial 7 of seed 1, a one-way cut in a 193-node start).
         let deadline = self.sim.now() + Duration::from_secs(60);
-        match self.sim.wait_for(deadline, crate::Sim::settled)? {
+        let all_quorum = |s: &crate::Sim| s.live_nodes().iter().all(|&i| s.holds_quorum(i));
+        match self.sim.wait_for(deadline, all_quorum)? {
             Some(t) => self.outcome("all_quorum_at_s", json!(round3(t.as_secs_f64()))),
             None => {
                 return Err(super::deadline_violation(
                     &self.sim,
-                    "after the cold start not every node held quorum and saw every node as a voter within 60 s".into(),
+                    "after the cold start not every node held quorum within 60 s".into(),
                 ))
             }
         }
