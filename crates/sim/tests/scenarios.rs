@@ -90,7 +90,7 @@ fn a_briefly_paused_node_is_never_failed() {
 fn a_long_paused_node_is_failed_then_rejoins_with_a_new_generation() {
     let mut p = params(Scenario::Pause, 8, 4, 60);
     p.pause = Duration::from_secs(20);
-    let r = run_tolerating_lease_invariants(&p);
+    let r = run_strict(&p);
     assert!(
         outcome(&r, "marked_failed_by").as_u64().unwrap() > 0,
         "{:?}",
@@ -104,7 +104,7 @@ fn a_long_paused_node_is_failed_then_rejoins_with_a_new_generation() {
 
 #[test]
 fn a_minority_loses_quorum_the_majority_keeps_it_and_the_heal_converges() {
-    let r = run_tolerating_lease_invariants(&params(Scenario::Partition, 9, 5, 70));
+    let r = run_strict(&params(Scenario::Partition, 9, 5, 70));
     assert_eq!(outcome(&r, "minority").as_u64(), Some(4));
     assert_eq!(
         outcome(&r, "minority_quorum_holders_at_heal").as_u64(),
@@ -131,7 +131,7 @@ fn a_mid_size_minority_fences_before_the_majority_acts_and_convicts_nobody() {
     for seed in [1, 3, 8] {
         let mut p = params(Scenario::Partition, 40, seed, 0);
         p.partition = Duration::from_secs(20);
-        let r = run_tolerating_lease_invariants(&p);
+        let r = run_strict(&p);
         let fenced = outcome(&r, "minority_lost_quorum_s").as_f64().unwrap();
         let convicted = outcome(&r, "majority_failed_minority_s").as_f64().unwrap();
         assert!(
@@ -237,40 +237,15 @@ fn the_same_seed_gives_the_same_report() {
     );
 }
 
-/// The invariants added for leader leases (issue 13): the current core is known to break
-/// them, so the older tests tolerate them (noted with `keep_going`) and keep checking
-/// everything else.
-const LEASE_INVARIANTS: [&str; 4] = [
-    "two_leaders",
-    "split_brain",
-    "minority_decision",
-    "not_recovered",
-];
-
-/// Runs `p` with `keep_going`; fails on any violation other than the lease invariants.
-fn run_tolerating_lease_invariants(p: &ScenarioParams) -> Report {
-    let mut p = p.clone();
-    p.keep_going = true;
-    let r = sim::run(&p).expect("valid configuration");
-    let noted = r
-        .outcome
-        .get("violations_noted")
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default();
-    for kind in noted.keys() {
-        assert!(
-            LEASE_INVARIANTS.contains(&kind.as_str()),
-            "{kind}: {}\nreproduce with: {}",
-            noted[kind],
-            r.reproduce
-        );
-    }
-    if let Some(v) = &r.violation {
-        let from_noted = noted
-            .values()
-            .any(|n| n["first"].as_str().is_some_and(|f| v.starts_with(f)));
-        assert!(from_noted, "{v}\nreproduce with: {}", r.reproduce);
-    }
+/// Runs `p` and fails on any violated invariant, printing the command that reproduces it.
+fn run_strict(p: &ScenarioParams) -> Report {
+    let r = sim::run(p).expect("valid configuration");
+    assert!(
+        r.violation.is_none(),
+        "{}\nreproduce with: {}",
+        r.violation.as_deref().unwrap_or_default(),
+        r.reproduce
+    );
     r
 }
 
@@ -280,7 +255,7 @@ fn a_three_way_split_reports_the_leader_fields() {
     p.groups = Some(vec![3, 3, 3]);
     p.partition = Duration::from_secs(10);
     assert!(p.command().contains(" --groups 3,3,3"));
-    let r = run_tolerating_lease_invariants(&p);
+    let r = run_strict(&p);
     assert_eq!(outcome(&r, "groups"), serde_json::json!([3, 3, 3]));
     // no group holds a majority
     assert_eq!(outcome(&r, "majority").as_u64(), Some(0));
