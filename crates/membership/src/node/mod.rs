@@ -37,6 +37,7 @@ use crate::member::{HealthSignals, Liveness, MemberRecord, Metadata, NodeId, Sta
 use crate::view::{ClusterView, MemberView};
 
 use detect::Suspicion;
+pub use generation::MAX_GENERATION_AHEAD;
 use table::{Change, Table};
 
 /// Where a record came from: it decides whether the change is spread as news.
