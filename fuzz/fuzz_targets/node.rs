@@ -8,7 +8,10 @@
 //! - nothing panicked;
 //! - the node's own record is ALIVE while it runs (others' gossip never marks it failed,
 //!   suspect or gone) and LEFT once it left;
-//! - the table holds at most `max_members` records, every id and metadata within bounds;
+//! - the table holds at most `max_members` records, every id and metadata within bounds,
+//!   no generation more than `MAX_GENERATION_AHEAD` (plus one, for a rejoin above a claim)
+//!   past the node's clock (its start generation plus the time since);
+//! - the node comes back with a new generation at most once per heartbeat interval;
 //! - no record present before the operation was rolled back (the new copy subsumes the old),
 //!   except that a node coming back with a new generation turns the members it suspected back
 //!   to ALIVE at the same incarnation (its old life's suspicions are void);
@@ -26,11 +29,14 @@ use std::time::Duration;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use membership::codec::{self, Message, Sender, Update};
+use membership::node::MAX_GENERATION_AHEAD;
 use membership::{
     Config, Event, HealthSignals, Identity, Liveness, MemberRecord, Metadata, Node, Output, Status,
 };
 
 const CLUSTER: &str = "fuzz";
+/// The node's generation at start: with the time since, its clock (see `node::generation`).
+const START_GENERATION: u64 = 2;
 /// Ids the generated messages use; "me" is the node under test.
 const IDS: [&str; 8] = ["me", "a", "b", "c", "d", "e", "f", "g"];
 const ZONES: [&str; 3] = ["z1", "z2", ""];
@@ -251,6 +257,8 @@ struct Harness {
     sent: Vec<Vec<u8>>,
     /// Whether the node came back with a new life during the current step.
     rejoined: bool,
+    /// When it last came back with a new life.
+    last_rejoin: Option<Duration>,
 }
 
 impl Harness {
@@ -275,6 +283,14 @@ impl Harness {
             }
             if matches!(e, Event::SelfRejoined { .. }) {
                 self.rejoined = true;
+                let interval = self.node.config().heartbeat_interval;
+                if let Some(last) = self.last_rejoin {
+                    assert!(
+                        self.now.saturating_sub(last) >= interval,
+                        "came back twice within {interval:?}"
+                    );
+                }
+                self.last_rejoin = Some(self.now);
             }
         }
     }
@@ -306,8 +322,15 @@ impl Harness {
         );
         let mut summary = 0u64;
         let mut alive = 0;
+        let limit = (START_GENERATION + 1)
+            .saturating_add((self.now + MAX_GENERATION_AHEAD).as_millis() as u64);
         for r in &records {
             assert!(codec::valid_id(&r.id), "id {:?} in the table", r.id);
+            assert!(
+                r.generation <= limit,
+                "generation {} in the table",
+                r.generation
+            );
             let len = codec::metadata_len(&r.meta);
             assert!(
                 len <= cfg.max_metadata_bytes,
@@ -422,7 +445,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let identity = Identity {
         id: "me".into(),
         addr: addr_of(0),
-        generation: 2,
+        generation: START_GENERATION,
         meta: Metadata {
             role: "role".into(),
             zone: "z1".into(),
@@ -439,6 +462,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         cluster: codec::cluster_id(CLUSTER),
         sent: Vec::new(),
         rejoined: false,
+        last_rejoin: None,
     };
     let mut steps = 0;
     while !u.is_empty() && steps < 400 {

@@ -15,8 +15,9 @@
 //! - the whole datagram is at most `cluster.transport.max-datagram` bytes (checked before
 //!   anything is parsed), so no `Vec` or `String` in a message can hold more elements or
 //!   bytes than the datagram has;
-//! - every member id (senders, records, accusers, accused) is 1 to [`MAX_ID_LEN`] bytes and a
-//!   digest has at most [`MAX_SLICES`] slices (checked here, [`DecodeError::Bounds`]);
+//! - every member id (senders, records, accusers, accused) is a valid id ([`valid_id`]: 1 to
+//!   [`MAX_ID_LEN`] bytes of [`ID_RULE`]) and a digest has at most [`MAX_SLICES`] slices
+//!   (checked here, [`DecodeError::Bounds`]);
 //! - a record's metadata (role, zone, rack, HTTP address, tags) is at most
 //!   `cluster.limits.max-metadata-bytes` encoded (checked by the node, which drops and counts
 //!   oversize records), and the member table at most `cluster.limits.max-members` records.
@@ -241,9 +242,24 @@ pub fn decode(cluster: u32, max_len: usize, bytes: &[u8]) -> Result<Message, Dec
     Ok(msg)
 }
 
-/// Whether `id` is an acceptable member id: 1 to [`MAX_ID_LEN`] bytes.
+/// What a member id may be, for error messages and docs (see [`valid_id`]).
+pub const ID_RULE: &str =
+    "1 to 128 ASCII letters, digits, '-', '_', '.' or ':', starting with a letter or digit";
+
+/// Whether `id` is an acceptable member id ([`ID_RULE`]): the one rule for ids, applied by
+/// the decoder to every id a datagram carries and by [`crate::Node::new`] to the node's own.
+///
+/// Ids are configured names (`n1`, `n00001`, `coordinator`, `<role>-<hostname>`, a DNS name),
+/// and they end up in logs, metrics labels, file names (the consumer's
+/// `.vigil/data/<id>.sqlite`) and Kafka's `group.instance.id` (`[A-Za-z0-9._-]`): no
+/// control characters, spaces, slashes or non-ASCII look-alikes, and no id made only of
+/// punctuation (`.`, `..`, `-x` that reads as a flag).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN
+    let b = id.as_bytes();
+    (1..=MAX_ID_LEN).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
 }
 
 /// Checks the bounds a decoder can check without configuration (see the module docs).
@@ -256,7 +272,7 @@ pub fn check_bounds(msg: &Message) -> Result<(), DecodeError> {
         }
     };
     if let Some(from) = msg.sender() {
-        id(&from.id, "sender id empty or too long")?;
+        id(&from.id, "invalid sender id")?;
     }
     let updates = match msg {
         Message::Heartbeat { updates, .. } | Message::Gossip { updates, .. } => updates.as_slice(),
@@ -264,18 +280,18 @@ pub fn check_bounds(msg: &Message) -> Result<(), DecodeError> {
     };
     for u in updates {
         match u {
-            Update::Record(r) => id(&r.id, "record id empty or too long")?,
+            Update::Record(r) => id(&r.id, "invalid record id")?,
             Update::Accuse { subject, by, .. } => {
-                id(subject, "accused id empty or too long")?;
-                id(by, "accuser id empty or too long")?;
+                id(subject, "invalid accused id")?;
+                id(by, "invalid accuser id")?;
             }
         }
     }
     match msg {
-        Message::Join { record } => id(&record.id, "joiner id empty or too long")?,
+        Message::Join { record } => id(&record.id, "invalid joiner id")?,
         Message::SyncRecords { records, .. } => {
             for r in records {
-                id(&r.id, "record id empty or too long")?;
+                id(&r.id, "invalid record id")?;
             }
         }
         Message::SyncDigest { ranges, .. } if ranges.len() > MAX_SLICES => {

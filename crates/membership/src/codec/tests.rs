@@ -22,7 +22,7 @@ fn addr() -> impl Strategy<Value = SocketAddr> {
 
 fn record() -> impl Strategy<Value = MemberRecord> {
     (
-        "[a-z0-9-]{1,24}",
+        "[a-z0-9][a-z0-9-]{0,23}",
         addr(),
         any::<u64>(),
         any::<u64>(),
@@ -79,14 +79,18 @@ fn record() -> impl Strategy<Value = MemberRecord> {
 }
 
 fn sender() -> impl Strategy<Value = Sender> {
-    ("[a-z0-9-]{1,24}", any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-        |(id, generation, incarnation, summary)| Sender {
+    (
+        "[a-z0-9][a-z0-9-]{0,23}",
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(id, generation, incarnation, summary)| Sender {
             id,
             generation,
             incarnation,
             summary,
-        },
-    )
+        })
 }
 
 fn update() -> impl Strategy<Value = Update> {
@@ -247,7 +251,7 @@ fn ids_must_be_1_to_max_id_len_bytes() {
     assert!(decode(7, 1400, &encode(7, &probe(&ok))).is_ok());
     assert_eq!(
         decode(7, 1400, &encode(7, &probe(&long))),
-        Err(DecodeError::Bounds("sender id empty or too long"))
+        Err(DecodeError::Bounds("invalid sender id"))
     );
     assert!(matches!(
         decode(7, 1400, &encode(7, &probe(""))),
@@ -291,6 +295,91 @@ fn ids_must_be_1_to_max_id_len_bytes() {
         updates: vec![Update::Record(rec)],
     };
     assert!(decode(7, 1400, &encode(7, &gossip)).is_ok());
+}
+
+/// Issue 14: 20,000 mutated messages made members of ids "", "." and control characters.
+#[test]
+fn ids_are_printable_names_and_anything_else_is_refused_at_decode() {
+    for ok in [
+        "n1",
+        "n00001",
+        "coordinator",
+        "consumer-7f9c2",
+        "vigil-0.vigil.svc",
+        "a:b",
+        "A_1",
+    ] {
+        assert!(valid_id(ok), "{ok:?}");
+    }
+    let bad = [
+        "",
+        ".",
+        "..",
+        "-x",
+        ":",
+        "_",
+        "n\0",
+        "n\n1",
+        "n 1",
+        "n/1",
+        "../etc",
+        "n\u{7f}",
+        "né",
+        "n\u{200b}",
+        "n\t",
+    ];
+    for id in bad {
+        assert!(!valid_id(id), "{id:?} accepted");
+        let probe = Message::ProbeAck {
+            from: big_sender(id),
+            nonce: 0,
+        };
+        assert_eq!(
+            decode(7, 1400, &encode(7, &probe)),
+            Err(DecodeError::Bounds("invalid sender id")),
+            "{id:?}"
+        );
+        let record = MemberRecord {
+            id: id.into(),
+            addr: "10.0.0.1:1".parse().unwrap(),
+            generation: 1,
+            incarnation: 0,
+            liveness: Liveness::Alive,
+            meta_version: 1,
+            meta: Default::default(),
+            voter: false,
+        };
+        let carriers = [
+            Message::Join {
+                record: record.clone(),
+            },
+            Message::Gossip {
+                from: big_sender("a"),
+                updates: vec![Update::Record(record.clone())],
+            },
+            Message::SyncRecords {
+                from: big_sender("a"),
+                records: vec![record],
+            },
+            Message::Heartbeat {
+                from: big_sender("a"),
+                seq: 1,
+                updates: vec![Update::Accuse {
+                    subject: id.into(),
+                    generation: 1,
+                    incarnation: 1,
+                    by: "b".into(),
+                }],
+            },
+        ];
+        for m in carriers {
+            assert!(
+                matches!(decode(7, 1400, &encode(7, &m)), Err(DecodeError::Bounds(_))),
+                "{id:?} in {}",
+                m.kind()
+            );
+        }
+    }
 }
 
 #[test]

@@ -55,6 +55,11 @@ impl Node {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
+            // what is left of it: the generation its last life ended at (see `node::departed`)
+            if let Some(generation) = self.table.get(&id).map(|e| e.record.generation) {
+                let cap = self.config.max_members;
+                self.departed.note(id.clone(), generation, now, cap);
+            }
             self.table.forget(&id);
             self.queue.remove(&crate::gossip::UpdateKey::Record(id));
         }

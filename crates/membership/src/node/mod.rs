@@ -9,7 +9,9 @@
 //! anti-entropy, `decide` takes the quorum-side decisions (admission, eviction, leader).
 
 mod decide;
+mod departed;
 mod detect;
+mod generation;
 mod lease;
 mod reach;
 mod sync;
@@ -35,6 +37,7 @@ use crate::member::{HealthSignals, Liveness, MemberRecord, Metadata, NodeId, Sta
 use crate::view::{ClusterView, MemberView};
 
 use detect::Suspicion;
+pub use generation::MAX_GENERATION_AHEAD;
 use table::{Change, Table};
 
 /// Where a record came from: it decides whether the change is spread as news.
@@ -55,7 +58,9 @@ pub struct Identity {
     pub id: NodeId,
     /// The gossip address peers should use (the advertised one, not necessarily the bind).
     pub addr: SocketAddr,
-    /// Larger at every process start (the runtime uses wall-clock milliseconds).
+    /// Larger at every process start: the runtime uses wall-clock milliseconds, and the node
+    /// takes this plus the time since [`Node::new`] as the wall clock against which it bounds
+    /// the generations others claim (see `node::generation`).
     pub generation: u64,
     /// Initial metadata (role, zone, HTTP address, ...).
     pub meta: Metadata,
@@ -222,6 +227,12 @@ pub struct Stats {
     pub witness_probes: u64,
     /// Accusations this node made as a witness (its probe went unanswered).
     pub witness_accusations: u64,
+    /// Datagrams and records from the network refused because they claimed a generation
+    /// more than an hour past this node's clock (see `node::generation`).
+    pub future_generations: u64,
+    /// Records refused because they describe a life of a member whose tombstone this node
+    /// already collected (see `node::departed`).
+    pub stale_lives: u64,
 }
 
 /// One member's protocol state machine. See the module docs.
@@ -280,6 +291,13 @@ pub struct Node {
     started: bool,
     /// When this node (this process life) was created.
     born: Duration,
+    /// Its generation then: with `born`, its idea of the wall clock (see `node::generation`).
+    start_generation: u64,
+    /// When it last came back with a new generation, and a rejoin waiting for the interval.
+    last_rejoin: Option<Duration>,
+    pending_rejoin: Option<generation::PendingRejoin>,
+    /// Generations of departed members whose tombstones were collected.
+    departed: departed::Departed,
 }
 
 impl std::fmt::Debug for Node {
@@ -309,7 +327,7 @@ impl Node {
             return Err(ConfigError::new(
                 "node.id",
                 identity.id,
-                format!("must be 1 to {} bytes", codec::MAX_ID_LEN),
+                format!("must be {}", codec::ID_RULE),
             ));
         }
         let meta_len = codec::metadata_len(&identity.meta);
@@ -352,6 +370,10 @@ impl Node {
         let first_beat = now + config.heartbeat_interval.mul_f64(rng.random::<f64>());
         let first_tick = now + config.gossip_interval.mul_f64(rng.random::<f64>());
         Ok(Node {
+            start_generation: identity.generation,
+            last_rejoin: None,
+            pending_rejoin: None,
+            departed: Default::default(),
             cluster: codec::cluster_id(&identity.cluster),
             me: identity.id,
             table,
@@ -518,6 +540,7 @@ impl Node {
             }
         }
         self.last_timeout = Some(now);
+        self.rejoin_if_due(now, out);
         if !self.started {
             self.started = true;
             self.refresh_quorum(out);
@@ -568,6 +591,13 @@ impl Node {
         self.stats.messages_received += 1;
         if self.left {
             return Ok(());
+        }
+        if msg
+            .sender()
+            .is_some_and(|s| s.generation > self.generation_limit())
+        {
+            self.stats.future_generations += 1;
+            return Ok(()); // forged or from a host whose clock is far ahead: nothing to believe
         }
         self.sender_credible = true;
         // Until this node knows a voter it takes the first table it is given (its seeds').
@@ -1022,11 +1052,19 @@ impl Node {
     }
 
     /// Whether a record from the network is within bounds: metadata no larger than
-    /// `cluster.limits.max-metadata-bytes`, and room in the table if the member is new.
-    /// Refusals are counted.
+    /// `cluster.limits.max-metadata-bytes`, a generation not far past this node's clock
+    /// (`node::generation`) nor of a life whose tombstone was collected (`node::departed`),
+    /// and room in the table if the member is new. Refusals are counted.
     fn admissible(&mut self, now: Duration, incoming: &MemberRecord, source: Source) -> bool {
         if codec::metadata_len(&incoming.meta) > self.config.max_metadata_bytes {
             self.stats.records_oversize += 1;
+            return false;
+        }
+        if self.refuses_generation(incoming.generation) {
+            return false;
+        }
+        if self.departed.refuses(&incoming.id, incoming.generation) {
+            self.stats.stale_lives += 1;
             return false;
         }
         if (incoming.is_live() || self.learns_departures(now, source))
@@ -1161,7 +1199,7 @@ impl Node {
                 id: self.me.clone(),
                 generation: news.generation,
             });
-            self.rejoin(
+            self.request_rejoin(
                 now,
                 news.generation.saturating_add(1),
                 news.voter,
@@ -1181,7 +1219,7 @@ impl Node {
                     Liveness::Removed => "evicted",
                     _ => "reported as left",
                 };
-                self.rejoin(
+                self.request_rejoin(
                     now,
                     mine.generation.saturating_add(1),
                     keep_voter,
@@ -1250,6 +1288,12 @@ impl Node {
     }
 }
 
+#[cfg(test)]
+mod departed_tests;
+#[cfg(test)]
+mod generation_tests;
+#[cfg(test)]
+mod id_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]

@@ -183,6 +183,30 @@ impl Node {
         if *record.id == *self.me {
             return;
         }
+        if let Some(floor) = self
+            .departed
+            .floor(&record.id)
+            .filter(|&f| record.generation <= f)
+        {
+            // A process whose clock went back below the life that ended here would knock in
+            // vain: tell it, so that it comes back above the floor (see `node::departed`).
+            self.stats.stale_lives += 1;
+            let ended = MemberRecord {
+                generation: floor,
+                incarnation: 0,
+                liveness: crate::member::Liveness::Removed,
+                meta_version: 0,
+                meta: Default::default(),
+                voter: false,
+                ..record
+            };
+            let msg = Message::Gossip {
+                from: self.sender(),
+                updates: vec![codec::Update::Record(ended)],
+            };
+            self.send(from, &msg, out);
+            return;
+        }
         if !self.admissible(now, &record, Source::Gossip) {
             return; // refused (full table, oversize metadata): no table for it either
         }

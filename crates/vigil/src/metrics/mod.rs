@@ -50,6 +50,8 @@ pub struct Metrics {
     rejected: Family<ReasonLabels, Counter>,
     members_refused: Counter,
     records_oversize: Counter,
+    future_generations: Counter,
+    stale_lives: Counter,
     stale_heartbeats: Counter,
     self_announcements: Counter,
     witness_accusations: Counter,
@@ -138,6 +140,16 @@ impl Metrics {
             &mut registry,
             "cluster_records_oversize",
             "Records refused because their metadata exceeds cluster.limits.max-metadata-bytes",
+        );
+        let future_generations = counter(
+            &mut registry,
+            "cluster_future_generations",
+            "Datagrams and records refused because they claim a generation more than an hour past this node's clock (forged, or a host whose clock is far ahead)",
+        );
+        let stale_lives = counter(
+            &mut registry,
+            "cluster_stale_lives",
+            "Records refused because they describe a life of a member whose tombstone was already collected (replays, stale gossip)",
         );
         let stale_heartbeats = counter(
             &mut registry,
@@ -235,6 +247,8 @@ impl Metrics {
             rejected,
             members_refused,
             records_oversize,
+            future_generations,
+            stale_lives,
             stale_heartbeats,
             self_announcements,
             witness_accusations,
@@ -326,6 +340,12 @@ impl Metrics {
                 stats.records_oversize,
                 last.records_oversize,
             ),
+            (
+                &self.future_generations,
+                stats.future_generations,
+                last.future_generations,
+            ),
+            (&self.stale_lives, stats.stale_lives, last.stale_lives),
             (
                 &self.stale_heartbeats,
                 stats.stale_heartbeats,

@@ -230,6 +230,7 @@ pub struct NodeRuntime<T: Transport> {
     send_errors: u64,
     sampler: Option<SignalSampler>,
     limiter: SourceLimiter,
+    event_log: events::EventLog,
 }
 
 impl<T: Transport> NodeRuntime<T> {
@@ -270,6 +271,7 @@ impl<T: Transport> NodeRuntime<T> {
             send_errors: 0,
             sampler,
             limiter,
+            event_log: events::EventLog::default(),
         };
         (runtime, handle)
     }
@@ -452,6 +454,8 @@ impl<T: Transport> NodeRuntime<T> {
                 debug!(%to, error = %e, "send failed");
             }
         }
+        let now = self.now();
+        self.event_log.sweep(now);
         if effects.events.is_empty() {
             return;
         }
@@ -460,7 +464,7 @@ impl<T: Transport> NodeRuntime<T> {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         for event in effects.events.drain(..) {
-            events::log_event(&event);
+            self.event_log.log(now, &event);
             self.metrics.on_event(&event, self.info.generation, wall_ms);
             if matches!(
                 event,

@@ -1,0 +1,104 @@
+//! A replay older than the tombstone TTL brings nobody back (see `node::departed`). Issue 14:
+//! with a 5 s `cluster.eviction.tombstone-ttl`, a replayed record showed a crashed member
+//! HEALTHY again for 9.5 s.
+
+use super::tests::{addr, gossip_from, Capture, Pump};
+use super::*;
+use crate::codec::encode;
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn config() -> Config {
+    Config {
+        eviction_grace_period: Duration::from_secs(5),
+        tombstone_ttl: Duration::from_secs(5),
+        ..Config::default()
+    }
+}
+
+/// Five nodes; n4 crashes and is convicted, evicted and collected everywhere. Returns the
+/// pump and n4's last live record, as captured before the crash.
+fn n4_crashed_and_collected() -> (Pump, MemberRecord) {
+    let mut p = Pump::new(5, config());
+    p.run_for(MS(3000));
+    let n4 = p.nodes[0].record("n4").unwrap().clone();
+    assert_eq!(n4.liveness, Liveness::Alive);
+    p.down[4] = true;
+    p.run_for(MS(20_000));
+    for i in 0..4 {
+        assert!(p.nodes[i].record("n4").is_none(), "n{i} still holds n4");
+        assert_eq!(p.nodes[i].departed.floor("n4"), Some(1), "n{i}");
+    }
+    (p, n4)
+}
+
+#[test]
+fn a_replay_older_than_the_tombstone_ttl_brings_nobody_back() {
+    let (mut p, n4) = n4_crashed_and_collected();
+    let replays = [
+        gossip_from("n1", vec![Update::Record(n4.clone())]),
+        encode(
+            codec::cluster_id("test"),
+            &Message::Join { record: n4.clone() },
+        ),
+        encode(
+            codec::cluster_id("test"),
+            &Message::SyncRecords {
+                from: codec::Sender {
+                    id: "n1".into(),
+                    generation: 1,
+                    incarnation: 0,
+                    summary: 0,
+                },
+                records: vec![n4],
+            },
+        ),
+    ];
+    let start = p.events.len();
+    for _ in 0..10 {
+        let now = p.now;
+        for d in &replays {
+            for i in 0..4 {
+                let mut cap = Capture::default();
+                let _ = p.nodes[i].handle_datagram(now, addr(4), d, &mut cap);
+                p.absorb(i, cap);
+            }
+        }
+        for i in 0..4 {
+            assert_eq!(p.status(i, 4), None, "n{i} lists n4 again");
+        }
+        p.run_for(MS(1000));
+    }
+    for i in 0..4 {
+        assert!(p.nodes[i].stats().stale_lives > 0, "n{i}");
+        assert!(p.nodes[i].has_quorum(), "n{i}");
+    }
+    assert!(!p.events[start..].iter().any(|(_, e)| matches!(
+        e,
+        Event::MemberJoined { id, .. } | Event::MemberRejoined { id, .. } if id == "n4"
+    )));
+}
+
+#[test]
+fn a_restart_whose_clock_went_back_below_the_ended_life_comes_back_above_it() {
+    let (mut p, _) = n4_crashed_and_collected();
+    // n4 restarts at the generation its ended life had (a clock stepped back)
+    let identity = Identity {
+        id: "n4".into(),
+        addr: addr(4),
+        generation: 1,
+        meta: Metadata {
+            role: "test".into(),
+            zone: "z".into(),
+            ..Default::default()
+        },
+        cluster: "test".into(),
+    };
+    p.nodes[4] = Node::new(identity, config(), vec![addr(0)], p.now, 44).unwrap();
+    p.down[4] = false;
+    p.run_for(MS(5000));
+    assert_eq!(p.nodes[4].generation(), 2);
+    for i in 0..4 {
+        assert_eq!(p.status(i, 4), Some(Status::Healthy), "n{i} about n4");
+    }
+}
