@@ -348,6 +348,7 @@ fn ids_are_printable_names_and_anything_else_is_refused_at_decode() {
             meta_version: 1,
             meta: Default::default(),
             voter: false,
+            joining: false,
         };
         let carriers = [
             Message::Join {

@@ -16,6 +16,7 @@ fn record(id: &str) -> MemberRecord {
         meta_version: 1,
         meta: Default::default(),
         voter: false,
+        joining: false,
     }
 }
 

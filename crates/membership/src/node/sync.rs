@@ -198,6 +198,7 @@ impl Node {
                 meta_version: 0,
                 meta: Default::default(),
                 voter: false,
+                joining: false,
                 ..record
             };
             let msg = Message::Gossip {
