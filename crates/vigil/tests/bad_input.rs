@@ -284,6 +284,16 @@ fn the_key_at_fault_and_its_origin_are_named() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("(from flag --set http.tls-cert)"), "{err}");
+    let (code, _, err) = run_vigil(
+        &["node", "--id", "x", "--insecure", "--gossip", "0.0.0.0:0"],
+        &[],
+        &dir,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("node.advertise") && err.contains("from flag --gossip"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -742,10 +742,12 @@ mod tests {
             "{e}"
         );
         for (key, huge) in [
-            ("http.request-timeout", "300d"),
+            // each accepted before maxima were declared
+            ("http.request-timeout", "100h"),
             ("services.producer.queue-capacity", "1000000000000"),
-            ("cluster.limits.max-members", "1e12"),
+            ("security.source-burst", "4000000000"),
             ("node.leave-linger", "2h"),
+            ("services.cache.ttl", "300h"),
         ] {
             let sources = Sources {
                 flags: flags(&[(key, huge)]),

@@ -148,7 +148,9 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             "node.advertise",
             "",
             &format!(
-                "required when node.gossip binds {bind}: peers cannot reach an unspecified address"
+                "required when node.gossip binds {bind} (from {}): peers cannot reach an \
+                 unspecified address",
+                settings.origin("node.gossip")
             ),
         ));
     }
