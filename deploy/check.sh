@@ -24,7 +24,7 @@ else
 fi
 "${compose[@]}" -f docker-compose.yml config -q
 services=$("${compose[@]}" -f docker-compose.yml config --services | sort | tr '\n' ' ')
-expected="consumer coordinator gateway grafana kafka postgres producer prometheus redis "
+expected="consumer coordinator gateway grafana kafka postgres producer prometheus redis secrets "
 if [ "$services" != "$expected" ]; then
     echo "compose services are [$services], expected [$expected]" >&2
     exit 1

@@ -238,6 +238,16 @@ lab_kill_host()   { local p; for p in $(_host_pids "${1:?host}"); do kill -KILL 
 # ---------------------------------------------------------------- vigil nodes
 lab_addr() { echo "$SUBNET.${1:?host}"; }
 
+# One gossip key and admin token per lab, from the OS's random source (vigil keys), kept
+# in STATE_DIR (mode 0600) so restarted members rejoin; VIGIL_SECURITY_GOSSIP_KEYS or
+# VIGIL_HTTP_ADMIN_TOKEN in the environment win. `lab_start I --insecure` is still possible.
+_lab_secrets() {
+    (umask 077
+     [ -s "$STATE_DIR/gossip-key" ] || "$VIGIL" keys generate >"$STATE_DIR/gossip-key" || exit 1
+     [ -s "$STATE_DIR/admin-token" ] || "$VIGIL" keys token >"$STATE_DIR/admin-token" || exit 1
+    ) || { _die "cannot make the lab's gossip key and admin token with $VIGIL keys"; return 1; }
+}
+
 lab_start() {  # lab_start I [EXTRA vigil node ARGS...]   start member nI on host I
     local i=${1:?host} seeds="" s pid; shift
     [ -x "$VIGIL" ] || { _die "no vigil binary at $VIGIL (cargo build -p vigil, or set VIGIL=)"; return 1; }
@@ -247,7 +257,11 @@ lab_start() {  # lab_start I [EXTRA vigil node ARGS...]   start member nI on hos
         [ "$s" != "$i" ] && _hosts | grep -qx "$s" && seeds+="${seeds:+,}$SUBNET.$s:$GOSSIP_PORT"
     done
     if [ "$i" = 1 ] && [ ! -f "$STATE_DIR/started-1" ]; then seeds=""; fi
-    pid=$(lab_spawn "$i" "$STATE_DIR/n$i.log" "$VIGIL" node --id "n$i" \
+    _lab_secrets || return 1
+    pid=$(lab_spawn "$i" "$STATE_DIR/n$i.log" env \
+        VIGIL_SECURITY_GOSSIP_KEYS="${VIGIL_SECURITY_GOSSIP_KEYS:-$(cat "$STATE_DIR/gossip-key")}" \
+        VIGIL_HTTP_ADMIN_TOKEN="${VIGIL_HTTP_ADMIN_TOKEN:-$(cat "$STATE_DIR/admin-token")}" \
+        "$VIGIL" node --id "n$i" \
         --http "$SUBNET.$i:$HTTP_PORT" --gossip "$SUBNET.$i:$GOSSIP_PORT" \
         ${seeds:+--seeds "$seeds"} "$@")
     echo "$pid" > "$STATE_DIR/n$i.pid"; touch "$STATE_DIR/started-$i"
@@ -301,7 +315,7 @@ lab_teardown() {
         ip netns del "$ns"
     done
     rm -f "$STATE_DIR/hosts" "$STATE_DIR/netem_probe" "$STATE_DIR"/netem-*.log "$STATE_DIR/nfq_delay.py" \
-        "$STATE_DIR"/started-* "$STATE_DIR"/n*.pid
+        "$STATE_DIR"/started-* "$STATE_DIR"/n*.pid "$STATE_DIR/gossip-key" "$STATE_DIR/admin-token"
     [ "${KEEP_LOGS:-0}" = 1 ] || rm -f "$STATE_DIR"/n*.log
     rmdir "$STATE_DIR" 2>/dev/null
     return 0

@@ -98,6 +98,10 @@ def main():
     seeds = f"127.0.0.1:{ports['coordinator'][1]}"
     procs = {}
     commands = {}
+    # A real cluster's secrets, from the OS's random source: members refuse to start without.
+    env = dict(os.environ)
+    env["VIGIL_SECURITY_GOSSIP_KEYS"] = subprocess.check_output([args.vigil, "keys", "generate"], text=True).strip()
+    env["VIGIL_HTTP_ADMIN_TOKEN"] = subprocess.check_output([args.vigil, "keys", "token"], text=True).strip()
     for member, role in MEMBERS:
         http, gossip = ports[member]
         argv = [args.vigil, "node", "--id", member, "--role", role, "--http", f"127.0.0.1:{http}",
@@ -116,7 +120,7 @@ def main():
         commands[member] = " ".join(shlex.quote(x) for x in prefix + argv)
         log = open(os.path.join(work, f"{member}.log"), "w")
         procs[member] = subprocess.Popen(prefix + argv, cwd=work, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
 
     gw = f"http://127.0.0.1:{ports['gateway'][0]}"
     stress = None

@@ -92,7 +92,10 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
     cluster.start_role(
         "no-key",
         "member",
-        &[("VIGIL_SECURITY_GOSSIP_KEYS".into(), String::new())],
+        &[
+            ("VIGIL_SECURITY_GOSSIP_KEYS".into(), String::new()),
+            ("VIGIL_SECURITY_INSECURE".into(), "true".into()),
+        ],
     );
     cluster
         .wait_for(

@@ -34,6 +34,23 @@ async fn up_starts_four_members_and_stops_them_on_a_signal() {
     assert_eq!(status["healthyNodes"], 4);
     assert_eq!(status["membership"]["producer"]["role"], "producer");
     assert!(dir.join(".vigil/logs/gateway.log").exists());
+    // Secure by default: sealed gossip and an admin token from the OS's random source
+    // (43 base64url characters), not one derived from the time and the pid.
+    assert_eq!(status["insecure"], false, "{status}");
+    let printed = read();
+    let token = printed
+        .split("Bearer ")
+        .nth(1)
+        .and_then(|t| t.split('\'').next())
+        .unwrap_or_else(|| panic!("no admin token printed:\n{printed}"));
+    assert!(
+        token.len() == 43
+            && token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "{token}"
+    );
+    assert!(printed.contains("gossip:   encrypted"), "{printed}");
 
     kill(Pid::from_raw(up.id() as i32), Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);

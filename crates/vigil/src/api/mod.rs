@@ -187,7 +187,7 @@ fn refuse_unless_admin(state: &AppState, headers: &HeaderMap) -> Option<Response
     let Some(expected) = &state.admin_token else {
         return Some(error(
             StatusCode::FORBIDDEN,
-            "admin endpoints are disabled: set http.admin-token",
+            "admin endpoints are disabled (http.admin-endpoints: false, or no http.admin-token)",
         ));
     };
     if bearer_matches(headers, expected) {

@@ -92,6 +92,10 @@ pub struct StatusDto {
     pub joined: bool,
     /// Whether the answering node is leaving.
     pub leaving: bool,
+    /// Whether the answering node runs without gossip keys or admin token, by the
+    /// operator's choice (`security.insecure`): anyone on its network can take it over.
+    #[serde(default)]
+    pub insecure: bool,
     /// Member counts by status (every status, zeros included).
     pub nodes_by_status: BTreeMap<String, usize>,
     /// Every member by id.
@@ -154,6 +158,7 @@ pub fn status(info: &NodeInfo, snapshot: &Snapshot) -> StatusDto {
         voters: view.voters,
         joined: snapshot.joined,
         leaving: snapshot.leaving,
+        insecure: info.insecure,
         nodes_by_status: view
             .count_by_status()
             .iter()

@@ -13,13 +13,15 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use crate::api::model::MemberDto;
-use crate::security::Key;
+use crate::security::{secrets, Key};
 
 /// `vigil keys ...`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Print a new random key (base64, 32 bytes) for security.gossip-keys.
     Generate,
+    /// Print a new random admin token (32 bytes, base64url) for http.admin-token.
+    Token,
     /// Show every member's keyring (primary first).
     List(Target),
     /// Make every member accept KEY (sealing still uses the current primary).
@@ -57,7 +59,11 @@ pub struct Change {
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     let (op, key, target) = match cmd {
         KeysCommand::Generate => {
-            println!("{}", Key::generate().encode());
+            println!("{}", secrets::gossip_key()?.encode());
+            return Ok(());
+        }
+        KeysCommand::Token => {
+            println!("{}", secrets::admin_token()?);
             return Ok(());
         }
         KeysCommand::List(t) => ("list", None, t),

@@ -42,7 +42,7 @@ pub enum Command {
     Members(members::MembersArgs),
     /// The cluster at a glance: quorum, leader, counts by status.
     Status(status::StatusArgs),
-    /// Generate gossip keys; list and rotate the keyring of a running cluster.
+    /// Generate gossip keys and admin tokens; list and rotate the keyring of a running cluster.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Validate a config file or print the annotated defaults.

@@ -44,6 +44,10 @@ pub struct NodeArgs {
     /// Log filter, e.g. info or debug (log.level).
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Run without gossip keys or admin token if none are given: anyone on the network can
+    /// then join and take the cluster over (security.insecure). Only on a trusted network.
+    #[arg(long)]
+    pub insecure: bool,
     /// Any key, e.g. --set cluster.gossip.fanout=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -71,6 +75,13 @@ impl NodeArgs {
                     .map(|v| (key.to_string(), v.clone(), flag.to_string()))
             })
             .collect();
+        if self.insecure {
+            out.push((
+                "security.insecure".into(),
+                "true".into(),
+                "--insecure".into(),
+            ));
+        }
         for pair in &self.set {
             let Some((key, value)) = pair.split_once('=') else {
                 return Err(config::Error::Value {

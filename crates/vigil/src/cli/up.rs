@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -104,16 +104,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.log_dir)
         .with_context(|| format!("cannot create {}", args.log_dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the vigil binary to re-execute")?;
-    let token = std::env::var("VIGIL_HTTP_ADMIN_TOKEN").unwrap_or_else(|_| local_token());
-    // Sealed gossip by default: one fresh key for this cluster's life, unless the
-    // environment or a config file says otherwise.
-    let gossip_key = (std::env::var_os("VIGIL_SECURITY_GOSSIP_KEYS").is_none()
-        && args.config.is_none())
-    .then(|| crate::security::Key::generate().encode());
-    let secrets = Secrets {
-        token: token.clone(),
-        gossip_key,
-    };
+    let secrets = Secrets::for_run(&args)?;
+    let token = secrets
+        .token
+        .clone()
+        .unwrap_or_else(|| "<http.admin-token>".into());
     let members = plan(&args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -167,14 +162,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     })
 }
 
-fn local_token() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("local-{:x}{:x}", nanos, std::process::id())
-}
-
 async fn wait_for_stop_signal() {
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {
@@ -192,10 +179,35 @@ async fn wait_for_stop_signal() {
 /// What every member of `vigil up` shares and no one else should see.
 #[derive(Clone)]
 struct Secrets {
-    /// `http.admin-token`.
-    token: String,
+    /// `http.admin-token`, when `vigil up` made one.
+    token: Option<String>,
     /// `security.gossip-keys`, when `vigil up` made one.
     gossip_key: Option<String>,
+}
+
+impl Secrets {
+    /// Fresh secrets from the OS's random source for what the configuration (the file of
+    /// `--config` and the `VIGIL_*` environment, as the members will read it) leaves out;
+    /// the members refuse to start without them.
+    fn for_run(args: &UpArgs) -> anyhow::Result<Secrets> {
+        let settings = crate::config::load(
+            &crate::config::Sources {
+                file: args.config.clone(),
+                ..Default::default()
+            }
+            .with_process_env(),
+        )?;
+        let sec = &settings.security;
+        let gossip_key = match sec.gossip_keys.is_empty() && sec.keyring_file.is_none() {
+            true => Some(crate::security::secrets::gossip_key()?.encode()),
+            false => None,
+        };
+        let token = match settings.admin_token {
+            None => Some(crate::security::secrets::admin_token()?),
+            Some(_) => None,
+        };
+        Ok(Secrets { token, gossip_key })
+    }
 }
 
 fn spawn_child(exe: &PathBuf, m: &Member, secrets: &Secrets) -> anyhow::Result<Child> {
@@ -208,9 +220,11 @@ fn spawn_child(exe: &PathBuf, m: &Member, secrets: &Secrets) -> anyhow::Result<C
     if let Some(key) = &secrets.gossip_key {
         command.env("VIGIL_SECURITY_GOSSIP_KEYS", key);
     }
+    if let Some(token) = &secrets.token {
+        command.env("VIGIL_HTTP_ADMIN_TOKEN", token);
+    }
     let child = command
         .args(&m.args)
-        .env("VIGIL_HTTP_ADMIN_TOKEN", &secrets.token)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

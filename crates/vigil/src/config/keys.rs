@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use membership::{Config, SplitBrainPolicy};
 
-use super::duration;
+use super::{duration, Origin};
 
 /// How a value is written; decides the quoting of the rendered default file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,25 @@ pub enum Kind {
     Bool,
 }
 
+/// The largest value a size, limit or duration key accepts, declared with the key so that
+/// no layer (file, environment, flag) can ask for a terabyte body or a year-long timeout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Max {
+    /// A number (count, bytes, rate, threshold).
+    Number(f64),
+    /// A duration.
+    Duration(Duration),
+}
+
+impl std::fmt::Display for Max {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Max::Number(n) => write!(f, "{n}"),
+            Max::Duration(d) => f.write_str(&duration::render(*d)),
+        }
+    }
+}
+
 /// One configuration key.
 #[derive(Debug, Clone, Copy)]
 pub struct Key {
@@ -33,12 +52,48 @@ pub struct Key {
     pub name: &'static str,
     /// How its value is written.
     pub kind: Kind,
+    /// The largest value accepted; every [`Kind::Number`] and [`Kind::Duration`] key has one.
+    pub max: Option<Max>,
     /// One line saying what it does.
     pub doc: &'static str,
 }
 
-const fn key(name: &'static str, kind: Kind, doc: &'static str) -> Key {
-    Key { name, kind, doc }
+const fn key(name: &'static str, kind: Kind, max: Option<Max>, doc: &'static str) -> Key {
+    Key {
+        name,
+        kind,
+        max,
+        doc,
+    }
+}
+
+/// A numeric maximum.
+const fn n(max: u64) -> Option<Max> {
+    Some(Max::Number(max as f64))
+}
+
+/// A duration maximum, in seconds.
+const fn d(secs: u64) -> Option<Max> {
+    Some(Max::Duration(Duration::from_secs(secs)))
+}
+
+/// The key named `name`, if there is one (tags are not in the table).
+pub fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// Checks `value` against the key's declared maximum. A value that does not parse passes
+/// here: the key's own parser explains what it expects.
+fn check_max(key: &Key, value: &str) -> Result<(), String> {
+    let too_big = match key.max {
+        Some(Max::Number(max)) => value.trim().parse::<f64>().is_ok_and(|v| v > max),
+        Some(Max::Duration(max)) => duration::parse(value).is_ok_and(|v| v > max),
+        None => false,
+    };
+    match key.max {
+        Some(max) if too_big => Err(format!("must be at most {max}")),
+        _ => Ok(()),
+    }
 }
 
 /// Prefix of the free `node.tags.<name>` keys.
@@ -46,73 +101,75 @@ pub const TAG_PREFIX: &str = "node.tags.";
 
 /// Every key, grouped by section (the order of the rendered default file).
 pub const KEYS: &[Key] = &[
-    key("node.id", Kind::Text, "unique member id; required to run a node (usually given with --id)"),
-    key("node.cluster", Kind::Text, "cluster name; datagrams of other clusters are dropped"),
-    key("node.role", Kind::Text, "role label (gateway, coordinator, producer, consumer, ...)"),
-    key("node.zone", Kind::Text, "failure-domain zone label; observers are spread over zones"),
-    key("node.rack", Kind::Text, "optional rack label inside the zone"),
-    key("node.gossip", Kind::Text, "UDP address the gossip socket binds"),
-    key("node.advertise", Kind::Text, "gossip address peers should use (needed when node.gossip binds 0.0.0.0, or behind NAT)"),
-    key("node.http", Kind::Text, "address the HTTP API binds"),
-    key("node.http-advertise", Kind::Text, "HTTP address published to peers (default: node.http, or the advertised host with node.http's port)"),
-    key("node.seeds", Kind::List, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
-    key("node.leave-linger", Kind::Duration, "how long a leaving node keeps gossiping so that its departure spreads"),
-    key("node.signals-interval", Kind::Duration, "how often the node measures its own CPU, memory and error signals"),
-    key("http.admin-token", Kind::Text, "Bearer token for state-changing endpoints (POST /cluster/leave, ...); empty = those endpoints are disabled"),
-    key("http.max-body", Kind::Number, "largest HTTP request body accepted, bytes (413 above)"),
-    key("http.request-timeout", Kind::Duration, "an HTTP request still unanswered after this long gets 408"),
-    key("http.tls-cert", Kind::Text, "PEM certificate chain (leaf first): with http.tls-key, the API serves HTTPS only and is advertised as https://"),
-    key("http.tls-key", Kind::Text, "PEM private key of http.tls-cert"),
-    key("http.tls-ca", Kind::Text, "PEM CA bundle trusted, besides the public roots, when this node calls peers over HTTPS"),
-    key("security.gossip-keys", Kind::List, "base64 32-byte keys (vigil keys generate); the first seals, all open; empty = gossip is neither authenticated nor encrypted"),
-    key("security.encrypt", Kind::Bool, "with keys: true = encrypt and authenticate every datagram, false = authenticate only"),
-    key("security.verify-incoming", Kind::Bool, "with keys: false also accepts unsealed datagrams (only while turning keys on in a running cluster)"),
-    key("security.keyring-file", Kind::Text, "file that holds the keyring across restarts (rewritten by vigil keys); loaded over security.gossip-keys when it exists"),
-    key("security.source-rate", Kind::Number, "datagrams per second accepted from one source address; 0 = unlimited"),
-    key("security.source-burst", Kind::Number, "datagrams one source may send in a burst above security.source-rate"),
-    key("log.format", Kind::Text, "text or json"),
-    key("log.level", Kind::Text, "tracing filter, e.g. info or vigil=debug,info"),
-    key("cluster.preset", Kind::Text, "lan or wan: the base the other cluster keys override"),
-    key("cluster.heartbeat.interval", Kind::Duration, "how often a node heartbeats each of its observers (seed: 1000)"),
-    key("cluster.failure.timeout", Kind::Duration, "an observer accuses a silent subject after this long whatever phi says (seed: 15000)"),
-    key("cluster.gossip.fanout", Kind::Number, "peers contacted per gossip round (seed: 3)"),
-    key("cluster.gossip.interval", Kind::Duration, "time between gossip rounds"),
-    key("cluster.gossip.retransmit-multiplier", Kind::Number, "each update is sent multiplier * ceil(log10(n + 1)) times"),
-    key("cluster.gossip.max-pending", Kind::Number, "most updates waiting to be gossiped; anti-entropy carries the rest"),
-    key("cluster.phi.threshold", Kind::Number, "phi above which an observer suspects its subject (seed: 8.0)"),
-    key("cluster.phi.min-std-deviation", Kind::Duration, "floor of the heartbeat inter-arrival standard deviation"),
-    key("cluster.phi.acceptable-heartbeat-pause", Kind::Duration, "pause tolerated on top of the mean inter-arrival time"),
-    key("cluster.phi.window", Kind::Number, "inter-arrival samples kept per watched member"),
-    key("cluster.monitoring.observers", Kind::Number, "how many members watch each member directly"),
-    key("cluster.monitoring.probe-timeout", Kind::Duration, "how long an observer waits for a direct probe answer before accusing"),
-    key("cluster.conviction.confirmations", Kind::Number, "distinct accusers needed to convict a member"),
-    key("cluster.conviction.suspicion-timeout", Kind::Duration, "minimum time from first accusation to conviction, so a live member can refute"),
-    key("cluster.eviction.grace-period", Kind::Duration, "how long a FAILED member stays listed before it is evicted"),
-    key("cluster.eviction.tombstone-ttl", Kind::Duration, "how long an evicted or departed member is remembered"),
-    key("cluster.seeds.rejoin-interval", Kind::Duration, "how often a node re-contacts its seeds (heals partitions)"),
-    key("cluster.anti-entropy.interval", Kind::Duration, "how often a node compares its table with a random peer"),
-    key("cluster.health.degraded-threshold", Kind::Number, "an alive member scoring below this (0-100) is DEGRADED"),
-    key("cluster.quorum.policy", Kind::Text, "keep-majority or static-quorum"),
-    key("cluster.quorum.size", Kind::Number, "voters needed under static-quorum (ignored by keep-majority)"),
-    key("cluster.transport.max-datagram", Kind::Number, "largest datagram ever sent, bytes"),
-    key("cluster.local-pause-guard", Kind::Duration, "if this node was itself not scheduled for this long, it accuses nobody"),
-    key("cluster.limits.max-members", Kind::Number, "most members and tombstones a node holds; unknown members beyond it are refused (counted)"),
-    key("cluster.limits.max-metadata-bytes", Kind::Number, "largest encoded metadata of one member (role, zone, addresses, tags); larger records are refused"),
-    key("services.producer.rate", Kind::Number, "log events per second the producer generates by itself; 0 = only what is POSTed"),
-    key("services.producer.queue-capacity", Kind::Number, "events the producer holds before answering 429 (backpressure instead of unbounded memory)"),
-    key("services.producer.batch-size", Kind::Number, "most events the producer delivers in one request or publish round"),
-    key("services.producer.ack-timeout", Kind::Duration, "how long POST /logs waits for its events to be durably handed on (stored, or acknowledged by Kafka) before answering 503; they stay queued"),
-    key("services.consumer.sqlite-path", Kind::Text, "SQLite file of the embedded store; empty = .vigil/data/<node id>.sqlite"),
-    key("services.postgres.url", Kind::Text, "PostgreSQL URL for the consumer's store, e.g. postgres://vigil@127.0.0.1:5432/vigil; empty = embedded SQLite"),
-    key("services.redis.url", Kind::Text, "Redis URL for the gateway's cache, e.g. redis://127.0.0.1:6379; empty = in-process cache"),
-    key("services.kafka.brokers", Kind::Text, "Kafka bootstrap servers, e.g. 127.0.0.1:9092; empty = producers deliver straight to a healthy consumer over HTTP"),
-    key("services.kafka.topic", Kind::Text, "topic the producer publishes to (keyed by service) and the consumer group reads"),
-    key("services.kafka.group", Kind::Text, "consumer group id of the consumers"),
-    key("services.kafka.partitions", Kind::Number, "partitions of the topic when the producer or consumer creates it"),
-    key("services.kafka.static-membership", Kind::Bool, "true = a consumer joins its group as a static member named by its node id (group.instance.id, KIP-345), so a restarted consumer takes back its partitions at once; false = dynamic membership"),
-    key("services.kafka.session-timeout", Kind::Duration, "how long the broker waits for a silent consumer before giving its partitions to the others (session.timeout.ms)"),
-    key("services.cache.ttl", Kind::Duration, "how long the gateway caches query results (GET /api/logs, /api/logs/stats)"),
-    key("services.cache.status-ttl", Kind::Duration, "how long the gateway caches GET /api/cluster/status"),
+    key("node.id", Kind::Text, None, "unique member id; required to run a node (usually given with --id)"),
+    key("node.cluster", Kind::Text, None, "cluster name; datagrams of other clusters are dropped"),
+    key("node.role", Kind::Text, None, "role label (gateway, coordinator, producer, consumer, ...)"),
+    key("node.zone", Kind::Text, None, "failure-domain zone label; observers are spread over zones"),
+    key("node.rack", Kind::Text, None, "optional rack label inside the zone"),
+    key("node.gossip", Kind::Text, None, "UDP address the gossip socket binds"),
+    key("node.advertise", Kind::Text, None, "gossip address peers should use (needed when node.gossip binds 0.0.0.0, or behind NAT)"),
+    key("node.http", Kind::Text, None, "address the HTTP API binds"),
+    key("node.http-advertise", Kind::Text, None, "HTTP address published to peers (default: node.http, or the advertised host with node.http's port)"),
+    key("node.seeds", Kind::List, None, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
+    key("node.leave-linger", Kind::Duration, d(60), "how long a leaving node keeps gossiping so that its departure spreads"),
+    key("node.signals-interval", Kind::Duration, d(60), "how often the node measures its own CPU, memory and error signals"),
+    key("http.admin-token", Kind::Text, None, "Bearer token for state-changing endpoints (POST /cluster/leave, ...), at least 24 characters (vigil keys token); required while http.admin-endpoints is on, unless security.insecure"),
+    key("http.admin-endpoints", Kind::Bool, None, "true = POST /cluster/leave, member removal and the keyring endpoints are served (then http.admin-token is required); false = they answer 403"),
+    key("http.max-body", Kind::Number, n(64 << 20), "largest HTTP request body accepted, bytes (413 above)"),
+    key("http.request-timeout", Kind::Duration, d(600), "an HTTP request still unanswered after this long gets 408"),
+    key("http.tls-cert", Kind::Text, None, "PEM certificate chain (leaf first): with http.tls-key, the API serves HTTPS only and is advertised as https://"),
+    key("http.tls-key", Kind::Text, None, "PEM private key of http.tls-cert"),
+    key("http.tls-ca", Kind::Text, None, "PEM CA bundle trusted, besides the public roots, when this node calls peers over HTTPS"),
+    key("security.gossip-keys", Kind::List, None, "base64 32-byte keys (vigil keys generate); the first seals, all open; required (or security.keyring-file) unless security.insecure"),
+    key("security.encrypt", Kind::Bool, None, "with keys: true = encrypt and authenticate every datagram, false = authenticate only"),
+    key("security.verify-incoming", Kind::Bool, None, "with keys: false also accepts unsealed datagrams (only while turning keys on in a running cluster)"),
+    key("security.keyring-file", Kind::Text, None, "file that holds the keyring across restarts (rewritten by vigil keys); loaded over security.gossip-keys when it exists"),
+    key("security.insecure", Kind::Bool, None, "true = run without gossip keys and without an admin token (anyone on the network can join, forge members and, with admin endpoints on, nothing guards them); logged as a warning and shown in /cluster/status"),
+    key("security.source-rate", Kind::Number, n(1_000_000), "datagrams per second accepted from one source address; 0 = unlimited"),
+    key("security.source-burst", Kind::Number, n(1_000_000), "datagrams one source may send in a burst above security.source-rate"),
+    key("log.format", Kind::Text, None, "text or json"),
+    key("log.level", Kind::Text, None, "tracing filter, e.g. info or vigil=debug,info"),
+    key("cluster.preset", Kind::Text, None, "lan or wan: the base the other cluster keys override"),
+    key("cluster.heartbeat.interval", Kind::Duration, d(60), "how often a node heartbeats each of its observers (seed: 1000)"),
+    key("cluster.failure.timeout", Kind::Duration, d(3600), "an observer accuses a silent subject after this long whatever phi says (seed: 15000)"),
+    key("cluster.gossip.fanout", Kind::Number, n(32), "peers contacted per gossip round (seed: 3)"),
+    key("cluster.gossip.interval", Kind::Duration, d(60), "time between gossip rounds"),
+    key("cluster.gossip.retransmit-multiplier", Kind::Number, n(32), "each update is sent multiplier * ceil(log10(n + 1)) times"),
+    key("cluster.gossip.max-pending", Kind::Number, n(1_000_000), "most updates waiting to be gossiped; anti-entropy carries the rest"),
+    key("cluster.phi.threshold", Kind::Number, n(50), "phi above which an observer suspects its subject (seed: 8.0)"),
+    key("cluster.phi.min-std-deviation", Kind::Duration, d(60), "floor of the heartbeat inter-arrival standard deviation"),
+    key("cluster.phi.acceptable-heartbeat-pause", Kind::Duration, d(600), "pause tolerated on top of the mean inter-arrival time"),
+    key("cluster.phi.window", Kind::Number, n(10_000), "inter-arrival samples kept per watched member"),
+    key("cluster.monitoring.observers", Kind::Number, n(16), "how many members watch each member directly"),
+    key("cluster.monitoring.probe-timeout", Kind::Duration, d(60), "how long an observer waits for a direct probe answer before accusing"),
+    key("cluster.conviction.confirmations", Kind::Number, n(16), "distinct accusers needed to convict a member"),
+    key("cluster.conviction.suspicion-timeout", Kind::Duration, d(3600), "minimum time from first accusation to conviction, so a live member can refute"),
+    key("cluster.eviction.grace-period", Kind::Duration, d(24 * 3600), "how long a FAILED member stays listed before it is evicted"),
+    key("cluster.eviction.tombstone-ttl", Kind::Duration, d(7 * 24 * 3600), "how long an evicted or departed member is remembered"),
+    key("cluster.seeds.rejoin-interval", Kind::Duration, d(3600), "how often a node re-contacts its seeds (heals partitions)"),
+    key("cluster.anti-entropy.interval", Kind::Duration, d(3600), "how often a node compares its table with a random peer"),
+    key("cluster.health.degraded-threshold", Kind::Number, n(100), "an alive member scoring below this (0-100) is DEGRADED"),
+    key("cluster.quorum.policy", Kind::Text, None, "keep-majority or static-quorum"),
+    key("cluster.quorum.size", Kind::Number, n(1_000_000), "voters needed under static-quorum (ignored by keep-majority)"),
+    key("cluster.transport.max-datagram", Kind::Number, n(65_000), "largest datagram ever sent, bytes"),
+    key("cluster.local-pause-guard", Kind::Duration, d(600), "if this node was itself not scheduled for this long, it accuses nobody"),
+    key("cluster.limits.max-members", Kind::Number, n(1_000_000), "most members and tombstones a node holds; unknown members beyond it are refused (counted)"),
+    key("cluster.limits.max-metadata-bytes", Kind::Number, n(65_000), "largest encoded metadata of one member (role, zone, addresses, tags); larger records are refused"),
+    key("services.producer.rate", Kind::Number, n(1_000_000), "log events per second the producer generates by itself; 0 = only what is POSTed"),
+    key("services.producer.queue-capacity", Kind::Number, n(10_000_000), "events the producer holds before answering 429 (backpressure instead of unbounded memory)"),
+    key("services.producer.batch-size", Kind::Number, n(5000), "most events the producer delivers in one request or publish round"),
+    key("services.producer.ack-timeout", Kind::Duration, d(600), "how long POST /logs waits for its events to be durably handed on (stored, or acknowledged by Kafka) before answering 503; they stay queued"),
+    key("services.consumer.sqlite-path", Kind::Text, None, "SQLite file of the embedded store; empty = .vigil/data/<node id>.sqlite"),
+    key("services.postgres.url", Kind::Text, None, "PostgreSQL URL for the consumer's store, e.g. postgres://vigil@127.0.0.1:5432/vigil; empty = embedded SQLite"),
+    key("services.redis.url", Kind::Text, None, "Redis URL for the gateway's cache, e.g. redis://127.0.0.1:6379; empty = in-process cache"),
+    key("services.kafka.brokers", Kind::Text, None, "Kafka bootstrap servers, e.g. 127.0.0.1:9092; empty = producers deliver straight to a healthy consumer over HTTP"),
+    key("services.kafka.topic", Kind::Text, None, "topic the producer publishes to (keyed by service) and the consumer group reads"),
+    key("services.kafka.group", Kind::Text, None, "consumer group id of the consumers"),
+    key("services.kafka.partitions", Kind::Number, n(10_000), "partitions of the topic when the producer or consumer creates it"),
+    key("services.kafka.static-membership", Kind::Bool, None, "true = a consumer joins its group as a static member named by its node id (group.instance.id, KIP-345), so a restarted consumer takes back its partitions at once; false = dynamic membership"),
+    key("services.kafka.session-timeout", Kind::Duration, d(300), "how long the broker waits for a silent consumer before giving its partitions to the others (session.timeout.ms)"),
+    key("services.cache.ttl", Kind::Duration, d(3600), "how long the gateway caches query results (GET /api/logs, /api/logs/stats)"),
+    key("services.cache.status-ttl", Kind::Duration, d(3600), "how long the gateway caches GET /api/cluster/status"),
 ];
 
 /// The environment variable that overrides `key`: `VIGIL_` + the key in upper case with
@@ -170,6 +227,8 @@ pub struct Settings {
     pub signals_interval: Duration,
     /// `http.admin-token`.
     pub admin_token: Option<String>,
+    /// `http.admin-endpoints`.
+    pub admin_endpoints: bool,
     /// `log.format`.
     pub log_format: LogFormat,
     /// `log.level`.
@@ -194,6 +253,8 @@ pub struct Settings {
     pub http_tls_key: Option<String>,
     /// `http.tls-ca`.
     pub http_tls_ca: Option<String>,
+    /// Where each key set by a layer came from (keys absent here are defaults).
+    pub origins: BTreeMap<String, Origin>,
 }
 
 /// The `security.*` keys: the gossip keyring and the per-source rate limit.
@@ -207,6 +268,8 @@ pub struct SecuritySettings {
     pub verify_incoming: bool,
     /// `security.keyring-file`.
     pub keyring_file: Option<String>,
+    /// `security.insecure`: the operator's explicit consent to run unprotected.
+    pub insecure: bool,
     /// `security.source-rate`.
     pub source_rate: u32,
     /// `security.source-burst`.
@@ -220,6 +283,7 @@ impl Default for SecuritySettings {
             encrypt: true,
             verify_incoming: true,
             keyring_file: None,
+            insecure: false,
             source_rate: 200,
             source_burst: 400,
         }
@@ -300,6 +364,7 @@ impl Default for Settings {
             leave_linger: Duration::from_secs(1),
             signals_interval: Duration::from_secs(1),
             admin_token: None,
+            admin_endpoints: true,
             log_format: LogFormat::Text,
             log_level: "info".into(),
             preset: Preset::Lan,
@@ -312,6 +377,7 @@ impl Default for Settings {
             http_tls_cert: None,
             http_tls_key: None,
             http_tls_ca: None,
+            origins: BTreeMap::new(),
         }
     }
 }
@@ -344,8 +410,16 @@ fn optional(v: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// Where the value of `key` came from.
+    pub fn origin(&self, key: &str) -> Origin {
+        self.origins.get(key).cloned().unwrap_or(Origin::Default)
+    }
+
     /// Applies one value. The error is the reason only; the caller adds key and origin.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        if let Some(k) = find(key) {
+            check_max(k, value)?;
+        }
         let c = &mut self.protocol;
         let dur = duration::parse;
         match key {
@@ -372,6 +446,7 @@ impl Settings {
                 }
             }
             "http.admin-token" => self.admin_token = optional(value),
+            "http.admin-endpoints" => self.admin_endpoints = boolean(value)?,
             "http.max-body" => {
                 self.http_max_body = number(value)?;
                 if self.http_max_body < 1024 {
@@ -404,6 +479,7 @@ impl Settings {
             "security.encrypt" => self.security.encrypt = boolean(value)?,
             "security.verify-incoming" => self.security.verify_incoming = boolean(value)?,
             "security.keyring-file" => self.security.keyring_file = optional(value),
+            "security.insecure" => self.security.insecure = boolean(value)?,
             "security.source-rate" => self.security.source_rate = number(value)?,
             "security.source-burst" => {
                 self.security.source_burst = number(value)?;
@@ -564,6 +640,7 @@ impl Settings {
             "node.leave-linger" => d(self.leave_linger),
             "node.signals-interval" => d(self.signals_interval),
             "http.admin-token" => self.admin_token.clone().unwrap_or_default(),
+            "http.admin-endpoints" => self.admin_endpoints.to_string(),
             "http.max-body" => self.http_max_body.to_string(),
             "http.request-timeout" => d(self.http_request_timeout),
             "http.tls-cert" => self.http_tls_cert.clone().unwrap_or_default(),
@@ -573,6 +650,7 @@ impl Settings {
             "security.encrypt" => self.security.encrypt.to_string(),
             "security.verify-incoming" => self.security.verify_incoming.to_string(),
             "security.keyring-file" => self.security.keyring_file.clone().unwrap_or_default(),
+            "security.insecure" => self.security.insecure.to_string(),
             "security.source-rate" => self.security.source_rate.to_string(),
             "security.source-burst" => self.security.source_burst.to_string(),
             "log.format" => match self.log_format {
@@ -646,17 +724,91 @@ pub fn is_known(key: &str) -> bool {
 
 fn unknown_key_reason(key: &str) -> String {
     let leaf = key.rsplit('.').next().unwrap_or(key);
-    let similar: Vec<&str> = KEYS
+    let mut similar: Vec<&str> = KEYS
         .iter()
         .map(|k| k.name)
         .filter(|k| k.ends_with(leaf) || k.starts_with(key))
         .take(3)
         .collect();
     if similar.is_empty() {
+        similar.extend(closest(key, KEYS.iter().map(|k| k.name)));
+    }
+    if similar.is_empty() {
         "unknown key (see `vigil config defaults`)".into()
     } else {
         format!("unknown key; did you mean {}?", similar.join(" or "))
     }
+}
+
+/// `VIGIL_*` variables that are not configuration keys but are read by something that has a
+/// right to them, each with its reader. Every other `VIGIL_*` variable must be a key's
+/// ([`env_var`]): a misspelled one is an error, not silently ignored.
+pub const NOT_KEYS: &[(&str, &str)] = &[
+    ("VIGIL_CONFIG", "vigil node --config"),
+    ("VIGIL_ADDR", "--addr of vigil members, status and keys"),
+    ("VIGIL_BIN", "scripts: the vigil binary to run"),
+    (
+        "VIGIL_SIM",
+        "scripts/experiments: the vigil-sim binary to run",
+    ),
+    ("VIGIL_TANSU_ROOT", "scripts/tansu-broker.sh"),
+    ("VIGIL_SCALE_N", "crates/vigil/tests/scale.rs"),
+    ("VIGIL_PAUSE_SEED", "crates/vigil/tests/pause_resume.rs"),
+    (
+        "VIGIL_PAUSE_OBSERVE_SECS",
+        "crates/vigil/tests/pause_resume.rs",
+    ),
+    ("VIGIL_SKIP_PROMETHEUS", "crates/vigil/tests/prometheus.rs"),
+    ("VIGIL_SKIP_PROMTOOL", "crates/vigil/tests/metrics.rs"),
+];
+
+/// Prefix reserved for the test suite's own knobs (`VIGIL_TEST_POSTGRES_URL`, ...).
+pub const TEST_ENV_PREFIX: &str = "VIGIL_TEST_";
+
+/// Why `var` (a `VIGIL_*` name) is refused, or `None` when it names a key or is allowed.
+pub fn unknown_env_reason(var: &str) -> Option<String> {
+    if KEYS.iter().any(|k| env_var(k.name) == var)
+        || NOT_KEYS.iter().any(|(name, _)| *name == var)
+        || var.starts_with(TEST_ENV_PREFIX)
+    {
+        return None;
+    }
+    if var.starts_with(&env_var(TAG_PREFIX)) {
+        return Some(
+            "tags cannot be set from the environment; use node.tags in the file or \
+             --set node.tags.NAME=VALUE"
+                .into(),
+        );
+    }
+    let names = KEYS
+        .iter()
+        .map(|k| env_var(k.name))
+        .chain(NOT_KEYS.iter().map(|(n, _)| n.to_string()))
+        .collect::<Vec<_>>();
+    let hint = match closest(var, names.iter().map(String::as_str)).as_slice() {
+        [] => "see `vigil config defaults` for every key's variable".to_string(),
+        found => format!("did you mean {}?", found.join(" or ")),
+    };
+    Some(format!("not a configuration key's variable; {hint}"))
+}
+
+/// The candidates nearest to `wrong` by edit distance, if any is near enough to be a typo
+/// (at most 3 edits, and at most a third of the name).
+fn closest<'a>(wrong: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let limit = 3.min(wrong.len() / 3).max(1);
+    let scored: Vec<(usize, &str)> = candidates
+        .map(|c| (strsim::levenshtein(wrong, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    let Some(best) = scored.iter().map(|(d, _)| *d).min() else {
+        return Vec::new();
+    };
+    scored
+        .into_iter()
+        .filter(|(d, _)| *d == best)
+        .map(|(_, c)| c)
+        .take(3)
+        .collect()
 }
 
 #[cfg(test)]

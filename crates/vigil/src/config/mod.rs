@@ -13,12 +13,14 @@
 
 pub mod duration;
 pub mod keys;
+pub mod protection;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use keys::{LogFormat, Settings};
+pub use protection::require_protection;
 
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +67,19 @@ pub enum Error {
         /// Where it came from.
         origin: Origin,
     },
+    /// A `VIGIL_*` environment variable that is no key's (a typo must not pass silently).
+    UnknownEnv {
+        /// The variable.
+        var: String,
+        /// Why, with a did-you-mean when one is near.
+        reason: String,
+    },
+    /// A member would start unprotected without the operator's explicit consent
+    /// (`security.insecure`).
+    Unprotected {
+        /// What is missing, and how to provide it; one item each.
+        missing: Vec<String>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -84,6 +99,23 @@ impl fmt::Display for Error {
                     "invalid value {value:?} for `{key}` (from {origin}): {reason}"
                 )
             }
+            Error::UnknownEnv { var, reason } => {
+                write!(f, "unknown environment variable {var}: {reason}")
+            }
+            Error::Unprotected { missing } => {
+                f.write_str(
+                    "refusing to start a member that anyone on the network could take over:",
+                )?;
+                for m in missing {
+                    write!(f, "\n  - {m}")?;
+                }
+                write!(
+                    f,
+                    "\n  To run unprotected anyway (a test on a trusted machine), say so: --insecure \
+                     (or security.insecure: true, or {}=true).",
+                    keys::env_var("security.insecure")
+                )
+            }
         }
     }
 }
@@ -95,7 +127,8 @@ impl std::error::Error for Error {}
 pub struct Sources {
     /// `--config FILE`.
     pub file: Option<PathBuf>,
-    /// Environment variables (name, value); only `VIGIL_*` names of known keys are used.
+    /// Environment variables (name, value): every `VIGIL_*` name must be a key's, or in
+    /// [`keys::NOT_KEYS`], or start with [`keys::TEST_ENV_PREFIX`].
     pub env: Vec<(String, String)>,
     /// Flag overrides: (dotted key, value, flag as typed).
     pub flags: Vec<(String, String, String)>,
@@ -113,6 +146,7 @@ impl Sources {
 
 /// Merges defaults, file, environment and flags, then validates.
 pub fn load(sources: &Sources) -> Result<Settings, Error> {
+    check_environment(&sources.env)?;
     let mut layered: Vec<(String, String, Origin)> = Vec::new();
     if let Some(path) = &sources.file {
         for (k, v) in read_file(path)? {
@@ -155,19 +189,95 @@ pub fn load(sources: &Sources) -> Result<Settings, Error> {
         }
         origins.insert(key, origin);
     }
-    validate(&settings, &origins)?;
+    settings.origins = origins;
+    validate(&settings)?;
     Ok(settings)
 }
 
-fn validate(s: &Settings, origins: &BTreeMap<String, Origin>) -> Result<(), Error> {
-    let origin = |key: &str| origins.get(key).cloned().unwrap_or(Origin::Default);
+/// Refuses the first `VIGIL_*` variable that names no key (see [`keys::unknown_env_reason`]).
+pub fn check_environment(env: &[(String, String)]) -> Result<(), Error> {
+    let mut names: Vec<&str> = env
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("VIGIL_"))
+        .collect();
+    names.sort_unstable();
+    for var in names {
+        if let Some(reason) = keys::unknown_env_reason(var) {
+            return Err(Error::UnknownEnv {
+                var: var.to_string(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Shortest admin token accepted (unless `security.insecure`): `vigil keys token` makes 43.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 24;
+
+/// The core's verdict on the protocol knobs, blamed on the key the operator actually set.
+///
+/// The core checks relations (`probe-timeout` shorter than `failure.timeout`) and names one
+/// side of each; when that side is a default and the other side, named in the reason, was
+/// set by a layer, the set one is at fault.
+fn protocol_error(s: &Settings, e: membership::ConfigError) -> Error {
+    let blamed = e.key;
+    if s.origin(blamed) == Origin::Default {
+        let culprit = keys::KEYS
+            .iter()
+            .map(|k| k.name)
+            .filter(|k| *k != blamed && s.origin(k) != Origin::Default)
+            .find(|k| mentions(&e.reason, k));
+        if let Some(culprit) = culprit {
+            return Error::Value {
+                key: culprit.to_string(),
+                value: s.get(culprit).unwrap_or_default(),
+                reason: format!(
+                    "{blamed} (default {}) {}",
+                    s.get(blamed).unwrap_or(e.value),
+                    e.reason
+                ),
+                origin: s.origin(culprit),
+            };
+        }
+    }
+    Error::Value {
+        key: blamed.to_string(),
+        value: e.value,
+        reason: e.reason,
+        origin: s.origin(blamed),
+    }
+}
+
+/// Whether `text` names `key` as a whole name (`node.http` is not named by
+/// `node.http-advertise`).
+fn mentions(text: &str, key: &str) -> bool {
+    text.match_indices(key).any(|(i, _)| {
+        !text[i + key.len()..]
+            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
+}
+
+fn validate(s: &Settings) -> Result<(), Error> {
+    let origin = |key: &str| s.origin(key);
     if let Err(e) = s.protocol.validate() {
-        return Err(Error::Value {
-            key: e.key.to_string(),
-            value: e.value,
-            reason: e.reason,
-            origin: origin(e.key),
-        });
+        return Err(protocol_error(s, e));
+    }
+    if let Some(token) = &s.admin_token {
+        let chars = token.chars().count();
+        if chars < MIN_ADMIN_TOKEN_LEN && !s.security.insecure {
+            return Err(Error::Value {
+                key: "http.admin-token".into(),
+                value: "(hidden)".into(),
+                reason: format!(
+                    "too short to be a secret ({chars} characters; at least \
+                     {MIN_ADMIN_TOKEN_LEN}): make one with `vigil keys token`, or accept a weak \
+                     one with --insecure"
+                ),
+                origin: origin("http.admin-token"),
+            });
+        }
     }
     for key in ["node.gossip", "node.http"] {
         let value = s.get(key).unwrap_or_default();
@@ -254,6 +364,7 @@ pub fn read_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
             path: path.to_path_buf(),
             reason,
         },
+        other => other,
     })
 }
 
@@ -358,8 +469,14 @@ pub fn render_defaults() -> String {
         "# vigil.yml: every key with its default.\n\
          # Precedence: this file < environment (VIGIL_<KEY>, e.g. VIGIL_CLUSTER_HEARTBEAT_INTERVAL)\n\
          #             < flags (--id, --http, ..., --set cluster.gossip.fanout=5).\n\
-         # Durations: a bare number is milliseconds (as in the seed); or 500ms, 1.5s, 2m, 1h.\n",
+         # Durations: a bare number is milliseconds (as in the seed); or 500ms, 1.5s, 2m, 1h.\n\n",
     );
+    let readers: Vec<&str> = keys::NOT_KEYS.iter().map(|(name, _)| *name).collect();
+    out.push_str(&format!(
+        "# Any other VIGIL_* variable is refused, except {} and {}*, which are not keys.\n",
+        readers.join(", "),
+        keys::TEST_ENV_PREFIX
+    ));
     let mut open: Vec<&str> = Vec::new();
     for key in keys::KEYS {
         let parts: Vec<&str> = key.name.split('.').collect();
@@ -387,8 +504,12 @@ pub fn render_defaults() -> String {
                 format!("[{}]", items.join(", "))
             }
         };
+        let max = key
+            .max
+            .map(|m| format!("; at most {m}"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{indent}# {} (env {})\n",
+            "{indent}# {} (env {}{max})\n",
             key.doc,
             keys::env_var(key.name)
         ));
@@ -510,6 +631,171 @@ mod tests {
             membership::Config::wan().heartbeat_interval
         );
         assert_eq!(s.protocol.gossip_fanout, 4);
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_misspelled_environment_variable_is_refused_with_a_did_you_mean() {
+        let sources = Sources {
+            env: env(&[("VIGIL_CLUSTER_PHI_TRESHOLD", "0")]),
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnknownEnv { var, .. } if var == "VIGIL_CLUSTER_PHI_TRESHOLD"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains("did you mean VIGIL_CLUSTER_PHI_THRESHOLD?"),
+            "{e}"
+        );
+        let far = Sources {
+            env: env(&[("VIGIL_SOMETHING_ELSE_ENTIRELY", "1")]),
+            ..Default::default()
+        };
+        assert!(matches!(load(&far), Err(Error::UnknownEnv { .. })));
+    }
+
+    #[test]
+    fn variables_that_are_not_keys_but_have_a_reader_are_allowed() {
+        let sources = Sources {
+            env: env(&[
+                ("VIGIL_BIN", "/usr/bin/vigil"),
+                ("VIGIL_CONFIG", "vigil.yml"),
+                ("VIGIL_ADDR", "http://127.0.0.1:8081"),
+                ("VIGIL_TEST_POSTGRES_URL", "postgres://x"),
+                ("VIGIL_CLUSTER_PHI_THRESHOLD", "9"),
+                ("NOT_VIGIL_AT_ALL", "x"),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(load(&sources).unwrap().protocol.phi_threshold, 9.0);
+    }
+
+    #[test]
+    fn every_layer_reports_its_own_origin() {
+        let sources = Sources {
+            env: env(&[("VIGIL_CLUSTER_GOSSIP_FANOUT", "4")]),
+            flags: vec![(
+                "node.gossip".into(),
+                "0.0.0.0:7946".into(),
+                "--gossip".into(),
+            )],
+            ..Default::default()
+        };
+        let s = load(&sources).unwrap();
+        assert_eq!(s.origin("node.gossip"), Origin::Flag("--gossip".into()));
+        assert_eq!(
+            s.origin("cluster.gossip.fanout"),
+            Origin::Env("VIGIL_CLUSTER_GOSSIP_FANOUT".into())
+        );
+        assert_eq!(s.origin("node.http"), Origin::Default);
+    }
+
+    #[test]
+    fn a_relation_is_blamed_on_the_key_the_operator_set() {
+        // The core names probe-timeout (a default here) for "shorter than failure.timeout".
+        let sources = Sources {
+            flags: flags(&[("cluster.failure.timeout", "0.0001s")]),
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::Value { key, origin, .. }
+                if key == "cluster.failure.timeout"
+                    && *origin == Origin::Flag("--set cluster.failure.timeout".into())),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("cluster.monitoring.probe-timeout"),
+            "{e}"
+        );
+        // Set the other side, and it is the one at fault.
+        let sources = Sources {
+            flags: flags(&[("cluster.monitoring.probe-timeout", "20s")]),
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::Value { key, .. } if key == "cluster.monitoring.probe-timeout"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sizes_and_limits_have_an_upper_bound() {
+        let sources = Sources {
+            env: env(&[("VIGIL_HTTP_MAX_BODY", "1000000000000")]),
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::Value { key, reason, .. }
+                if key == "http.max-body" && reason.contains("at most")),
+            "{e}"
+        );
+        for (key, huge) in [
+            // each accepted before maxima were declared
+            ("http.request-timeout", "100h"),
+            ("services.producer.queue-capacity", "1000000000000"),
+            ("security.source-burst", "4000000000"),
+            ("node.leave-linger", "2h"),
+            ("services.cache.ttl", "300h"),
+        ] {
+            let sources = Sources {
+                flags: flags(&[(key, huge)]),
+                ..Default::default()
+            };
+            assert!(load(&sources).is_err(), "{key} = {huge} was accepted");
+        }
+    }
+
+    #[test]
+    fn every_size_limit_and_duration_key_declares_a_maximum_its_defaults_respect() {
+        for preset in ["lan", "wan"] {
+            let mut s = Settings::default();
+            s.set("cluster.preset", preset).unwrap();
+            for key in keys::KEYS {
+                if matches!(key.kind, keys::Kind::Number | keys::Kind::Duration) {
+                    assert!(key.max.is_some(), "{} has no maximum", key.name);
+                    let v = s.get(key.name).unwrap();
+                    let mut again = s.clone();
+                    again
+                        .set(key.name, &v)
+                        .unwrap_or_else(|e| panic!("{preset}: default {} = {v}: {e}", key.name));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_unless_insecure() {
+        let sources = Sources {
+            env: env(&[("VIGIL_HTTP_ADMIN_TOKEN", "hunter2")]),
+            ..Default::default()
+        };
+        let e = load(&sources).unwrap_err();
+        assert!(
+            matches!(&e, Error::Value { key, value, .. }
+                if key == "http.admin-token" && value == "(hidden)"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let sources = Sources {
+            env: env(&[
+                ("VIGIL_HTTP_ADMIN_TOKEN", "hunter2"),
+                ("VIGIL_SECURITY_INSECURE", "true"),
+            ]),
+            ..Default::default()
+        };
+        assert!(load(&sources).is_ok());
     }
 
     #[test]

@@ -13,19 +13,20 @@ use tracing::{info, warn};
 
 use super::{NodeInfo, NodeRuntime, Options};
 use crate::api::{self, AppState};
-use crate::config::{self, Origin, Settings};
+use crate::config::{self, Settings};
 use crate::security::{store, Key, Keyring};
 use crate::transport::udp::UdpTransport;
 
 /// How long to keep trying to resolve seed names at start (DNS in containers comes late).
 const SEED_RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
 
-fn config_error(key: &str, value: &str, reason: &str) -> anyhow::Error {
+/// A configuration error found at start, naming where `key`'s value came from.
+fn config_error(settings: &Settings, key: &str, value: &str, reason: &str) -> anyhow::Error {
     config::Error::Value {
         key: key.into(),
         value: value.into(),
         reason: reason.into(),
-        origin: Origin::Default,
+        origin: settings.origin(key),
     }
     .into()
 }
@@ -79,6 +80,7 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
     let from_file = match &file {
         Some(path) => store::load(path).map_err(|e| {
             config_error(
+                settings,
                 "security.keyring-file",
                 &path.display().to_string(),
                 &e.to_string(),
@@ -94,10 +96,13 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
                 .iter()
                 .map(|k| Key::parse(k))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| config_error("security.gossip-keys", "(hidden)", &e.to_string()))?;
+                .map_err(|e| {
+                    config_error(settings, "security.gossip-keys", "(hidden)", &e.to_string())
+                })?;
             if let (Some(path), false) = (&file, keys.is_empty()) {
                 store::save(path, &keys).map_err(|e| {
                     config_error(
+                        settings,
                         "security.keyring-file",
                         &path.display().to_string(),
                         &e.to_string(),
@@ -108,7 +113,6 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
         }
     };
     if keys.is_empty() {
-        info!("gossip is neither authenticated nor encrypted (no security.gossip-keys)");
         return Ok(None);
     }
     let ring = Keyring::new(
@@ -117,7 +121,7 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
         sec.encrypt,
         sec.verify_incoming,
     )
-    .map_err(|e| config_error("security.gossip-keys", "(hidden)", &e.to_string()))?;
+    .map_err(|e| config_error(settings, "security.gossip-keys", "(hidden)", &e.to_string()))?;
     info!(
         keys = ring.keys().len(),
         encrypt = sec.encrypt,
@@ -131,6 +135,7 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     if settings.id.is_empty() {
         return Err(config_error(
+            &settings,
             "node.id",
             "",
             "required: give --id (or node.id / VIGIL_NODE_ID)",
@@ -139,14 +144,29 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let bind: SocketAddr = settings.gossip.parse().context("node.gossip")?;
     if bind.ip().is_unspecified() && settings.advertise.is_none() {
         return Err(config_error(
+            &settings,
             "node.advertise",
             "",
             &format!(
-                "required when node.gossip binds {bind}: peers cannot reach an unspecified address"
+                "required when node.gossip binds {bind} (from {}): peers cannot reach an \
+                 unspecified address",
+                settings.origin("node.gossip")
             ),
         ));
     }
     let keyring = keyring(&settings)?;
+    let tls = match (&settings.http_tls_cert, &settings.http_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            crate::tls::server_config(cert.as_ref(), key.as_ref())
+                .map_err(|e| config_error(&settings, "http.tls-cert", cert, &e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let weaknesses = config::require_protection(&settings, keyring.is_some())?;
+    let insecure = !weaknesses.is_empty();
+    for weakness in &weaknesses {
+        warn!("INSECURE by the operator's choice (security.insecure): {weakness}");
+    }
     let mut protocol = settings.protocol.clone();
     if keyring.is_some() {
         // The seal rides in the same datagram: the core packs that much less.
@@ -161,13 +181,6 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             .await
             .with_context(|| format!("cannot resolve node.advertise `{a}`"))?,
         None => bound,
-    };
-    let tls = match (&settings.http_tls_cert, &settings.http_tls_key) {
-        (Some(cert), Some(key)) => Some(
-            crate::tls::server_config(cert.as_ref(), key.as_ref())
-                .map_err(|e| config_error("http.tls-cert", cert, &e.to_string()))?,
-        ),
-        _ => None,
     };
     let http_bind: SocketAddr = settings.http.parse().context("node.http")?;
     let listener = TcpListener::bind(http_bind)
@@ -214,7 +227,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 key: e.key.to_string(),
                 value: e.value,
                 reason: e.reason,
-                origin: Origin::Default,
+                origin: settings.origin(e.key),
             })
         })?;
     info!(rng_seed = seed, http = %http_bound, advertise_http = %http_addr, role = %settings.role, "starting");
@@ -225,6 +238,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         gossip_addr: advertise,
         http_addr: Some(http_addr),
         seeds,
+        insecure,
     };
     let options = Options {
         leave_linger: settings.leave_linger,
@@ -242,7 +256,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         .context("cannot start the role's service")?;
     let state = AppState {
         handle,
-        admin_token: settings.admin_token.clone(),
+        admin_token: settings
+            .admin_token
+            .clone()
+            .filter(|_| settings.admin_endpoints),
         service: services.service.clone(),
         limits: api::Limits {
             max_body: settings.http_max_body,

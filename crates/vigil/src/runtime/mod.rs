@@ -47,6 +47,9 @@ pub struct NodeInfo {
     pub http_addr: Option<String>,
     /// Seeds, as resolved at start.
     pub seeds: Vec<SocketAddr>,
+    /// Started without gossip keys or admin token by the operator's choice
+    /// (`security.insecure`); shown in `/cluster/status`.
+    pub insecure: bool,
 }
 
 /// Knobs of the glue (the protocol's are in [`membership::Config`]).

@@ -42,6 +42,7 @@ fn start(net: &MemoryNetwork, i: u8, seeds: Vec<SocketAddr>) -> TestNode {
         gossip_addr: addr(i),
         http_addr: None,
         seeds: seeds.clone(),
+        insecure: false,
     };
     let node = Node::new(
         identity,

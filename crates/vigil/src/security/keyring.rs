@@ -53,7 +53,9 @@ const TAG_UNITS: u8 = (TAG_LEN / 8) as u8;
 pub struct Key([u8; KEY_LEN]);
 
 impl Key {
-    /// A fresh random key (`vigil keys generate`).
+    /// A fresh random key, for tests (`vigil keys generate` uses
+    /// [`super::secrets::gossip_key`], straight from the OS's random source).
+    #[cfg(test)]
     pub fn generate() -> Key {
         let mut k = [0u8; KEY_LEN];
         rand::rng().fill_bytes(&mut k);

@@ -5,9 +5,11 @@
 //!   keyring shared by the cluster.
 //! - [`limiter`]: token buckets per source address.
 //! - [`store`]: the keyring file that keeps rotations across restarts.
+//! - [`secrets`]: fresh keys and admin tokens from the operating system's random source.
 
 pub mod keyring;
 pub mod limiter;
+pub mod secrets;
 pub mod store;
 
 pub use keyring::{Key, KeyError, Keyring};

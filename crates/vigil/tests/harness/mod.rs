@@ -18,8 +18,14 @@ use serde_json::Value;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_vigil");
-/// Admin token every test node gets.
-pub const TOKEN: &str = "test-admin-token";
+/// Admin token every test node gets (long enough to be accepted; not a secret).
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A fresh gossip key, as `vigil keys generate` prints it.
+pub fn gossip_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
 
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
@@ -123,10 +129,14 @@ impl Drop for Proc {
     }
 }
 
-/// Members of one test cluster, sharing a config file.
+/// Members of one test cluster, sharing a config file and, unless a test says otherwise,
+/// a gossip key: nodes are secure by default, and so are the clusters the tests start.
 pub struct Cluster {
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// The gossip key every member gets through `VIGIL_SECURITY_GOSSIP_KEYS`, unless the
+    /// config file sets keys or the member's own environment does.
+    pub key: String,
     pub nodes: Vec<Proc>,
     pub seed: Option<SocketAddr>,
     client: reqwest::Client,
@@ -145,6 +155,7 @@ impl Cluster {
         Cluster {
             dir,
             config,
+            key: gossip_key(),
             nodes: Vec::new(),
             seed: None,
             client,
@@ -191,6 +202,14 @@ impl Cluster {
             // Relative paths (the consumer's default SQLite file) land in the scratch dir.
             .current_dir(&self.dir)
             .stdin(Stdio::null());
+        let file_keys = std::fs::read_to_string(&self.config)
+            .is_ok_and(|c| c.contains("gossip-keys") || c.contains("keyring-file"));
+        let own_keys = env
+            .iter()
+            .any(|(k, _)| k == "VIGIL_SECURITY_GOSSIP_KEYS" || k == "VIGIL_SECURITY_KEYRING_FILE");
+        if !file_keys && !own_keys {
+            cmd.env("VIGIL_SECURITY_GOSSIP_KEYS", &self.key);
+        }
         let file = std::fs::File::create(&log).unwrap();
         cmd.stdout(file.try_clone().unwrap()).stderr(file);
         if let Some(seed) = self.seed.filter(|s| *s != gossip) {

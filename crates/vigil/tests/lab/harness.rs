@@ -39,6 +39,8 @@ pub const SCRIPT: &str = concat!(
 pub const HTTP_PORT: u16 = 8080;
 /// Gossip port of every node.
 pub const GOSSIP_PORT: u16 = 7946;
+/// Admin token of every lab member (long enough to be accepted; not a secret).
+pub const LAB_TOKEN: &str = "lab-admin-token-0123456789abcdef";
 
 /// One lab at a time in this test binary: a lab is a few real clusters' worth of processes
 /// on a 2-core machine, and a CPU-starved node looks like a failed one.
@@ -77,6 +79,8 @@ pub struct Lab {
     pub log_dir: PathBuf,
     nodes: Vec<Option<Node>>,
     starts: Vec<usize>,
+    /// The lab cluster's gossip key: its members seal gossip as a real cluster would.
+    key: String,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -188,6 +192,10 @@ impl Lab {
             log_dir,
             nodes: (0..n).map(|_| None).collect(),
             starts: vec![0; n],
+            key: {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            },
             _serial: serial,
         };
         let t = Instant::now();
@@ -260,6 +268,8 @@ impl Lab {
             cmd.args(["--seeds", &seeds.join(",")]);
         }
         cmd.args(extra)
+            .env("VIGIL_SECURITY_GOSSIP_KEYS", &self.key)
+            .env("VIGIL_HTTP_ADMIN_TOKEN", LAB_TOKEN)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
