@@ -610,10 +610,8 @@ impl Node {
     /// quorum of the older, smaller set. While members are joining, the leader's quorum of
     /// that older set meets it; once they are voters, a quorum of the older set knows of more
     /// seats than such a member and refuses it as a candidate (`on_lease_request`), so no
-    /// quorum of an outdated set can elect another leader. One batch at a time, of at most
-    /// as many members as voters granted the last confirmed round: newcomers never outnumber
-    /// the voters that vouch for the cluster in one step. Removals (eviction, leave) are
-    /// not joint: see docs/design.md.
+    /// quorum of an outdated set can elect another leader. One batch at a time. Removals
+    /// (eviction, leave) are not joint: see docs/design.md.
     pub(super) fn admit(&mut self, now: Duration, out: &mut impl Output) {
         if !self.lease.leads(now) {
             self.lease.pending.clear();
@@ -635,24 +633,10 @@ impl Node {
                 answered: false,
             });
         }
-        let confirmed = self.lease.confirmed;
-        let room = self
-            .lease
-            .open
-            .iter()
-            .find(|r| r.round == confirmed)
-            .map_or(1, |r| {
-                r.granted
-                    .iter()
-                    .filter(|id| self.table.get(id).is_some_and(|e| e.record.voter))
-                    .count()
-            })
-            .max(1);
         let due: Vec<Arc<str>> = pending
             .iter()
             .filter(|(_, p)| p.seen < fresh && p.answered)
             .map(|(id, _)| id.clone())
-            .take(room)
             .collect();
         for id in due {
             if let Some(mut r) = self.record(&id).cloned() {

@@ -252,9 +252,10 @@ pub struct Node {
     /// then are the SUSPECT records it carries believed.
     sender_credible: bool,
     /// Whether the sender of the datagram being handled holds a seat (voter or joining) in
-    /// this node's view: only then are the seats its records grant believed. A join, or a
-    /// member gossiping about itself, cannot make anyone a voter by saying so.
+    /// this node's view, and its id (none for a join): a join, or a member without a seat
+    /// gossiping about itself, cannot make itself a voter by saying so.
     sender_seated: bool,
+    sender_id: Option<NodeId>,
     /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
     probes: HashMap<Arc<str>, (Duration, u64)>,
     /// Suspects this node stands witness for (see `node::witness`).
@@ -386,6 +387,7 @@ impl Node {
             suspicions: HashMap::new(),
             sender_credible: true,
             sender_seated: true,
+            sender_id: None,
             probes: HashMap::new(),
             witnesses: HashMap::new(),
             doubted: Default::default(),
@@ -601,6 +603,7 @@ impl Node {
         }
         self.sender_credible = true;
         // Until this node knows a voter it takes the first table it is given (its seeds').
+        self.sender_id = msg.sender().map(|s| s.id.clone());
         self.sender_seated = self.table.voters() == 0
             || msg.sender().is_some_and(|s| {
                 self.table.get(&s.id).is_some_and(|e| {
@@ -1017,9 +1020,12 @@ impl Node {
         let suspect_unbelieved = source != Source::Local
             && incoming.liveness == Liveness::Suspect
             && !self.sender_credible;
-        // Seats come from the leader's decisions, relayed by members that hold one.
-        let seat_unbelieved =
-            source != Source::Local && !self.sender_seated && (incoming.voter || incoming.joining);
+        // Seats come from the leader's decisions, which anyone may relay; a member's word
+        // about its own seat counts only if this node already gives it one (a restart).
+        let seat_unbelieved = source != Source::Local
+            && !self.sender_seated
+            && (incoming.voter || incoming.joining)
+            && self.sender_id.as_ref().is_none_or(|s| *s == *incoming.id);
         let believed;
         let incoming = if suspect_unbelieved || seat_unbelieved {
             let mut r = incoming.clone();
