@@ -4,9 +4,26 @@
 //! Writes are idempotent on the event id (`INSERT ... ON CONFLICT (id) DO NOTHING`), one
 //! transaction per batch: when [`Store::insert`] returns, every event of the batch is durable
 //! (committed), and only then does the consumer acknowledge it (HTTP 200 or Kafka commit).
+//!
+//! # A SQLite file that vanishes
+//!
+//! An open SQLite file that is deleted (`rm .vigil/data/consumer.sqlite*`) or replaced keeps
+//! working for the connections that have it open: commits succeed into a file nobody will read
+//! again, while any new connection creates an empty file without the schema. So the store
+//! records the identity (device and inode) of its files when it opens them and checks them
+//! after every commit ([`Store::verify`]): a commit into a file no longer at its path is an
+//! error ([`StoreError::FileLost`]), and the batch is not acknowledged. The pool keeps its
+//! connections for its whole life (none are closed when idle, none are opened later), so SQLite
+//! never has a reason to delete or recreate the `-wal` and `-shm` files while the store is open,
+//! and they are checked too.
+//!
+//! What to do next is the consumer's choice: see [`Store::restore`].
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,6 +35,8 @@ use sqlx::QueryBuilder;
 
 use super::event::{Level, LogEvent, LogEventOut};
 
+/// Connections of the SQLite pool, all opened at start and kept (see the module docs).
+const SQLITE_CONNECTIONS: u32 = 4;
 /// Rows per INSERT statement (SQLite allows 32766 bound values; 6 per row).
 const ROWS_PER_STATEMENT: usize = 500;
 /// Most rows one query returns.
@@ -35,6 +54,34 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("a stored row has an unknown level `{0}`")]
     BadRow(String),
+    /// The SQLite file (or its `-wal` or `-shm`) the store opened is no longer at its path:
+    /// deleted or replaced while the store runs. What was just written went to a file nobody
+    /// will read, so it must not be acknowledged.
+    #[error("{path} was {what} while the store had it open: writes are not acknowledged")]
+    FileLost {
+        /// The file.
+        path: PathBuf,
+        /// `deleted` or `replaced by another file`.
+        what: &'static str,
+    },
+    /// [`Store::restore`] found another, non-empty file where the store's file was, and left it
+    /// alone.
+    #[error(
+        "{0} is now another file: left alone; remove it to let the consumer restore the \
+         database it still has open, or restart the consumer to use the new file"
+    )]
+    Occupied(PathBuf),
+    /// A file operation of [`Store::restore`] failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// [`Store::restore`] was called on a store that has no file.
+    #[error("only a SQLite store can be restored")]
+    NotAFile,
 }
 
 /// Filters of `GET /logs`.
@@ -67,10 +114,107 @@ pub struct LogStats {
 /// A connected, migrated store.
 #[derive(Clone)]
 pub enum Store {
-    /// Embedded file.
-    Sqlite(SqlitePool),
+    /// Embedded file, and the identity of its files when it was opened.
+    Sqlite(SqlitePool, Arc<SqliteFiles>),
     /// Server.
     Postgres(PgPool),
+}
+
+/// Device and inode: which file a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// The files of an open SQLite store as they were when it opened them: the database, and its
+/// `-wal` and `-shm` when they existed then.
+#[derive(Debug)]
+pub struct SqliteFiles {
+    path: PathBuf,
+    files: Vec<(PathBuf, FileId)>,
+}
+
+impl SqliteFiles {
+    fn record(path: &Path) -> Result<SqliteFiles, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut files = vec![(path.to_path_buf(), FileId::of(path).map_err(io)?)];
+        for suffix in ["-wal", "-shm"] {
+            let side = sibling(path, suffix);
+            if let Ok(id) = FileId::of(&side) {
+                files.push((side, id));
+            }
+        }
+        Ok(SqliteFiles {
+            path: path.to_path_buf(),
+            files,
+        })
+    }
+
+    /// Whether every file is still the one opened.
+    fn check(&self) -> Result<(), StoreError> {
+        for (path, id) in &self.files {
+            let what = match FileId::of(path) {
+                Ok(now) if now == *id => continue,
+                Ok(_) => "replaced by another file",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "deleted",
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            };
+            return Err(StoreError::FileLost {
+                path: path.clone(),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Whether the file at `path` is empty, or a SQLite database without a single table: what a
+/// connection opened after the loss leaves behind, nothing anyone would miss.
+async fn is_blank(path: &Path) -> bool {
+    use sqlx::{ConnectOptions, Connection};
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return true;
+    }
+    let options = SqliteConnectOptions::new().filename(path).read_only(true);
+    let Ok(mut conn) = options.connect().await else {
+        return false;
+    };
+    let tables: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master")
+        .fetch_one(&mut conn)
+        .await;
+    let _ = conn.close().await;
+    matches!(tables, Ok((0,)))
+}
+
+/// `path` with `suffix` appended to its file name (`a.sqlite` -> `a.sqlite-wal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 type Row = (String, i64, String, String, String, String);
@@ -89,12 +233,24 @@ impl Store {
             // FULL: a commit that returned survives even a power cut, not only a kill -9.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
+        // Every connection opened now and kept: a connection opened after the file vanished
+        // would create an empty one, and the last one closing would delete the -wal.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(SQLITE_CONNECTIONS)
+            .min_connections(SQLITE_CONNECTIONS)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await?;
+        // The pool opens its minimum in the background; open them all now, before any loss.
+        let mut held = Vec::new();
+        for _ in 0..SQLITE_CONNECTIONS {
+            held.push(pool.acquire().await?);
+        }
+        drop(held);
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store::Sqlite(pool))
+        let files = SqliteFiles::record(Path::new(path))?;
+        Ok(Store::Sqlite(pool, Arc::new(files)))
     }
 
     /// Connects to PostgreSQL and applies the migrations.
@@ -111,8 +267,84 @@ impl Store {
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite(..) => "sqlite",
             Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the store still writes where it will be read: for SQLite, whether its files are
+    /// still the ones it opened. A PostgreSQL server has no file to lose under us: a dropped
+    /// table or database fails the next statement.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_, files) => files.check(),
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// After [`StoreError::FileLost`]: puts a copy of the database this store still has open
+    /// (deleted files live on while open) back at its path, and opens that copy. Every row
+    /// committed before the loss is in it, acknowledged or not (the unacknowledged ones come
+    /// again and are deduplicated by id).
+    ///
+    /// The copy is written beside the path (`VACUUM INTO`), synced, then linked to the path,
+    /// which fails if a file appeared there meanwhile. A non-empty file already at the path is
+    /// never overwritten ([`StoreError::Occupied`]): it may be a backup an operator put back.
+    /// An empty one is what a connection opening after the loss leaves, and is replaced.
+    pub async fn restore(&self) -> Result<Store, StoreError> {
+        let Store::Sqlite(pool, files) = self else {
+            return Err(StoreError::NotAFile);
+        };
+        let path = files.path();
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        match std::fs::metadata(path) {
+            Ok(_) if !is_blank(path).await => {
+                return Err(StoreError::Occupied(path.to_path_buf()))
+            }
+            Ok(_) => {
+                std::fs::remove_file(path).map_err(io(path))?;
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(sibling(path, suffix));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(path)(e)),
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let copy = sibling(path, ".restoring");
+        let _ = std::fs::remove_file(&copy);
+        sqlx::query("VACUUM INTO ?")
+            .bind(copy.display().to_string())
+            .execute(pool)
+            .await?;
+        std::fs::File::open(&copy)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&copy))?;
+        let linked = std::fs::hard_link(&copy, path);
+        let _ = std::fs::remove_file(&copy);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StoreError::Occupied(path.to_path_buf()))
+            }
+            Err(e) => return Err(io(path)(e)),
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+        Store::sqlite(&path.display().to_string()).await
+    }
+
+    /// Closes the store's connections (a lost SQLite store lets go of its deleted files).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pool, _) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
         }
     }
 
@@ -139,16 +371,20 @@ impl Store {
                     inserted += qb.build().execute(&mut *tx).await?.rows_affected();
                 }
                 tx.commit().await?;
-                Ok(inserted)
+                inserted
             }};
         }
         if events.is_empty() {
             return Ok(0);
         }
-        match self {
-            Store::Sqlite(pool) => insert_with!(pool),
+        let inserted = match self {
+            Store::Sqlite(pool, _) => insert_with!(pool),
             Store::Postgres(pool) => insert_with!(pool),
-        }
+        };
+        // Committed, but into the file at our path? Checked after the commit, so a file lost
+        // at any moment before it is caught.
+        self.verify()?;
+        Ok(inserted)
     }
 
     /// Events matching `q`, newest first.
@@ -177,7 +413,7 @@ impl Store {
             }};
         }
         let rows = match self {
-            Store::Sqlite(pool) => query_with!(pool),
+            Store::Sqlite(pool, _) => query_with!(pool),
             Store::Postgres(pool) => query_with!(pool),
         };
         rows.into_iter()
@@ -219,7 +455,7 @@ impl Store {
             }};
         }
         Ok(match self {
-            Store::Sqlite(pool) => stats_with!(pool),
+            Store::Sqlite(pool, _) => stats_with!(pool),
             Store::Postgres(pool) => stats_with!(pool),
         })
     }
@@ -240,12 +476,75 @@ mod tests {
         }
     }
 
-    async fn temp_store(name: &str) -> Store {
+    fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("vigil-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Store::sqlite(&dir.join("t.sqlite").display().to_string())
+        dir.join("t.sqlite")
+    }
+
+    async fn temp_store(name: &str) -> Store {
+        Store::sqlite(&temp_path(name).display().to_string())
             .await
             .unwrap()
+    }
+
+    fn remove_all(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(sibling(path, suffix));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_into_a_deleted_file_is_an_error_and_restore_keeps_every_row() {
+        let path = temp_path("deleted");
+        let store = Store::sqlite(&path.display().to_string()).await.unwrap();
+        let batch = |from: usize| -> Vec<LogEvent> {
+            (from..from + 10)
+                .map(|i| event(&format!("e{i}"), i as i64, "a", Level::Info))
+                .collect()
+        };
+        assert_eq!(store.insert(&batch(0)).await.unwrap(), 10);
+        store.verify().unwrap();
+        remove_all(&path);
+        let err = store.insert(&batch(10)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::FileLost { what: "deleted", .. }),
+            "{err}"
+        );
+        assert!(store.verify().is_err());
+
+        let restored = store.restore().await.unwrap();
+        store.close().await;
+        restored.verify().unwrap();
+        // The batch refused above is there too (committed before the check), and comes again.
+        assert_eq!(restored.stats().await.unwrap().total, 20);
+        assert_eq!(restored.insert(&batch(10)).await.unwrap(), 0);
+        assert_eq!(restored.insert(&batch(20)).await.unwrap(), 10);
+        assert_eq!(restored.stats().await.unwrap().total, 30);
+    }
+
+    #[tokio::test]
+    async fn restore_leaves_another_file_at_the_path_alone() {
+        let path = temp_path("occupied");
+        let store = Store::sqlite(&path.display().to_string()).await.unwrap();
+        remove_all(&path);
+        std::fs::write(&path, b"an operator's backup").unwrap();
+        let err = store.verify().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::FileLost {
+                    what: "replaced by another file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = store.restore().await.err().unwrap();
+        assert!(matches!(err, StoreError::Occupied(_)), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"an operator's backup");
+        std::fs::remove_file(&path).unwrap();
+        store.restore().await.unwrap().verify().unwrap();
     }
 
     #[tokio::test]
