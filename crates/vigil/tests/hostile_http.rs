@@ -140,7 +140,11 @@ async fn livez_answers_while_thousands_of_half_open_connections_time_out() {
 
     let mut baseline = Vec::new();
     for _ in 0..50 {
-        baseline.push(probe(&client, &livez).await.expect("/livez before the attack"));
+        baseline.push(
+            probe(&client, &livez)
+                .await
+                .expect("/livez before the attack"),
+        );
     }
 
     // The attack: connections opened as fast as 32 at a time go (more at once would only
@@ -280,9 +284,11 @@ async fn a_connection_over_the_cap_gets_503_and_the_cap_frees_after_the_header_t
     // The slow ones are closed by the header timeout, which frees the cap.
     for mut s in slow {
         let mut buf = Vec::new();
-        let closed =
-            tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await;
-        assert!(closed.is_ok(), "a slow connection outlived the header read timeout");
+        let closed = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await;
+        assert!(
+            closed.is_ok(),
+            "a slow connection outlived the header read timeout"
+        );
     }
     wait_livez(&cluster, "n1").await;
     let warnings = cluster

@@ -131,7 +131,10 @@ pub fn refuse_body(e: &axum::extract::rejection::JsonRejection, expected: &str) 
             format!("request body larger than http.max-body: {}", e.body_text()),
         );
     }
-    error(StatusCode::BAD_REQUEST, format!("{expected}{}", e.body_text()))
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("{expected}{}", e.body_text()),
+    )
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -99,7 +99,8 @@ pub async fn serve(
             if let Some(times) = refused.note() {
                 warn!(
                     max = limits.max_connections,
-                    times, "too many open HTTP connections: new ones are refused (http.max-connections)"
+                    times,
+                    "too many open HTTP connections: new ones are refused (http.max-connections)"
                 );
             }
             continue;
@@ -196,7 +197,10 @@ impl Throttle {
     fn note(&mut self) -> Option<u64> {
         self.since += 1;
         let now = Instant::now();
-        if self.last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < WARN_EVERY)
+        {
             return None;
         }
         self.last = Some(now);
@@ -223,7 +227,10 @@ mod tests {
         let r = String::from_utf8(refusal(7)).unwrap();
         let (head, body) = r.split_once("\r\n\r\n").unwrap();
         assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
-        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
         assert!(body.contains("http.max-connections"), "{body}");
     }
 }

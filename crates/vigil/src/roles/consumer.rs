@@ -13,18 +13,18 @@
 //! is deleted or replaced while the consumer runs, the consumer:
 //! - reports DOWN in `/actuator/health`, with the reason as `lastError`, and answers 503 to
 //!   writes and queries, so producers keep the events queued and retry them;
-//! - then puts the database back: the deleted file still lives while the consumer holds it
-//!   open, so it copies it to its path ([`Store::restore`]) and goes on with the copy. Every
-//!   acknowledged event is in it; the batches refused meanwhile come again and the ids
-//!   deduplicate them.
+//! - stays so until it is restarted: it does not create a new file by itself. The events
+//!   refused meanwhile wait in the producer's queue (429 once it is full) and are delivered
+//!   to the restarted consumer, which starts a new file at the path (or uses the one an
+//!   operator put back there).
 //!
-//! Why restore rather than start an empty file: an empty file would silently drop every
-//! acknowledged event, and the dashboards would show a shrunken history without anything
-//! saying why. Why not stay DOWN until a restart: a restart closes the only copy, and loses
-//! exactly what an operator would want back. The loss stays visible: logged as an error,
-//! counted (`store.losses`, `store.lastLoss`) in the health details. A file someone put at the
-//! path meanwhile (a backup, say) is never overwritten: the consumer stays DOWN and says so
-//! until the file is removed or the consumer restarted to use it.
+//! Why not recreate the file at once: an empty file would make the stored history shrink with
+//! nothing but a log line saying why, and dashboards and queries would go on as if it were
+//! whole. Staying DOWN makes the loss visible where it is watched (health, alerts, 503s) and
+//! leaves the choice to an operator: put a backup back, or restart to begin anew. Why not try
+//! to copy the deleted file back while it is still open: SQLite refuses to read a WAL database
+//! whose files were unlinked ("disk I/O error"), so that copy cannot be relied on. The loss is
+//! logged as an error and counted (`store.losses`, `store.lastLoss`) in the health details.
 //!
 //! Routes: `GET /logs` (`service`, `level`, `from`, `to` as RFC 3339 or unix ms, `limit`),
 //! `GET /logs/stats` (`total`, `byLevel`, `byService`), `GET /consumer/cluster` (this
@@ -42,7 +42,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -52,8 +51,7 @@ use super::store::{LogQuery, Store, StoreError, MAX_LIMIT};
 use super::{error_body, Tasks};
 use crate::config::keys::ServicesSettings;
 
-/// How often the store's files are checked when nothing is written, and a lost store's
-/// restore retried.
+/// How often the store's files are checked when nothing is written.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Shared state of the consumer's handlers and tasks.
@@ -61,8 +59,6 @@ pub struct Consumer {
     id: String,
     view: ViewWatch,
     state: Mutex<StoreState>,
-    /// Wakes the store task when a write finds the store lost.
-    lost: Notify,
     target: String,
     stored: AtomicU64,
     duplicates: AtomicU64,
@@ -81,8 +77,8 @@ enum StoreState {
     /// Open; `generation` counts opens, so a write that began on an older store cannot mark
     /// a newer one lost.
     Open { store: Store, generation: u64 },
-    /// Its file was lost while open; being restored. Nothing is acknowledged meanwhile.
-    Lost { store: Store, generation: u64 },
+    /// Its file was lost while open. Nothing is acknowledged until a restart.
+    Lost,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,36 +104,30 @@ impl Consumer {
         match &*lock(&self.state) {
             StoreState::Open { store, generation } => Ok((store.clone(), *generation)),
             StoreState::Opening => Err(format!("store not open yet ({})", self.target)),
-            StoreState::Lost { .. } => Err(lock(&self.last_error)
+            StoreState::Lost => Err(lock(&self.last_error)
                 .clone()
                 .unwrap_or_else(|| format!("store lost ({})", self.target))),
         }
     }
 
-    /// Marks the store of `generation` lost (if it is still the open one) and wakes the store
-    /// task to restore it.
+    /// Marks the store of `generation` lost, if it is still the open one.
     fn lose(&self, generation: u64, reason: &str) {
         let mut state = lock(&self.state);
-        let StoreState::Open {
-            store,
-            generation: open,
-        } = &*state
-        else {
-            return;
+        let store = match &*state {
+            StoreState::Open {
+                store,
+                generation: open,
+            } if *open == generation => store.clone(),
+            _ => return,
         };
-        if *open != generation {
-            return;
-        }
-        *state = StoreState::Lost {
-            store: store.clone(),
-            generation,
-        };
+        *state = StoreState::Lost;
         drop(state);
-        error!(store = %self.target, reason, "the store's file is gone: nothing is acknowledged until it is restored");
+        let reason = format!("{reason}; restart the consumer to open a store at that path again");
+        error!(store = %self.target, reason, "the store's file is gone: nothing is acknowledged until the consumer restarts");
         self.losses.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.last_loss) = Some(reason.to_string());
-        *lock(&self.last_error) = Some(reason.to_string());
-        self.lost.notify_one();
+        *lock(&self.last_loss) = Some(reason.clone());
+        *lock(&self.last_error) = Some(reason);
+        tokio::spawn(async move { store.close().await });
     }
 
     /// Stores a batch; Ok only once it is committed into the store's own file.
@@ -252,7 +242,6 @@ pub fn start(
         id: id.to_string(),
         view,
         state: Mutex::new(StoreState::Opening),
-        lost: Notify::new(),
         target: describe(settings, &sqlite_path),
         stored: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
@@ -289,7 +278,7 @@ pub fn start(
 }
 
 /// Opens the store (retrying every second until it opens), then watches it: checks its files
-/// every [`CHECK_EVERY`] and restores a lost one (see the module docs).
+/// every [`CHECK_EVERY`], so a loss shows even when nothing is written (see the module docs).
 async fn keep_store(
     c: Arc<Consumer>,
     postgres_url: Option<String>,
@@ -325,49 +314,18 @@ async fn keep_store(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    let mut last_failure = None;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(CHECK_EVERY) => {}
-            _ = c.lost.notified() => {}
         }
-        let current = match &*lock(&c.state) {
-            StoreState::Open { store, generation } => Ok((store.clone(), *generation)),
-            StoreState::Lost { store, generation } => Err((store.clone(), *generation)),
+        let (store, generation) = match &*lock(&c.state) {
+            StoreState::Open { store, generation } => (store.clone(), *generation),
             StoreState::Opening => continue,
+            StoreState::Lost => return,
         };
-        let (lost, generation) = match current {
-            Ok((store, generation)) => match store.verify() {
-                Ok(()) => continue,
-                Err(e) => {
-                    c.lose(generation, &e.to_string());
-                    (store, generation)
-                }
-            },
-            Err(lost) => lost,
-        };
-        match lost.restore().await {
-            Ok(store) => {
-                let rows = store.stats().await.map(|s| s.total).unwrap_or(-1);
-                *lock(&c.state) = StoreState::Open {
-                    store,
-                    generation: generation + 1,
-                };
-                *lock(&c.last_error) = None;
-                last_failure = None;
-                warn!(store = %c.target, rows, "store restored from the database this consumer still had open; writes are acknowledged again");
-                lost.close().await;
-            }
-            Err(e) => {
-                let loss = lock(&c.last_loss).clone().unwrap_or_default();
-                let msg = format!("{loss}; cannot restore it: {e}");
-                if last_failure.as_ref() != Some(&msg) {
-                    error!(store = %c.target, error = %e, "cannot restore the lost store; retrying every second");
-                    last_failure = Some(msg.clone());
-                }
-                *lock(&c.last_error) = Some(msg);
-            }
+        if let Err(e) = store.verify() {
+            c.lose(generation, &e.to_string());
         }
     }
 }

@@ -17,7 +17,7 @@
 //! never has a reason to delete or recreate the `-wal` and `-shm` files while the store is open,
 //! and they are checked too.
 //!
-//! What to do next is the consumer's choice: see [`Store::restore`].
+//! What to do next is the consumer's choice (it stays DOWN until restarted).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -64,14 +64,7 @@ pub enum StoreError {
         /// `deleted` or `replaced by another file`.
         what: &'static str,
     },
-    /// [`Store::restore`] found another, non-empty file where the store's file was, and left it
-    /// alone.
-    #[error(
-        "{0} is now another file: left alone; remove it to let the consumer restore the \
-         database it still has open, or restart the consumer to use the new file"
-    )]
-    Occupied(PathBuf),
-    /// A file operation of [`Store::restore`] failed.
+    /// The store's file could not be examined.
     #[error("{path}: {source}")]
     Io {
         /// The file.
@@ -79,9 +72,6 @@ pub enum StoreError {
         /// What failed.
         source: std::io::Error,
     },
-    /// [`Store::restore`] was called on a store that has no file.
-    #[error("only a SQLite store can be restored")]
-    NotAFile,
 }
 
 /// Filters of `GET /logs`.
@@ -141,7 +131,6 @@ impl FileId {
 /// `-wal` and `-shm` when they existed then.
 #[derive(Debug)]
 pub struct SqliteFiles {
-    path: PathBuf,
     files: Vec<(PathBuf, FileId)>,
 }
 
@@ -158,10 +147,7 @@ impl SqliteFiles {
                 files.push((side, id));
             }
         }
-        Ok(SqliteFiles {
-            path: path.to_path_buf(),
-            files,
-        })
+        Ok(SqliteFiles { files })
     }
 
     /// Whether every file is still the one opened.
@@ -185,29 +171,6 @@ impl SqliteFiles {
         }
         Ok(())
     }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// Whether the file at `path` is empty, or a SQLite database without a single table: what a
-/// connection opened after the loss leaves behind, nothing anyone would miss.
-async fn is_blank(path: &Path) -> bool {
-    use sqlx::{ConnectOptions, Connection};
-    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-        return true;
-    }
-    let options = SqliteConnectOptions::new().filename(path).read_only(true);
-    let Ok(mut conn) = options.connect().await else {
-        return false;
-    };
-    let tables: Result<(i64,), _> = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master")
-        .fetch_one(&mut conn)
-        .await;
-    let _ = conn.close().await;
-    matches!(tables, Ok((0,)))
 }
 
 /// `path` with `suffix` appended to its file name (`a.sqlite` -> `a.sqlite-wal`).
@@ -233,8 +196,12 @@ impl Store {
             // FULL: a commit that returned survives even a power cut, not only a kill -9.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
-        // Every connection opened now and kept: a connection opened after the file vanished
-        // would create an empty one, and the last one closing would delete the -wal.
+        // This connection creates the file; the pool's never do, so one opened after the file
+        // vanished fails instead of creating an empty database there.
+        let creator = sqlx::ConnectOptions::connect(&options).await?;
+        sqlx::Connection::close(creator).await?;
+        let options = options.create_if_missing(false);
+        // Every connection opened now and kept: the last one closing would delete the -wal.
         let pool = SqlitePoolOptions::new()
             .max_connections(SQLITE_CONNECTIONS)
             .min_connections(SQLITE_CONNECTIONS)
@@ -282,65 +249,7 @@ impl Store {
         }
     }
 
-    /// After [`StoreError::FileLost`]: puts a copy of the database this store still has open
-    /// (deleted files live on while open) back at its path, and opens that copy. Every row
-    /// committed before the loss is in it, acknowledged or not (the unacknowledged ones come
-    /// again and are deduplicated by id).
-    ///
-    /// The copy is written beside the path (`VACUUM INTO`), synced, then linked to the path,
-    /// which fails if a file appeared there meanwhile. A non-empty file already at the path is
-    /// never overwritten ([`StoreError::Occupied`]): it may be a backup an operator put back.
-    /// An empty one is what a connection opening after the loss leaves, and is replaced.
-    pub async fn restore(&self) -> Result<Store, StoreError> {
-        let Store::Sqlite(pool, files) = self else {
-            return Err(StoreError::NotAFile);
-        };
-        let path = files.path();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        match std::fs::metadata(path) {
-            Ok(_) if !is_blank(path).await => {
-                return Err(StoreError::Occupied(path.to_path_buf()))
-            }
-            Ok(_) => {
-                std::fs::remove_file(path).map_err(io(path))?;
-                for suffix in ["-wal", "-shm"] {
-                    let _ = std::fs::remove_file(sibling(path, suffix));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(path)(e)),
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let copy = sibling(path, ".restoring");
-        let _ = std::fs::remove_file(&copy);
-        sqlx::query("VACUUM INTO ?")
-            .bind(copy.display().to_string())
-            .execute(pool)
-            .await?;
-        std::fs::File::open(&copy)
-            .and_then(|f| f.sync_all())
-            .map_err(io(&copy))?;
-        let linked = std::fs::hard_link(&copy, path);
-        let _ = std::fs::remove_file(&copy);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(StoreError::Occupied(path.to_path_buf()))
-            }
-            Err(e) => return Err(io(path)(e)),
-        }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Store::sqlite(&path.display().to_string()).await
-    }
-
-    /// Closes the store's connections (a lost SQLite store lets go of its deleted files).
+    /// Closes the store's connections.
     pub async fn close(&self) {
         match self {
             Store::Sqlite(pool, _) => pool.close().await,
@@ -495,7 +404,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_write_into_a_deleted_file_is_an_error_and_restore_keeps_every_row() {
+    async fn a_write_into_a_deleted_or_replaced_file_is_an_error() {
         let path = temp_path("deleted");
         let store = Store::sqlite(&path.display().to_string()).await.unwrap();
         let batch = |from: usize| -> Vec<LogEvent> {
@@ -508,27 +417,18 @@ mod tests {
         remove_all(&path);
         let err = store.insert(&batch(10)).await.unwrap_err();
         assert!(
-            matches!(err, StoreError::FileLost { what: "deleted", .. }),
+            matches!(
+                err,
+                StoreError::FileLost {
+                    what: "deleted",
+                    ..
+                }
+            ),
             "{err}"
         );
-        assert!(store.verify().is_err());
-
-        let restored = store.restore().await.unwrap();
-        store.close().await;
-        restored.verify().unwrap();
-        // The batch refused above is there too (committed before the check), and comes again.
-        assert_eq!(restored.stats().await.unwrap().total, 20);
-        assert_eq!(restored.insert(&batch(10)).await.unwrap(), 0);
-        assert_eq!(restored.insert(&batch(20)).await.unwrap(), 10);
-        assert_eq!(restored.stats().await.unwrap().total, 30);
-    }
-
-    #[tokio::test]
-    async fn restore_leaves_another_file_at_the_path_alone() {
-        let path = temp_path("occupied");
-        let store = Store::sqlite(&path.display().to_string()).await.unwrap();
-        remove_all(&path);
-        std::fs::write(&path, b"an operator's backup").unwrap();
+        // No connection of the pool creates an empty file in its place.
+        assert!(!path.exists());
+        std::fs::write(&path, b"an operator's file").unwrap();
         let err = store.verify().unwrap_err();
         assert!(
             matches!(
@@ -540,11 +440,8 @@ mod tests {
             ),
             "{err}"
         );
-        let err = store.restore().await.err().unwrap();
-        assert!(matches!(err, StoreError::Occupied(_)), "{err}");
-        assert_eq!(std::fs::read(&path).unwrap(), b"an operator's backup");
-        std::fs::remove_file(&path).unwrap();
-        store.restore().await.unwrap().verify().unwrap();
+        store.close().await;
+        assert_eq!(std::fs::read(&path).unwrap(), b"an operator's file");
     }
 
     #[tokio::test]
