@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -57,7 +56,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// The server configuration from a PEM certificate chain (leaf first) and a PEM private key
 /// (PKCS#8, PKCS#1 or SEC1). Read once at start: a bad file stops the node before it binds.
-pub fn server_config(cert: &Path, key: &Path) -> Result<RustlsConfig, TlsError> {
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let pem_error = |path: &Path, e: rustls::pki_types::pem::Error| TlsError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -75,7 +74,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<RustlsConfig, TlsError> 
         .with_no_client_auth()
         .with_single_cert(chain, key_der)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(Arc::new(config)))
+    Ok(Arc::new(config))
 }
 
 /// A client builder that also trusts the CA certificates in `ca` (a PEM bundle), for clusters

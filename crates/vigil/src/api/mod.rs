@@ -13,11 +13,13 @@
 //! | `POST /cluster/keys/{install,use,remove}` | `{"key": "<base64>"}`: rotate the keyring (admin token) |
 //!
 //! Every request body is capped at `http.max-body` (413 above) and every request at
-//! `http.request-timeout` (408), the role's routes included.
+//! `http.request-timeout` (408), the role's routes included. Connections are bounded by
+//! [`server`]: a header read timeout and a cap on open connections.
 //!
 //! Handlers never touch the node: they ask the runtime task through a [`Handle`].
 
 pub mod model;
+pub mod server;
 
 use std::time::Duration;
 
@@ -27,7 +29,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum_server::tls_rustls::RustlsConfig;
 use membership::CommandError;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -45,17 +46,19 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The role's service, reported in `/actuator/health`.
     pub service: Option<std::sync::Arc<crate::roles::Service>>,
-    /// `http.max-body` and `http.request-timeout`.
+    /// `http.max-body`, `http.request-timeout` and the connection bounds.
     pub limits: Limits,
 }
 
-/// Bounds on every HTTP request.
+/// Bounds on every HTTP request and connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest body, bytes.
     pub max_body: usize,
     /// Longest time to answer.
     pub timeout: Duration,
+    /// Header read timeout and connection cap.
+    pub connections: server::ConnectionLimits,
 }
 
 impl Default for Limits {
@@ -63,6 +66,10 @@ impl Default for Limits {
         Limits {
             max_body: 4 << 20,
             timeout: Duration::from_secs(30),
+            connections: server::ConnectionLimits {
+                header_read_timeout: Duration::from_secs(10),
+                max_connections: 4096,
+            },
         }
     }
 }
@@ -88,7 +95,7 @@ pub fn router(state: AppState) -> Router {
 /// `tls` is given (then plain HTTP on that port is refused by the handshake).
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<RustlsConfig>,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     state: AppState,
     extra: Router,
     stop: CancellationToken,
@@ -100,21 +107,7 @@ pub async fn serve(
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| time_limit(limits.timeout, req, next),
         ));
-    let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-    };
-    let handle = axum_server::Handle::new();
-    let on_stop = handle.clone();
-    tokio::spawn(async move {
-        stop.cancelled().await;
-        on_stop.graceful_shutdown(None);
-    });
-    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
+    server::serve(listener, tls, app, limits.connections, stop).await
 }
 
 /// Answers 408 to a request not answered within `limit` (a stuck backend, a slow body).
@@ -126,6 +119,22 @@ async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
             format!("no answer within http.request-timeout ({limit:?})"),
         ),
     }
+}
+
+/// The answer to a JSON body that could not be read: 413 when it is over `http.max-body` (axum
+/// reports that as a rejection of the body, which used to be answered 400 like bad JSON), else
+/// 400 with `expected` and axum's reason.
+pub fn refuse_body(e: &axum::extract::rejection::JsonRejection, expected: &str) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than http.max-body: {}", e.body_text()),
+        );
+    }
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("{expected}{}", e.body_text()),
+    )
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -291,12 +300,7 @@ async fn change_keys(
             Ok(k) => k,
             Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("key: {e}")),
         },
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{\"key\": \"<base64>\"}}: {e}"),
-            )
-        }
+        Err(e) => return refuse_body(&e, "expected {\"key\": \"<base64>\"}: "),
     };
     let op = match op.as_str() {
         "install" => KeyOp::Install(key),

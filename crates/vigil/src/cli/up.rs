@@ -119,6 +119,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         let coordinator = members.iter().find(|m| m.spec.bootstrap).map(|m| m.http.clone()).unwrap_or_default();
         let others: Vec<String> = members.iter().map(|m| m.http.clone()).collect();
         println!("vigil up: starting {} members (logs in {})", members.len(), args.log_dir.display());
+        println!("vigil up: data in {}", data_dir(&args));
         for m in &members {
             println!("  {:<12} http://{:<20} {}", m.spec.name, m.http, m.spec.summary);
         }
@@ -160,6 +161,32 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         println!("vigil up: all members stopped");
         Ok(())
     })
+}
+
+/// Where the consumer keeps its events, as an absolute path (so that nobody deletes the wrong
+/// `.vigil` by mistake, and one knows what to back up): the directory of its SQLite file, or
+/// the PostgreSQL server when the configuration names one.
+fn data_dir(args: &UpArgs) -> String {
+    let sources = crate::config::Sources {
+        file: args.config.clone(),
+        ..Default::default()
+    }
+    .with_process_env();
+    let services = crate::config::load(&sources)
+        .map(|s| s.services)
+        .unwrap_or_default();
+    if services.postgres_url.is_some() {
+        return "PostgreSQL (services.postgres.url)".into();
+    }
+    let file = PathBuf::from(crate::roles::consumer::sqlite_path("consumer", &services));
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }
 
 async fn wait_for_stop_signal() {

@@ -96,6 +96,9 @@ fn check_max(key: &Key, value: &str) -> Result<(), String> {
     }
 }
 
+/// Upper bound of `http.max-connections`: more than a process usually may open files.
+pub const MAX_HTTP_CONNECTIONS: usize = 1_000_000;
+
 /// Prefix of the free `node.tags.<name>` keys.
 pub const TAG_PREFIX: &str = "node.tags.";
 
@@ -117,6 +120,8 @@ pub const KEYS: &[Key] = &[
     key("http.admin-endpoints", Kind::Bool, None, "true = POST /cluster/leave, member removal and the keyring endpoints are served (then http.admin-token is required); false = they answer 403"),
     key("http.max-body", Kind::Number, n(64 << 20), "largest HTTP request body accepted, bytes (413 above)"),
     key("http.request-timeout", Kind::Duration, d(600), "an HTTP request still unanswered after this long gets 408"),
+    key("http.header-read-timeout", Kind::Duration, d(300), "a connection that has not sent a whole request head (or TLS handshake) within this long is closed (slow clients, idle keep-alive); 100ms-5m"),
+    key("http.max-connections", Kind::Number, n(MAX_HTTP_CONNECTIONS as u64), "most HTTP connections open at once; one more is answered 503 and closed (kept below the open-file limit); 1-1000000"),
     key("http.tls-cert", Kind::Text, None, "PEM certificate chain (leaf first): with http.tls-key, the API serves HTTPS only and is advertised as https://"),
     key("http.tls-key", Kind::Text, None, "PEM private key of http.tls-cert"),
     key("http.tls-ca", Kind::Text, None, "PEM CA bundle trusted, besides the public roots, when this node calls peers over HTTPS"),
@@ -247,6 +252,10 @@ pub struct Settings {
     pub http_max_body: usize,
     /// `http.request-timeout`.
     pub http_request_timeout: Duration,
+    /// `http.header-read-timeout`.
+    pub http_header_read_timeout: Duration,
+    /// `http.max-connections`.
+    pub http_max_connections: usize,
     /// `http.tls-cert`.
     pub http_tls_cert: Option<String>,
     /// `http.tls-key`.
@@ -374,6 +383,8 @@ impl Default for Settings {
             security: SecuritySettings::default(),
             http_max_body: 4 << 20,
             http_request_timeout: Duration::from_secs(30),
+            http_header_read_timeout: Duration::from_secs(10),
+            http_max_connections: 4096,
             http_tls_cert: None,
             http_tls_key: None,
             http_tls_ca: None,
@@ -458,6 +469,20 @@ impl Settings {
                 if self.http_request_timeout.is_zero() {
                     return Err("must be more than 0".into());
                 }
+            }
+            "http.header-read-timeout" => {
+                let t = dur(value)?;
+                if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&t) {
+                    return Err("must be 100ms-5m".into());
+                }
+                self.http_header_read_timeout = t;
+            }
+            "http.max-connections" => {
+                let n = number(value)?;
+                if !(1..=MAX_HTTP_CONNECTIONS).contains(&n) {
+                    return Err(format!("must be 1-{MAX_HTTP_CONNECTIONS}"));
+                }
+                self.http_max_connections = n;
             }
             "http.tls-cert" => self.http_tls_cert = optional(value),
             "http.tls-key" => self.http_tls_key = optional(value),
@@ -643,6 +668,8 @@ impl Settings {
             "http.admin-endpoints" => self.admin_endpoints.to_string(),
             "http.max-body" => self.http_max_body.to_string(),
             "http.request-timeout" => d(self.http_request_timeout),
+            "http.header-read-timeout" => d(self.http_header_read_timeout),
+            "http.max-connections" => self.http_max_connections.to_string(),
             "http.tls-cert" => self.http_tls_cert.clone().unwrap_or_default(),
             "http.tls-key" => self.http_tls_key.clone().unwrap_or_default(),
             "http.tls-ca" => self.http_tls_ca.clone().unwrap_or_default(),
@@ -854,6 +881,23 @@ mod tests {
             s.protocol.split_brain_policy,
             SplitBrainPolicy::StaticQuorum { quorum_size: 2 }
         );
+    }
+
+    #[test]
+    fn http_connection_bounds_are_checked() {
+        let mut s = Settings::default();
+        s.set("http.header-read-timeout", "2s").unwrap();
+        s.set("http.max-connections", "64").unwrap();
+        assert_eq!(s.http_header_read_timeout, Duration::from_secs(2));
+        assert_eq!(s.http_max_connections, 64);
+        for (key, bad) in [
+            ("http.header-read-timeout", "0"),
+            ("http.header-read-timeout", "1h"),
+            ("http.max-connections", "0"),
+            ("http.max-connections", "1000001"),
+        ] {
+            assert!(s.set(key, bad).is_err(), "{key} = {bad}");
+        }
     }
 
     #[test]

@@ -6,13 +6,33 @@
 //! consumer whose database is not up yet still joins the cluster and says why it cannot store
 //! (503 with the reason) instead of exiting.
 //!
+//! # A store that cannot lie
+//!
+//! The consumer acknowledges a batch only once the store committed it into the file the store
+//! opened ([`Store::insert`] checks the file's identity after the commit). When the SQLite file
+//! is deleted or replaced while the consumer runs, the consumer:
+//! - reports DOWN in `/actuator/health`, with the reason as `lastError`, and answers 503 to
+//!   writes and queries, so producers keep the events queued and retry them;
+//! - stays so until it is restarted: it does not create a new file by itself. The events
+//!   refused meanwhile wait in the producer's queue (429 once it is full) and are delivered
+//!   to the restarted consumer, which starts a new file at the path (or uses the one an
+//!   operator put back there).
+//!
+//! Why not recreate the file at once: an empty file would make the stored history shrink with
+//! nothing but a log line saying why, and dashboards and queries would go on as if it were
+//! whole. Staying DOWN makes the loss visible where it is watched (health, alerts, 503s) and
+//! leaves the choice to an operator: put a backup back, or restart to begin anew. Why not try
+//! to copy the deleted file back while it is still open: SQLite refuses to read a WAL database
+//! whose files were unlinked ("disk I/O error"), so that copy cannot be relied on. The loss is
+//! logged as an error and counted (`store.losses`, `store.lastLoss`) in the health details.
+//!
 //! Routes: `GET /logs` (`service`, `level`, `from`, `to` as RFC 3339 or unix ms, `limit`),
 //! `GET /logs/stats` (`total`, `byLevel`, `byService`), `GET /consumer/cluster` (this
 //! consumer's view of every member's health, also in `/actuator/health`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
@@ -22,27 +42,47 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::event::{self, Level, LogEvent, LogEventIn};
 use super::routing::ViewWatch;
-use super::store::{LogQuery, Store, MAX_LIMIT};
+use super::store::{LogQuery, Store, StoreError, MAX_LIMIT};
 use super::{error_body, Tasks};
 use crate::config::keys::ServicesSettings;
+
+/// How often the store's files are checked when nothing is written.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Shared state of the consumer's handlers and tasks.
 pub struct Consumer {
     id: String,
     view: ViewWatch,
-    store: OnceCell<Store>,
+    state: Mutex<StoreState>,
     target: String,
     stored: AtomicU64,
     duplicates: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Times the store's file was lost, and the last reason.
+    losses: AtomicU64,
+    last_loss: Mutex<Option<String>>,
     /// `http.admin-token`: required on `POST /internal/logs` when set.
     token: Option<String>,
+}
+
+/// Where the consumer's store stands.
+enum StoreState {
+    /// Not open yet (the reason is in `last_error`).
+    Opening,
+    /// Open; `generation` counts opens, so a write that began on an older store cannot mark
+    /// a newer one lost.
+    Open { store: Store, generation: u64 },
+    /// Its file was lost while open. Nothing is acknowledged until a restart.
+    Lost,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Where the store lives, for logs and health (the password of a URL is not shown).
@@ -59,31 +99,58 @@ fn describe(settings: &ServicesSettings, sqlite_path: &str) -> String {
 }
 
 impl Consumer {
-    /// The store, once open.
-    pub fn store(&self) -> Option<&Store> {
-        self.store.get()
+    /// The open store and its generation, or why there is none (for a 503).
+    fn open_store(&self) -> Result<(Store, u64), String> {
+        match &*lock(&self.state) {
+            StoreState::Open { store, generation } => Ok((store.clone(), *generation)),
+            StoreState::Opening => Err(format!("store not open yet ({})", self.target)),
+            StoreState::Lost => Err(lock(&self.last_error)
+                .clone()
+                .unwrap_or_else(|| format!("store lost ({})", self.target))),
+        }
     }
 
-    /// Stores a batch; Ok only once it is committed.
+    /// Marks the store of `generation` lost, if it is still the open one.
+    fn lose(&self, generation: u64, reason: &str) {
+        let mut state = lock(&self.state);
+        let store = match &*state {
+            StoreState::Open {
+                store,
+                generation: open,
+            } if *open == generation => store.clone(),
+            _ => return,
+        };
+        *state = StoreState::Lost;
+        drop(state);
+        let reason = format!("{reason}; restart the consumer to open a store at that path again");
+        error!(store = %self.target, reason, "the store's file is gone: nothing is acknowledged until the consumer restarts");
+        self.losses.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_loss) = Some(reason.clone());
+        *lock(&self.last_error) = Some(reason);
+        tokio::spawn(async move { store.close().await });
+    }
+
+    /// Stores a batch; Ok only once it is committed into the store's own file.
     pub async fn persist(&self, events: &[LogEvent]) -> Result<u64, String> {
-        let store = self
-            .store
-            .get()
-            .ok_or_else(|| format!("store not open yet ({})", self.target))?;
+        let (store, generation) = self.open_store()?;
         match store.insert(events).await {
             Ok(inserted) => {
                 self.stored.fetch_add(inserted, Ordering::Relaxed);
                 self.duplicates
                     .fetch_add(events.len() as u64 - inserted, Ordering::Relaxed);
-                let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
-                if last.take().is_some() {
+                if lock(&self.last_error).take().is_some() {
                     info!(store = %self.target, "store writes succeed again");
                 }
                 Ok(inserted)
             }
+            Err(e @ StoreError::FileLost { .. }) => {
+                let msg = e.to_string();
+                self.lose(generation, &msg);
+                Err(msg)
+            }
             Err(e) => {
                 let msg = e.to_string();
-                let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+                let mut last = lock(&self.last_error);
                 if last.is_none() {
                     warn!(store = %self.target, error = %msg, "store write failed; the batch is not acknowledged");
                 }
@@ -95,20 +162,22 @@ impl Consumer {
 
     /// For the health endpoint: the store, and this consumer's view of every member.
     pub fn health(&self) -> (bool, Value) {
-        let last_error = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let store_up = self.store.get().is_some() && last_error.is_none();
+        let last_error = lock(&self.last_error).clone();
+        let backend = match &*lock(&self.state) {
+            StoreState::Open { store, .. } => Some(store.backend()),
+            _ => None,
+        };
+        let store_up = backend.is_some() && last_error.is_none();
         (
             store_up,
             json!({
                 "status": if store_up { "UP" } else { "DOWN" },
                 "store": {
-                    "backend": self.store.get().map(Store::backend).unwrap_or("not open"),
+                    "backend": backend.unwrap_or("not open"),
                     "target": self.target,
                     "lastError": last_error,
+                    "losses": self.losses.load(Ordering::Relaxed),
+                    "lastLoss": lock(&self.last_loss).clone(),
                 },
                 "stored": self.stored.load(Ordering::Relaxed),
                 "duplicatesIgnored": self.duplicates.load(Ordering::Relaxed),
@@ -143,6 +212,15 @@ impl Consumer {
     }
 }
 
+/// The SQLite file of consumer `id`: `services.consumer.sqlite-path`, else
+/// `.vigil/data/<id>.sqlite` (relative to the working directory).
+pub fn sqlite_path(id: &str, settings: &ServicesSettings) -> String {
+    settings
+        .sqlite_path
+        .clone()
+        .unwrap_or_else(|| format!(".vigil/data/{id}.sqlite"))
+}
+
 /// Starts the consumer: the store opener, the Kafka loop if configured, and its routes.
 pub fn start(
     id: &str,
@@ -152,10 +230,7 @@ pub fn start(
     tasks: &mut Tasks,
     token: Option<&str>,
 ) -> anyhow::Result<(Arc<Consumer>, Router)> {
-    let sqlite_path = settings
-        .sqlite_path
-        .clone()
-        .unwrap_or_else(|| format!(".vigil/data/{id}.sqlite"));
+    let sqlite_path = sqlite_path(id, settings);
     #[cfg(not(feature = "kafka"))]
     if settings.kafka_brokers.is_some() {
         anyhow::bail!(
@@ -166,14 +241,16 @@ pub fn start(
     let consumer = Arc::new(Consumer {
         id: id.to_string(),
         view,
-        store: OnceCell::new(),
+        state: Mutex::new(StoreState::Opening),
         target: describe(settings, &sqlite_path),
         stored: AtomicU64::new(0),
         duplicates: AtomicU64::new(0),
         last_error: Mutex::new(None),
+        losses: AtomicU64::new(0),
+        last_loss: Mutex::new(None),
         token: token.map(str::to_string),
     });
-    tasks.push(tokio::spawn(open_store(
+    tasks.push(tokio::spawn(keep_store(
         consumer.clone(),
         settings.postgres_url.clone(),
         sqlite_path,
@@ -200,7 +277,9 @@ pub fn start(
     Ok((consumer, router))
 }
 
-async fn open_store(
+/// Opens the store (retrying every second until it opens), then watches it: checks its files
+/// every [`CHECK_EVERY`], so a loss shows even when nothing is written (see the module docs).
+async fn keep_store(
     c: Arc<Consumer>,
     postgres_url: Option<String>,
     sqlite_path: String,
@@ -215,20 +294,38 @@ async fn open_store(
         match opened {
             Ok(store) => {
                 info!(store = %c.target, "store open, migrations applied");
-                let _ = c.store.set(store);
-                return;
+                *lock(&c.state) = StoreState::Open {
+                    store,
+                    generation: 1,
+                };
+                *lock(&c.last_error) = None;
+                break;
             }
             Err(e) => {
                 if !warned {
                     warn!(store = %c.target, error = %e, "cannot open the store yet; retrying every second");
                     warned = true;
                 }
-                *c.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                *lock(&c.last_error) = Some(e.to_string());
             }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+        let (store, generation) = match &*lock(&c.state) {
+            StoreState::Open { store, generation } => (store.clone(), *generation),
+            StoreState::Opening => continue,
+            StoreState::Lost => return,
+        };
+        if let Err(e) = store.verify() {
+            c.lose(generation, &e.to_string());
         }
     }
 }
@@ -251,7 +348,7 @@ async fn ingest(
     }
     let Json(events) = match body {
         Ok(b) => b,
-        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => return crate::api::refuse_body(&e, ""),
     };
     let events = match event::validate_batch(events, &c.id) {
         Ok(e) => e,
@@ -315,8 +412,9 @@ async fn query(
         Ok(q) => q,
         Err(e) => return error_body(StatusCode::BAD_REQUEST, e),
     };
-    let Some(store) = c.store() else {
-        return error_body(StatusCode::SERVICE_UNAVAILABLE, "store not open yet");
+    let store = match c.open_store() {
+        Ok((store, _)) => store,
+        Err(e) => return error_body(StatusCode::SERVICE_UNAVAILABLE, e),
     };
     match store.query(&q).await {
         Ok(rows) => Json(rows).into_response(),
@@ -325,8 +423,9 @@ async fn query(
 }
 
 async fn stats(State(c): State<Arc<Consumer>>) -> Response {
-    let Some(store) = c.store() else {
-        return error_body(StatusCode::SERVICE_UNAVAILABLE, "store not open yet");
+    let store = match c.open_store() {
+        Ok((store, _)) => store,
+        Err(e) => return error_body(StatusCode::SERVICE_UNAVAILABLE, e),
     };
     match store.stats().await {
         Ok(s) => Json(s).into_response(),

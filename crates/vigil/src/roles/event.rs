@@ -20,6 +20,18 @@ const MAX_SERVICE: usize = 128;
 const MAX_HOST: usize = 255;
 const MAX_MESSAGE: usize = 16 * 1024;
 
+/// Earliest timestamp accepted: 1970-01-01T00:00:00Z (unix ms 0).
+///
+/// Why 1970 to 9999 and not a window around now: every value in that range prints as RFC 3339
+/// with a four-digit year and parses back to the same milliseconds, so what is stored is what
+/// was sent (before, ±9223372036854775807 were stored and shown as 1970-01-01). A window around
+/// the receiver's clock would refuse back-filled or imported logs, and since every hop
+/// (gateway, producer, consumer) validates with its own clock, an event accepted by one hop
+/// could be refused by the next and stay queued forever.
+pub const MIN_TIMESTAMP_MS: i64 = 0;
+/// Latest timestamp accepted: 9999-12-31T23:59:59.999Z (see [`MIN_TIMESTAMP_MS`]).
+pub const MAX_TIMESTAMP_MS: i64 = 253_402_300_799_999;
+
 /// Severity, stored and returned upper-case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Level {
@@ -216,17 +228,24 @@ impl LogEventIn {
                 self.level
             ),
         })?;
+        let bad_timestamp = |reason: String| EventError::Field {
+            index,
+            field: "timestamp",
+            reason,
+        };
         let timestamp_ms = match self.timestamp {
             None => now_ms,
             Some(TimestampIn::Millis(ms)) => ms,
-            Some(TimestampIn::Text(s)) => {
-                parse_rfc3339_ms(&s).ok_or_else(|| EventError::Field {
-                    index,
-                    field: "timestamp",
-                    reason: format!("`{s}` is neither RFC 3339 nor unix milliseconds"),
-                })?
-            }
+            Some(TimestampIn::Text(s)) => parse_rfc3339_ms(&s).ok_or_else(|| {
+                bad_timestamp(format!("`{s}` is neither RFC 3339 nor unix milliseconds"))
+            })?,
         };
+        if !(MIN_TIMESTAMP_MS..=MAX_TIMESTAMP_MS).contains(&timestamp_ms) {
+            return Err(bad_timestamp(format!(
+                "{timestamp_ms} (unix ms) is outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999Z \
+                 ({MIN_TIMESTAMP_MS}..={MAX_TIMESTAMP_MS})"
+            )));
+        }
         let host = match self.host {
             Some(h) if !h.trim().is_empty() => {
                 check_len(index, "host", &h, MAX_HOST, true)?;
@@ -393,6 +412,38 @@ mod tests {
         let mut e = input("INFO");
         e.timestamp = Some(TimestampIn::Text("not a time".into()));
         assert!(e.into_event(0, 0, "h").is_err());
+    }
+
+    #[test]
+    fn a_timestamp_out_of_range_is_refused_naming_the_field() {
+        for ts in [
+            TimestampIn::Millis(i64::MAX),
+            TimestampIn::Millis(i64::MIN + 1),
+            TimestampIn::Millis(-1),
+            TimestampIn::Millis(MAX_TIMESTAMP_MS + 1),
+            TimestampIn::Text("0001-01-01T00:00:00Z".into()),
+        ] {
+            let mut e = input("INFO");
+            e.timestamp = Some(ts.clone());
+            let err = validate_batch(vec![input("INFO"), e], "h").unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    EventError::Field {
+                        index: 1,
+                        field: "timestamp",
+                        ..
+                    }
+                ),
+                "{ts:?}: {err}"
+            );
+        }
+        for ms in [MIN_TIMESTAMP_MS, MAX_TIMESTAMP_MS] {
+            let mut e = input("INFO");
+            e.timestamp = Some(TimestampIn::Millis(ms));
+            let event = e.into_event(0, 0, "h").unwrap();
+            assert_eq!(parse_rfc3339_ms(&event.to_out().timestamp), Some(ms));
+        }
     }
 
     #[test]

@@ -152,7 +152,7 @@ async fn post_logs(
 ) -> Response {
     let Json(events) = match body {
         Ok(b) => b,
-        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.body_text()),
+        Err(e) => return crate::api::refuse_body(&e, ""),
     };
     let events = match event::validate_batch(events, "unknown") {
         Ok(e) => e,

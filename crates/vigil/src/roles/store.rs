@@ -4,9 +4,26 @@
 //! Writes are idempotent on the event id (`INSERT ... ON CONFLICT (id) DO NOTHING`), one
 //! transaction per batch: when [`Store::insert`] returns, every event of the batch is durable
 //! (committed), and only then does the consumer acknowledge it (HTTP 200 or Kafka commit).
+//!
+//! # A SQLite file that vanishes
+//!
+//! An open SQLite file that is deleted (`rm .vigil/data/consumer.sqlite*`) or replaced keeps
+//! working for the connections that have it open: commits succeed into a file nobody will read
+//! again, while any new connection creates an empty file without the schema. So the store
+//! records the identity (device and inode) of its files when it opens them and checks them
+//! after every commit ([`Store::verify`]): a commit into a file no longer at its path is an
+//! error ([`StoreError::FileLost`]), and the batch is not acknowledged. The pool keeps its
+//! connections for its whole life (none are closed when idle, none are opened later), so SQLite
+//! never has a reason to delete or recreate the `-wal` and `-shm` files while the store is open,
+//! and they are checked too.
+//!
+//! What to do next is the consumer's choice (it stays DOWN until restarted).
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,6 +35,8 @@ use sqlx::QueryBuilder;
 
 use super::event::{Level, LogEvent, LogEventOut};
 
+/// Connections of the SQLite pool, all opened at start and kept (see the module docs).
+const SQLITE_CONNECTIONS: u32 = 4;
 /// Rows per INSERT statement (SQLite allows 32766 bound values; 6 per row).
 const ROWS_PER_STATEMENT: usize = 500;
 /// Most rows one query returns.
@@ -35,6 +54,24 @@ pub enum StoreError {
     /// A stored row could not be read back.
     #[error("a stored row has an unknown level `{0}`")]
     BadRow(String),
+    /// The SQLite file (or its `-wal` or `-shm`) the store opened is no longer at its path:
+    /// deleted or replaced while the store runs. What was just written went to a file nobody
+    /// will read, so it must not be acknowledged.
+    #[error("{path} was {what} while the store had it open: writes are not acknowledged")]
+    FileLost {
+        /// The file.
+        path: PathBuf,
+        /// `deleted` or `replaced by another file`.
+        what: &'static str,
+    },
+    /// The store's file could not be examined.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 /// Filters of `GET /logs`.
@@ -67,10 +104,80 @@ pub struct LogStats {
 /// A connected, migrated store.
 #[derive(Clone)]
 pub enum Store {
-    /// Embedded file.
-    Sqlite(SqlitePool),
+    /// Embedded file, and the identity of its files when it was opened.
+    Sqlite(SqlitePool, Arc<SqliteFiles>),
     /// Server.
     Postgres(PgPool),
+}
+
+/// Device and inode: which file a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<FileId> {
+        let m = std::fs::metadata(path)?;
+        Ok(FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+}
+
+/// The files of an open SQLite store as they were when it opened them: the database, and its
+/// `-wal` and `-shm` when they existed then.
+#[derive(Debug)]
+pub struct SqliteFiles {
+    files: Vec<(PathBuf, FileId)>,
+}
+
+impl SqliteFiles {
+    fn record(path: &Path) -> Result<SqliteFiles, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut files = vec![(path.to_path_buf(), FileId::of(path).map_err(io)?)];
+        for suffix in ["-wal", "-shm"] {
+            let side = sibling(path, suffix);
+            if let Ok(id) = FileId::of(&side) {
+                files.push((side, id));
+            }
+        }
+        Ok(SqliteFiles { files })
+    }
+
+    /// Whether every file is still the one opened.
+    fn check(&self) -> Result<(), StoreError> {
+        for (path, id) in &self.files {
+            let what = match FileId::of(path) {
+                Ok(now) if now == *id => continue,
+                Ok(_) => "replaced by another file",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "deleted",
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })
+                }
+            };
+            return Err(StoreError::FileLost {
+                path: path.clone(),
+                what,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `path` with `suffix` appended to its file name (`a.sqlite` -> `a.sqlite-wal`).
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 type Row = (String, i64, String, String, String, String);
@@ -89,12 +196,28 @@ impl Store {
             // FULL: a commit that returned survives even a power cut, not only a kill -9.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
+        // This connection creates the file; the pool's never do, so one opened after the file
+        // vanished fails instead of creating an empty database there.
+        let creator = sqlx::ConnectOptions::connect(&options).await?;
+        sqlx::Connection::close(creator).await?;
+        let options = options.create_if_missing(false);
+        // Every connection opened now and kept: the last one closing would delete the -wal.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(SQLITE_CONNECTIONS)
+            .min_connections(SQLITE_CONNECTIONS)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await?;
+        // The pool opens its minimum in the background; open them all now, before any loss.
+        let mut held = Vec::new();
+        for _ in 0..SQLITE_CONNECTIONS {
+            held.push(pool.acquire().await?);
+        }
+        drop(held);
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Store::Sqlite(pool))
+        let files = SqliteFiles::record(Path::new(path))?;
+        Ok(Store::Sqlite(pool, Arc::new(files)))
     }
 
     /// Connects to PostgreSQL and applies the migrations.
@@ -111,8 +234,26 @@ impl Store {
     /// `sqlite` or `postgres`.
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "sqlite",
+            Store::Sqlite(..) => "sqlite",
             Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the store still writes where it will be read: for SQLite, whether its files are
+    /// still the ones it opened. A PostgreSQL server has no file to lose under us: a dropped
+    /// table or database fails the next statement.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(_, files) => files.check(),
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Closes the store's connections.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pool, _) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
         }
     }
 
@@ -139,16 +280,20 @@ impl Store {
                     inserted += qb.build().execute(&mut *tx).await?.rows_affected();
                 }
                 tx.commit().await?;
-                Ok(inserted)
+                inserted
             }};
         }
         if events.is_empty() {
             return Ok(0);
         }
-        match self {
-            Store::Sqlite(pool) => insert_with!(pool),
+        let inserted = match self {
+            Store::Sqlite(pool, _) => insert_with!(pool),
             Store::Postgres(pool) => insert_with!(pool),
-        }
+        };
+        // Committed, but into the file at our path? Checked after the commit, so a file lost
+        // at any moment before it is caught.
+        self.verify()?;
+        Ok(inserted)
     }
 
     /// Events matching `q`, newest first.
@@ -177,7 +322,7 @@ impl Store {
             }};
         }
         let rows = match self {
-            Store::Sqlite(pool) => query_with!(pool),
+            Store::Sqlite(pool, _) => query_with!(pool),
             Store::Postgres(pool) => query_with!(pool),
         };
         rows.into_iter()
@@ -219,7 +364,7 @@ impl Store {
             }};
         }
         Ok(match self {
-            Store::Sqlite(pool) => stats_with!(pool),
+            Store::Sqlite(pool, _) => stats_with!(pool),
             Store::Postgres(pool) => stats_with!(pool),
         })
     }
@@ -240,12 +385,63 @@ mod tests {
         }
     }
 
-    async fn temp_store(name: &str) -> Store {
+    fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("vigil-store-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Store::sqlite(&dir.join("t.sqlite").display().to_string())
+        dir.join("t.sqlite")
+    }
+
+    async fn temp_store(name: &str) -> Store {
+        Store::sqlite(&temp_path(name).display().to_string())
             .await
             .unwrap()
+    }
+
+    fn remove_all(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(sibling(path, suffix));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_into_a_deleted_or_replaced_file_is_an_error() {
+        let path = temp_path("deleted");
+        let store = Store::sqlite(&path.display().to_string()).await.unwrap();
+        let batch = |from: usize| -> Vec<LogEvent> {
+            (from..from + 10)
+                .map(|i| event(&format!("e{i}"), i as i64, "a", Level::Info))
+                .collect()
+        };
+        assert_eq!(store.insert(&batch(0)).await.unwrap(), 10);
+        store.verify().unwrap();
+        remove_all(&path);
+        let err = store.insert(&batch(10)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::FileLost {
+                    what: "deleted",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // No connection of the pool creates an empty file in its place.
+        assert!(!path.exists());
+        std::fs::write(&path, b"an operator's file").unwrap();
+        let err = store.verify().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::FileLost {
+                    what: "replaced by another file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        store.close().await;
+        assert_eq!(std::fs::read(&path).unwrap(), b"an operator's file");
     }
 
     #[tokio::test]

@@ -264,6 +264,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         limits: api::Limits {
             max_body: settings.http_max_body,
             timeout: settings.http_request_timeout,
+            connections: api::server::ConnectionLimits {
+                header_read_timeout: settings.http_header_read_timeout,
+                max_connections: super::open_files::prepare(settings.http_max_connections),
+            },
         },
     };
     let mut server = tokio::spawn(api::serve(

@@ -14,6 +14,7 @@
 
 pub mod daemon;
 pub mod events;
+pub mod open_files;
 pub mod signals;
 
 use std::net::SocketAddr;
