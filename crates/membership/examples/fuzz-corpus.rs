@@ -86,6 +86,7 @@ fn main() -> std::io::Result<()> {
             "join",
             Message::Join {
                 record: record("n6", Liveness::Alive, false),
+                padding: vec![0; 16],
             },
         ),
         (
@@ -110,7 +111,6 @@ fn main() -> std::io::Result<()> {
             "probe",
             Message::Probe {
                 from: sender("n3"),
-                reply_to: "10.0.0.3:7946".parse().expect("literal address"),
                 nonce: 7,
             },
         ),
