@@ -196,7 +196,11 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
         2 => {
             let record = record(u)?;
             if u.arbitrary()? {
-                Message::padded_join(codec::cluster_id(CLUSTER), record, u.int_in_range(0..=1400)?)
+                Message::padded_join(
+                    codec::cluster_id(CLUSTER),
+                    record,
+                    u.int_in_range(0..=1400)?,
+                )
             } else {
                 Message::Join {
                     record,
@@ -400,7 +404,8 @@ impl Harness {
                     }
                 }
                 for (to, d) in &cap.sent {
-                    if let Ok(Message::ProbeAck { .. }) = codec::decode(self.cluster, usize::MAX, d) {
+                    if let Ok(Message::ProbeAck { .. }) = codec::decode(self.cluster, usize::MAX, d)
+                    {
                         assert_eq!(*to, from, "a probe answered elsewhere than its source");
                     }
                 }
