@@ -153,29 +153,29 @@ async fn replayed_probes_from_fifty_ports_convict_no_live_member() {
             cluster.all_see_healthy(&IDS, 5)
         })
         .await;
-    let mut leader = String::new();
-    cluster
-        .wait_for(
-            "one leader everyone follows",
-            Duration::from_secs(20),
-            || {
-                let leader = &mut leader;
-                let cluster = &cluster;
-                async move {
-                    let Some(s) = cluster.status(IDS[0]).await else {
-                        return false;
-                    };
-                    *leader = s["leader"].as_str().unwrap_or_default().to_string();
-                    for id in IDS {
-                        if trouble(cluster, id, leader).await.is_some() {
-                            return false;
-                        }
-                    }
-                    !leader.is_empty()
-                }
-            },
-        )
-        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        let candidate = cluster
+            .status(IDS[0])
+            .await
+            .and_then(|s| s["leader"].as_str().map(String::from))
+            .unwrap_or_default();
+        let mut agreed = !candidate.is_empty();
+        for id in IDS {
+            if agreed && trouble(&cluster, id, &candidate).await.is_some() {
+                agreed = false;
+            }
+        }
+        if agreed {
+            break candidate;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no leader everyone follows:\n{}",
+            cluster.logs_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     // Probes are small; the joins the relay also saw are padded to a full datagram.
     cluster
         .wait_for("20 probes captured", Duration::from_secs(20), || async {
