@@ -30,7 +30,7 @@ fn check(msg: &Message) {
                     }
                 }
             }
-            Message::Join { record } => v.push(&record.id),
+            Message::Join { record, .. } => v.push(&record.id),
             Message::SyncRecords { records, .. } => v.extend(records.iter().map(|r| &*r.id)),
             Message::SyncDigest { ranges, .. } => assert!(ranges.len() <= codec::MAX_SLICES),
             Message::Probe { .. }

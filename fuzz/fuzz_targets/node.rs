@@ -17,7 +17,12 @@
 //!   to ALIVE at the same incarnation (its old life's suspicions are void);
 //! - the incremental indexes agree with the records (live count, table summary);
 //! - a leader is named only with quorum, and is a voter that is not FAILED;
-//! - every datagram the node sent decodes and fits `cluster.transport.max-datagram`.
+//! - every datagram the node sent decodes and fits `cluster.transport.max-datagram`;
+//! - answers (issue 14): a datagram handled as unauthenticated from an address that is not
+//!   the one the table holds for the member it names drew at most as many bytes as it had,
+//!   and a probe's answer went to the datagram's source. Datagrams are handed in either way,
+//!   unauthenticated ([`Node::handle_datagram`]) or as the runtime does in a keyed cluster
+//!   ([`Node::handle_authenticated_datagram`]).
 
 #![no_main]
 
@@ -195,7 +200,21 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
             from: sender(u, from)?,
             updates: updates(u)?,
         },
-        2 => Message::Join { record: record(u)? },
+        2 => {
+            let record = record(u)?;
+            if u.arbitrary()? {
+                Message::padded_join(
+                    codec::cluster_id(CLUSTER),
+                    record,
+                    u.int_in_range(0..=1400)?,
+                )
+            } else {
+                Message::Join {
+                    record,
+                    padding: u.arbitrary()?,
+                }
+            }
+        }
         3 => {
             let n = 1usize << u.int_in_range(0..=9)?;
             let n = if u.ratio(1, 8)? { n + 1 } else { n };
@@ -213,7 +232,6 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
         },
         5 => Message::Probe {
             from: sender(u, from)?,
-            reply_to: addr(u)?,
             nonce: u.arbitrary()?,
         },
         6 => Message::ProbeAck {
@@ -386,7 +404,37 @@ impl Harness {
                 };
                 let msg = message(u, IDS[i])?;
                 let bytes = codec::encode(self.cluster, &msg);
-                let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
+                let named = match &msg {
+                    Message::Join { record, .. } => Some(record.id.to_string()),
+                    m => m.sender().map(|s| s.id.clone()),
+                };
+                let member = named
+                    .and_then(|id| self.node.record(&id).cloned())
+                    .is_some_and(|r| {
+                        r.addr == from && !matches!(r.liveness, Liveness::Left | Liveness::Removed)
+                    });
+                if u.ratio(1, 4)? {
+                    let _ = self
+                        .node
+                        .handle_authenticated_datagram(now, from, &bytes, &mut cap);
+                } else {
+                    let _ = self.node.handle_datagram(now, from, &bytes, &mut cap);
+                    if !member {
+                        let answered: usize = cap.sent.iter().map(|(_, d)| d.len()).sum();
+                        assert!(
+                            answered <= bytes.len(),
+                            "a stranger's {} of {} bytes drew {answered} bytes",
+                            msg.kind(),
+                            bytes.len()
+                        );
+                    }
+                }
+                for (to, d) in &cap.sent {
+                    if let Ok(Message::ProbeAck { .. }) = codec::decode(self.cluster, usize::MAX, d)
+                    {
+                        assert_eq!(*to, from, "a probe answered elsewhere than its source");
+                    }
+                }
             }
             9 => {
                 let bytes: Vec<u8> = u.arbitrary()?;

@@ -87,6 +87,7 @@ fn main() -> std::io::Result<()> {
             "join",
             Message::Join {
                 record: record("n6", Liveness::Alive, false),
+                padding: vec![0; 16],
             },
         ),
         (
@@ -111,7 +112,6 @@ fn main() -> std::io::Result<()> {
             "probe",
             Message::Probe {
                 from: sender("n3"),
-                reply_to: "10.0.0.3:7946".parse().expect("literal address"),
                 nonce: 7,
             },
         ),

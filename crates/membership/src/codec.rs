@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! byte 0      magic 0x56 ('V')
-//! byte 1      wire version (1)
+//! byte 1      wire version (2: probes carry no reply address, joins are padded)
 //! bytes 2..6  cluster id (u32, little endian; FNV-1a of the cluster name, truncated)
 //! byte 6      flags: low nibble = length of the trailing authentication tag in 8-byte units
 //!             (0 today; the authentication issue fills it in)
@@ -22,8 +22,6 @@
 //!   `cluster.limits.max-metadata-bytes` encoded (checked by the node, which drops and counts
 //!   oversize records), and the member table at most `cluster.limits.max-members` records.
 
-use std::net::SocketAddr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::DecodeError;
@@ -32,7 +30,7 @@ use crate::member::{fnv1a, MemberRecord, Metadata, NodeId};
 /// First byte of every Vigil datagram.
 pub const MAGIC: u8 = 0x56;
 /// Wire version this build speaks.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 7;
 /// Longest member id accepted, in bytes (ids are configured names, not payloads).
@@ -99,6 +97,12 @@ pub enum Message {
     Join {
         /// The joiner's own record.
         record: MemberRecord,
+        /// Zeros that make the join as large as one page of the table it asks for: a node
+        /// answers a sender it cannot yet tell is a member with no more bytes than that
+        /// sender sent (see `node`, "Answers"), so an unpadded join from a stranger would
+        /// get nothing back. Senders pad up to `cluster.transport.max-datagram`
+        /// ([`Message::padded_join`]); the content is ignored.
+        padding: Vec<u8>,
     },
     /// Anti-entropy, step 1: the fingerprints of `ranges.len()` slices of the table.
     SyncDigest {
@@ -116,12 +120,12 @@ pub enum Message {
         /// Records.
         records: Vec<MemberRecord>,
     },
-    /// A cheap "are we in sync?" question (used to re-contact seeds).
+    /// A cheap "are we in sync?" question (used to re-contact seeds). Answered to the
+    /// address the datagram came from: a probe carries no reply address, so a replayed or
+    /// forged probe cannot aim the answer at anyone but its own source.
     Probe {
         /// The sender.
         from: Sender,
-        /// The sender's gossip address, so a seed can answer an unknown node.
-        reply_to: SocketAddr,
         /// Random per probe; the answer must echo it, so a replayed old answer proves
         /// nothing.
         nonce: u64,
@@ -163,6 +167,28 @@ pub enum Message {
 }
 
 impl Message {
+    /// A join for `record`, padded with zeros so that it encodes to `max_datagram` bytes
+    /// (or as close below as the length prefix allows): as large as the one page of the
+    /// table a seed may send back to a joiner it does not know yet.
+    pub fn padded_join(cluster: u32, record: MemberRecord, max_datagram: usize) -> Message {
+        let mut msg = Message::Join {
+            record,
+            padding: Vec::new(),
+        };
+        // `bare` counts a 1-byte length prefix for the empty padding; with `n` bytes of
+        // padding the message takes `bare - 1 + prefix(n) + n` bytes.
+        let bare = encode(cluster, &msg).len();
+        let room = max_datagram.saturating_sub(bare) + 1;
+        let mut n = room.saturating_sub(1);
+        while n > 0 && n + postcard_varint_len(n) > room {
+            n -= 1;
+        }
+        if let Message::Join { padding, .. } = &mut msg {
+            padding.resize(n, 0);
+        }
+        msg
+    }
+
     /// The sender block, if the message has one.
     pub fn sender(&self) -> Option<&Sender> {
         match self {
@@ -288,7 +314,7 @@ pub fn check_bounds(msg: &Message) -> Result<(), DecodeError> {
         }
     }
     match msg {
-        Message::Join { record } => id(&record.id, "invalid joiner id")?,
+        Message::Join { record, .. } => id(&record.id, "invalid joiner id")?,
         Message::SyncRecords { records, .. } => {
             for r in records {
                 id(&r.id, "invalid record id")?;
@@ -321,6 +347,17 @@ pub fn record_len(r: &MemberRecord) -> usize {
 fn encoded_len<T: Serialize>(v: &T) -> usize {
     postcard::serialize_with_flavor(v, postcard::ser_flavors::Size::default())
         .unwrap_or(usize::MAX / 4)
+}
+
+/// Bytes postcard's varint takes for a length `n`.
+fn postcard_varint_len(n: usize) -> usize {
+    let mut len = 1;
+    let mut n = n >> 7;
+    while n > 0 {
+        len += 1;
+        n >>= 7;
+    }
+    len
 }
 
 /// Worst-case bytes a sequence length prefix takes (varint of a count below 2^21).

@@ -1,5 +1,7 @@
 use proptest::prelude::*;
 
+use std::net::SocketAddr;
+
 use super::*;
 use crate::member::{HealthSignals, Liveness, Metadata};
 
@@ -122,7 +124,8 @@ fn message() -> impl Strategy<Value = Message> {
             updates
         }),
         (sender(), updates()).prop_map(|(from, updates)| Message::Gossip { from, updates }),
-        record().prop_map(|record| Message::Join { record }),
+        (record(), proptest::collection::vec(any::<u8>(), 0..32))
+            .prop_map(|(record, padding)| Message::Join { record, padding }),
         (
             sender(),
             proptest::collection::vec(any::<u32>(), 0..64),
@@ -135,11 +138,7 @@ fn message() -> impl Strategy<Value = Message> {
             }),
         (sender(), proptest::collection::vec(record(), 0..5))
             .prop_map(|(from, records)| Message::SyncRecords { from, records }),
-        (sender(), addr(), any::<u64>()).prop_map(|(from, reply_to, nonce)| Message::Probe {
-            from,
-            reply_to,
-            nonce
-        }),
+        (sender(), any::<u64>()).prop_map(|(from, nonce)| Message::Probe { from, nonce }),
         (sender(), any::<u64>()).prop_map(|(from, nonce)| Message::ProbeAck { from, nonce }),
         (
             sender(),
@@ -282,6 +281,7 @@ fn ids_must_be_1_to_max_id_len_bytes() {
     };
     let join = Message::Join {
         record: rec.clone(),
+        padding: Vec::new(),
     };
     assert!(decode(7, 1400, &encode(7, &join)).is_err());
     let sync = Message::SyncRecords {
@@ -353,6 +353,7 @@ fn ids_are_printable_names_and_anything_else_is_refused_at_decode() {
         let carriers = [
             Message::Join {
                 record: record.clone(),
+                padding: Vec::new(),
             },
             Message::Gossip {
                 from: big_sender("a"),
@@ -465,6 +466,7 @@ fn a_record_at_every_bound_fits_one_datagram() {
             },
             Message::Join {
                 record: rec.clone(),
+                padding: Vec::new(),
             },
         ] {
             let bytes = encode(7, &msg);
@@ -477,5 +479,21 @@ fn a_record_at_every_bound_fits_one_datagram() {
             );
             assert_eq!(decode(7, max_datagram, &bytes).unwrap(), msg);
         }
+    }
+}
+
+proptest! {
+    #[test]
+    fn a_padded_join_fills_the_datagram_exactly(rec in record(), max in 64usize..70_000) {
+        let msg = Message::padded_join(7, rec.clone(), max);
+        let bytes = encode(7, &msg);
+        let bare = encode(7, &Message::Join { record: rec, padding: Vec::new() }).len();
+        if bare >= max {
+            prop_assert_eq!(bytes.len(), bare);
+        } else {
+            // one byte short only where the length prefix grows by a byte
+            prop_assert!(bytes.len() <= max && bytes.len() + 1 >= max, "{} of {}", bytes.len(), max);
+        }
+        prop_assert_eq!(decode(7, max.max(bare), &bytes).unwrap(), msg);
     }
 }

@@ -39,7 +39,10 @@ fn a_replay_older_than_the_tombstone_ttl_brings_nobody_back() {
         gossip_from("n1", vec![Update::Record(n4.clone())]),
         encode(
             codec::cluster_id("test"),
-            &Message::Join { record: n4.clone() },
+            &Message::Join {
+                record: n4.clone(),
+                padding: Vec::new(),
+            },
         ),
         encode(
             codec::cluster_id("test"),

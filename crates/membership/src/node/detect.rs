@@ -235,7 +235,6 @@ impl Node {
             self.probes.insert(id, (now, nonce));
             let msg = Message::Probe {
                 from: self.sender(),
-                reply_to: self.my_record().addr,
                 nonce,
             };
             self.send(to, &msg, out);

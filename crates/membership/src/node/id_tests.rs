@@ -34,7 +34,10 @@ fn records_with_bad_ids_are_refused_at_decode_and_never_enter_the_table() {
     for id in bad {
         let join = encode(
             codec::cluster_id("test"),
-            &Message::Join { record: record(id) },
+            &Message::Join {
+                record: record(id),
+                padding: Vec::new(),
+            },
         );
         let gossip = gossip_from("n1", vec![Update::Record(record(id))]);
         let from_bad = gossip_from(id, Vec::new());

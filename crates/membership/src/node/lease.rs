@@ -36,6 +36,7 @@
 //! candidate while it holds no lease withdraws.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -466,9 +467,11 @@ impl Node {
 
     /// A leader's or candidate's request: grant it if no other grant is running, and follow
     /// it when it holds the lease.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_lease_request(
         &mut self,
         now: Duration,
+        source: SocketAddr,
         from: &Sender,
         request: Request,
         out: &mut impl Output,
@@ -485,7 +488,7 @@ impl Node {
         if record.generation != from.generation || !record.voter || record.liveness.is_terminal() {
             return;
         }
-        let (addr, id) = (record.addr, record.id.clone());
+        let id = record.id.clone();
         if valid_ms > 0 {
             self.lease.leased_seen = Some((id.clone(), from.generation, now));
         }
@@ -546,9 +549,13 @@ impl Node {
             granted: grant,
             seats: self.seats(),
         };
-        // Answer at the address this table holds for the leader, not the datagram's source:
-        // a forged or replayed request cannot aim grants at a third party.
-        self.send(addr, &answer, out);
+        // Answer to the datagram's source, like every answer: sent to the address this table
+        // holds for the leader instead, requests replayed from elsewhere made every voter
+        // send the leader grants at the replay's rate, which used up the leader's per-source
+        // rate limits for those voters and dropped their heartbeats (issue 14). A request
+        // from a source this node cannot tell is the leader gets at most as many bytes back
+        // as it sent (see `Node::handle_datagram`).
+        self.send(source, &answer, out);
     }
 
     fn follow(

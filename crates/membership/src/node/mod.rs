@@ -7,6 +7,25 @@
 //! The submodules split the work: `table` keeps the member table and its indexes,
 //! `detect` runs heartbeats, phi, accusations and conviction, `sync` does joins and
 //! anti-entropy, `decide` takes the quorum-side decisions (admission, eviction, leader).
+//!
+//! # Answers
+//! A node answers a datagram only to the address it came from, never to an address carried
+//! inside it (a probe names none), so replayed or forged datagrams cannot aim its answers
+//! at a third party. And a sender it cannot yet tell is a member never gets more bytes back
+//! than it sent: while such a datagram is handled, every datagram it causes counts against
+//! a budget of the received datagram's length, and one that does not fit is withheld
+//! (counted in [`Stats::answers_withheld`]). A sender counts as a member when
+//! - the runtime authenticated the datagram ([`Node::handle_authenticated_datagram`]: in
+//!   a keyed cluster, it opened under the cluster key and was not a replay), or
+//! - otherwise ([`Node::handle_datagram`]: insecure clusters), the datagram came from the
+//!   gossip address this table holds for the member it names as its sender (a join: the
+//!   joiner), and that member has not left or been evicted here. This is all the core can
+//!   check without a key; it stops reflection and amplification towards addresses that
+//!   are not members', not an attacker who spoofs a member's own address.
+//!
+//! Joins are padded to `cluster.transport.max-datagram`, so a seed can answer a joiner it
+//! does not know yet with one page of its table; the joiner's anti-entropy request, sent
+//! once the seed holds its record, fetches the rest.
 
 mod decide;
 mod departed;
@@ -233,6 +252,9 @@ pub struct Stats {
     /// Records refused because they describe a life of a member whose tombstone this node
     /// already collected (see `node::departed`).
     pub stale_lives: u64,
+    /// Datagrams not sent because they would have given a sender not known as a member more
+    /// bytes than it sent (see the module docs, "Answers").
+    pub answers_withheld: u64,
 }
 
 /// One member's protocol state machine. See the module docs.
@@ -285,6 +307,9 @@ pub struct Node {
     lease: lease::Lease,
     /// The time of the input being handled (the node reads no clock of its own).
     clock: Duration,
+    /// Bytes this node may still send while it handles a datagram from a sender not known
+    /// as a member (`None`: no limit). See the module docs, "Answers".
+    answer_budget: Option<usize>,
     /// When a voter last turned SUSPECT here: convictions wait until suspicions settle.
     last_voter_suspected: Option<Duration>,
     leader: Option<NodeId>,
@@ -407,6 +432,7 @@ impl Node {
             quorum: false,
             lease: Default::default(),
             clock: now,
+            answer_budget: None,
             last_voter_suspected: None,
             leader: None,
             left: false,
@@ -572,13 +598,40 @@ impl Node {
         }
     }
 
-    /// Handles one datagram from `from`. A datagram that does not decode is dropped and
-    /// counted; the node's state is unchanged.
+    /// Handles one datagram from `from` that nothing vouches for (an insecure cluster): its
+    /// sender counts as a member only if `from` is the address this table holds for it,
+    /// otherwise this node's answers to it are bounded by its size (see the module docs,
+    /// "Answers"). A datagram that does not decode is dropped and counted; the node's state
+    /// is unchanged.
     pub fn handle_datagram(
         &mut self,
         now: Duration,
         from: SocketAddr,
         datagram: &[u8],
+        out: &mut impl Output,
+    ) -> Result<(), DecodeError> {
+        self.receive(now, from, datagram, false, out)
+    }
+
+    /// Handles one datagram the runtime authenticated as a member's: opened under the
+    /// cluster key and not a replay. Its sender counts as a member whatever address it came
+    /// from; otherwise as [`Node::handle_datagram`].
+    pub fn handle_authenticated_datagram(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut impl Output,
+    ) -> Result<(), DecodeError> {
+        self.receive(now, from, datagram, true, out)
+    }
+
+    fn receive(
+        &mut self,
+        now: Duration,
+        from: SocketAddr,
+        datagram: &[u8],
+        authenticated: bool,
         out: &mut impl Output,
     ) -> Result<(), DecodeError> {
         self.clock = self.clock.max(now);
@@ -601,6 +654,30 @@ impl Node {
             self.stats.future_generations += 1;
             return Ok(()); // forged or from a host whose clock is far ahead: nothing to believe
         }
+        let member = authenticated || self.sent_by_member(from, &msg);
+        self.answer_budget = (!member).then_some(datagram.len());
+        self.on_message(now, from, msg, out);
+        self.answer_budget = None;
+        Ok(())
+    }
+
+    /// Whether `from` is the gossip address this table holds for the sender `msg` names (a
+    /// join: the joiner), a member that has not left or been evicted.
+    fn sent_by_member(&self, from: SocketAddr, msg: &Message) -> bool {
+        let id = match msg {
+            Message::Join { record, .. } => &*record.id,
+            _ => match msg.sender() {
+                Some(s) => s.id.as_str(),
+                None => return false,
+            },
+        };
+        self.table.get(id).is_some_and(|e| {
+            e.record.addr == from
+                && !matches!(e.record.liveness, Liveness::Left | Liveness::Removed)
+        })
+    }
+
+    fn on_message(&mut self, now: Duration, from: SocketAddr, msg: Message, out: &mut impl Output) {
         self.sender_credible = true;
         // Until this node knows a voter it takes the first table it is given (its seeds').
         self.sender_id = msg.sender().map(|s| s.id.clone());
@@ -614,7 +691,7 @@ impl Node {
             });
         if let Some(sender) = msg.sender() {
             if sender.id == self.me {
-                return Ok(()); // our own echo, or an impostor: nothing to learn
+                return; // our own echo, or an impostor: nothing to learn
             }
             self.sender_credible = false;
             if let Some(e) = self.table.get(&sender.id) {
@@ -637,7 +714,7 @@ impl Node {
                 self.apply_updates(now, updates, out);
             }
             Message::Gossip { updates, .. } => self.apply_updates(now, updates, out),
-            Message::Join { record } => self.on_join(now, from, record, out),
+            Message::Join { record, .. } => self.on_join(now, from, record, out),
             Message::SyncDigest { ranges, reply, .. } => {
                 self.on_sync_digest(now, from, &ranges, reply, out)
             }
@@ -647,14 +724,13 @@ impl Node {
                     self.apply_record(now, &r, Source::Sync, out);
                 }
             }
-            Message::Probe {
-                reply_to, nonce, ..
-            } => {
+            Message::Probe { nonce, .. } => {
                 let ack = Message::ProbeAck {
                     from: self.sender(),
                     nonce,
                 };
-                self.send(reply_to, &ack, out);
+                // to the datagram's source, never to an address named in a message
+                self.send(from, &ack, out);
             }
             Message::ProbeAck {
                 from: sender,
@@ -673,7 +749,7 @@ impl Node {
                     confirmed,
                     seats,
                 };
-                self.on_lease_request(now, &sender, request, out)
+                self.on_lease_request(now, from, &sender, request, out)
             }
             Message::LeaseGrant {
                 from: sender,
@@ -682,7 +758,6 @@ impl Node {
                 seats,
             } => self.on_lease_grant(now, &sender, round, granted, seats, out),
         }
-        Ok(())
     }
 
     /// Publishes new self-measured health signals (gossiped only when a signal moves by a
@@ -867,13 +942,45 @@ impl Node {
 
     fn send(&mut self, to: SocketAddr, msg: &Message, out: &mut impl Output) {
         let bytes = codec::encode(self.cluster, msg);
+        self.send_encoded(to, msg.kind(), bytes, out);
+    }
+
+    /// Whether a datagram of `len` bytes fits what this node may still send in answer to
+    /// the datagram being handled (see the module docs, "Answers").
+    fn may_answer(&self, len: usize) -> bool {
+        self.answer_budget.is_none_or(|left| len <= left)
+    }
+
+    /// Sends an encoded datagram, unless it exceeds the answer budget (then it is withheld
+    /// and counted). Returns whether it went out.
+    fn send_encoded(
+        &mut self,
+        to: SocketAddr,
+        kind: &'static str,
+        bytes: Vec<u8>,
+        out: &mut impl Output,
+    ) -> bool {
+        if !self.may_answer(bytes.len()) {
+            self.stats.answers_withheld += 1;
+            return false;
+        }
+        if let Some(left) = &mut self.answer_budget {
+            *left -= bytes.len();
+        }
         self.stats.messages_sent += 1;
         self.stats.bytes_sent += bytes.len() as u64;
         self.stats.max_datagram_sent = self.stats.max_datagram_sent.max(bytes.len() as u64);
-        let kind = self.stats.sent_by_kind.entry(msg.kind()).or_default();
-        kind.0 += 1;
-        kind.1 += bytes.len() as u64;
+        let counts = self.stats.sent_by_kind.entry(kind).or_default();
+        counts.0 += 1;
+        counts.1 += bytes.len() as u64;
         out.send(to, bytes);
+        true
+    }
+
+    /// A join for `record`, padded to `cluster.transport.max-datagram` (see the module
+    /// docs, "Answers").
+    fn join_message(&self, record: MemberRecord) -> Message {
+        Message::padded_join(self.cluster, record, self.config.max_datagram)
     }
 
     /// Queues news for gossip, within the configured bound.
@@ -1287,7 +1394,7 @@ impl Node {
         out.event(Event::SelfRejoined { generation, reason });
         // announce the new life to seeds and a few members at once
         self.next_seed_contact = now;
-        let join = Message::Join { record: rec };
+        let join = self.join_message(rec);
         for to in self.random_members(self.config.gossip_fanout) {
             self.send(to, &join, out);
         }

@@ -47,15 +47,20 @@ impl Node {
     }
 
     pub(super) fn start_sync(&mut self, now: Duration, to: SocketAddr, out: &mut impl Output) {
-        self.last_sync = Some(now);
-        self.stats.syncs_started += 1;
         let ranges = self.table.slice_fingerprints(self.slice_count());
         let msg = Message::SyncDigest {
             from: self.sender(),
             ranges,
             reply: true,
         };
-        self.send(to, &msg, out);
+        let bytes = codec::encode(self.cluster, &msg);
+        if !self.may_answer(bytes.len()) {
+            // a stranger's datagram: no exchange with it, and none put off by it either
+            return;
+        }
+        self.last_sync = Some(now);
+        self.stats.syncs_started += 1;
+        self.send_encoded(to, msg.kind(), bytes, out);
     }
 
     pub(super) fn on_sync_digest(
@@ -228,9 +233,7 @@ impl Node {
         let alone = self.table.rings().len() <= 1;
         if alone {
             self.next_seed_contact = now + Duration::from_secs(1);
-            let join = Message::Join {
-                record: self.my_record().clone(),
-            };
+            let join = self.join_message(self.my_record().clone());
             for to in self.seeds.clone() {
                 self.send(to, &join, out);
             }
@@ -240,7 +243,6 @@ impl Node {
             let to = self.seeds[i];
             let msg = Message::Probe {
                 from: self.sender(),
-                reply_to: self.my_record().addr,
                 nonce: self.rng.random(),
             };
             self.send(to, &msg, out);

@@ -617,7 +617,7 @@ fn every_datagram_fits_the_limit_even_with_big_tables() {
             voter: false,
             joining: false,
         };
-        let join = Message::Join { record: rec };
+        let join = Message::padded_join(codec::cluster_id("test"), rec, 1400);
         n.handle_datagram(
             MS(2),
             addr(i % 250),
@@ -752,7 +752,8 @@ fn join_of(id: &str, i: usize, meta: Metadata) -> Vec<u8> {
         voter: false,
         joining: false,
     };
-    encode(codec::cluster_id("test"), &Message::Join { record })
+    let cluster = codec::cluster_id("test");
+    encode(cluster, &Message::padded_join(cluster, record, 1400))
 }
 
 pub(super) fn gossip_from(id: &str, updates: Vec<Update>) -> Vec<u8> {
@@ -1441,6 +1442,7 @@ fn a_forged_join_or_a_self_claimed_seat_makes_nobody_a_voter() {
         cluster,
         &Message::Join {
             record: mallory.clone(),
+            padding: Vec::new(),
         },
     );
     for k in 0..20u64 {
@@ -1466,4 +1468,189 @@ fn a_forged_join_or_a_self_claimed_seat_makes_nobody_a_voter() {
             assert_eq!(n.leader(), Some("n0"), "{} at {:?}", n.id(), p.now);
         }
     }
+}
+
+// ----------------------------------------------------------------- answers (issue 14)
+
+/// The first datagram on the tape that decodes to a message `pick` accepts, sent by `src`.
+fn taped(p: &Pump, src: usize, pick: impl Fn(&Message) -> bool) -> (SocketAddr, Vec<u8>) {
+    let cluster = codec::cluster_id("test");
+    p.tape
+        .iter()
+        .find(|(from, _, bytes)| {
+            *from == addr(src) && decode(cluster, 1400, bytes).is_ok_and(|m| pick(&m))
+        })
+        .map(|(_, to, bytes)| (*to, bytes.clone()))
+        .expect("such a datagram on the tape")
+}
+
+fn sent_bytes(cap: &Capture) -> usize {
+    cap.sent.iter().map(|(_, d)| d.len()).sum()
+}
+
+#[test]
+fn a_replayed_probe_is_answered_to_its_source_never_to_the_prober() {
+    // Issue 14: a probe was answered to the address it carried, so probes captured and
+    // replayed from other ports made the seed answer the real prober thousands of times a
+    // second, using up the rate limit that prober's real heartbeats passed through.
+    let config = Config {
+        seed_rejoin_interval: MS(500),
+        ..Config::default()
+    };
+    let mut p = Pump::new(3, config);
+    p.run_for(MS(3000));
+    p.recording = true;
+    p.run_for(MS(3000));
+    let (seed, probe) = taped(&p, 1, |m| matches!(m, Message::Probe { .. }));
+    let seed = p
+        .nodes
+        .iter()
+        .position(|n| n.my_record().addr == seed)
+        .unwrap();
+    let attacker = SocketAddr::from(([192, 0, 2, 9], 40_001));
+    for authenticated in [false, true] {
+        let mut cap = Capture::default();
+        let n = &mut p.nodes[seed];
+        if authenticated {
+            n.handle_authenticated_datagram(p.now, attacker, &probe, &mut cap)
+        } else {
+            n.handle_datagram(p.now, attacker, &probe, &mut cap)
+        }
+        .unwrap();
+        assert!(
+            cap.sent.iter().all(|(to, _)| *to == attacker),
+            "answered elsewhere than the source: {:?}",
+            cap.sent.iter().map(|(to, _)| to).collect::<Vec<_>>()
+        );
+        if authenticated {
+            assert!(cap.sent.iter().any(|(_, d)| matches!(
+                decode(codec::cluster_id("test"), 1400, d),
+                Ok(Message::ProbeAck { .. })
+            )));
+        }
+    }
+}
+
+#[test]
+fn a_replayed_lease_request_is_answered_to_its_source_never_to_the_leader() {
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(8000));
+    let leader = (0..3)
+        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
+        .expect("one leader");
+    p.recording = true;
+    p.run_for(MS(3000));
+    let (voter, request) = taped(&p, leader, |m| matches!(m, Message::LeaseRequest { .. }));
+    let voter = p
+        .nodes
+        .iter()
+        .position(|n| n.my_record().addr == voter)
+        .unwrap();
+    let attacker = SocketAddr::from(([192, 0, 2, 9], 40_002));
+    let mut cap = Capture::default();
+    p.nodes[voter]
+        .handle_authenticated_datagram(p.now, attacker, &request, &mut cap)
+        .unwrap();
+    assert!(!cap.sent.is_empty(), "the request was answered");
+    assert!(
+        cap.sent.iter().all(|(to, _)| *to == attacker),
+        "grants aimed at {:?}, not at the source",
+        cap.sent.iter().map(|(to, _)| to).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_stranger_never_gets_more_bytes_back_than_it_sent() {
+    // Issue 14: a 16-byte forged SyncDigest drew a 744-byte answer, and an answer may run
+    // to 64 datagrams.
+    let mut p = Pump::new(5, Config::default());
+    // metadata that makes every record large, so the table is worth amplifying
+    for n in &mut p.nodes {
+        n.set_tag("padding", Some(&"x".repeat(200))).unwrap();
+    }
+    p.run_for(MS(8000));
+    let cluster = codec::cluster_id("test");
+    let stranger = SocketAddr::from(([192, 0, 2, 7], 5000));
+    let sender = |id: &str| Sender {
+        id: id.into(),
+        generation: 1,
+        incarnation: 0,
+        summary: 0,
+    };
+    let digest = |id: &str| Message::SyncDigest {
+        from: sender(id),
+        ranges: vec![0],
+        reply: true,
+    };
+    let mut stranger_join = p.nodes[1].my_record().clone();
+    stranger_join.id = "stranger".into();
+    stranger_join.addr = stranger;
+    let forged = [
+        // an unknown sender, and a known member's name from an address that is not its own
+        encode(cluster, &digest("x")),
+        encode(cluster, &digest("n1")),
+        encode(
+            cluster,
+            &Message::Join {
+                record: stranger_join.clone(),
+                padding: Vec::new(),
+            },
+        ),
+        encode(cluster, &Message::padded_join(cluster, stranger_join, 1400)),
+        encode(
+            cluster,
+            &Message::Probe {
+                from: sender("x"),
+                nonce: 1,
+            },
+        ),
+    ];
+    for bytes in &forged {
+        let mut cap = Capture::default();
+        // a fresh copy of the node each time, so the stranger's join does not count later
+        let mut cap0 = Capture::default();
+        let mut n = node(0, &[], Config::default());
+        n.set_tag("padding", Some(&"x".repeat(200))).unwrap();
+        n.handle_timeout(p.now, &mut cap0);
+        for r in p.nodes[0].records() {
+            if *r.id != *"n0" {
+                let gossip = Message::Gossip {
+                    from: sender("n1"),
+                    updates: vec![Update::Record(r.clone())],
+                };
+                n.handle_datagram(p.now, addr(1), &encode(cluster, &gossip), &mut cap0)
+                    .unwrap();
+            }
+        }
+        assert_eq!(n.records().count(), 5);
+        n.handle_datagram(p.now, stranger, bytes, &mut cap).unwrap();
+        let kind = decode(cluster, 1400, bytes).unwrap().kind();
+        assert!(
+            sent_bytes(&cap) <= bytes.len(),
+            "{kind} of {} bytes drew {} bytes in {} datagrams",
+            bytes.len(),
+            sent_bytes(&cap),
+            cap.sent.len()
+        );
+        // the same from the member's own address (or authenticated) is answered in full
+        if kind == "sync_digest" {
+            let mut cap = Capture::default();
+            n.handle_authenticated_datagram(p.now, stranger, bytes, &mut cap)
+                .unwrap();
+            assert!(
+                sent_bytes(&cap) > 3 * bytes.len(),
+                "{kind}: {}",
+                sent_bytes(&cap)
+            );
+        }
+    }
+    let mut cap = Capture::default();
+    p.nodes[0]
+        .handle_datagram(p.now, addr(1), &encode(cluster, &digest("n1")), &mut cap)
+        .unwrap();
+    assert!(
+        sent_bytes(&cap) > 1000,
+        "a member at its own address gets its answer: {} bytes",
+        sent_bytes(&cap)
+    );
 }

@@ -168,7 +168,6 @@ impl Node {
             self.stats.witness_probes += 1;
             let msg = Message::Probe {
                 from: self.sender(),
-                reply_to: self.my_record().addr,
                 nonce,
             };
             self.send(to, &msg, out);

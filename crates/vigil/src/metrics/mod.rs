@@ -49,6 +49,7 @@ pub struct Metrics {
     decode_errors: Counter,
     rejected: Family<ReasonLabels, Counter>,
     members_refused: Counter,
+    answers_withheld: Counter,
     records_oversize: Counter,
     future_generations: Counter,
     stale_lives: Counter,
@@ -124,10 +125,18 @@ impl Metrics {
         registry.register(
             "cluster_gossip_rejected",
             "Datagrams dropped before the core by reason: rate_limited (per-source limit), \
-             unsealed (no seal while keys are on), bad_seal (wrong key, other cluster, altered)",
+             unsealed (no seal while keys are on), bad_seal (wrong key, other cluster, altered), \
+             replayed (a sealed datagram seen before, too old for the replay window, or of an \
+             earlier start of its sender), member_rate_limited (per-member limit after the seal)",
             rejected.clone(),
         );
-        for reason in ["rate_limited", "unsealed", "bad_seal"] {
+        for reason in [
+            "rate_limited",
+            "unsealed",
+            "bad_seal",
+            "replayed",
+            "member_rate_limited",
+        ] {
             // present at 0 from the start, so rate() works on the first drop
             let _ = rejected.get_or_create(&ReasonLabels { reason });
         }
@@ -135,6 +144,12 @@ impl Metrics {
             &mut registry,
             "cluster_members_refused",
             "Records of unknown members refused because the table is full (cluster.limits.max-members)",
+        );
+        let answers_withheld = counter(
+            &mut registry,
+            "cluster_answers_withheld",
+            "Datagrams not sent because they would have given a sender not known as a member \
+             more bytes than it sent",
         );
         let records_oversize = counter(
             &mut registry,
@@ -246,6 +261,7 @@ impl Metrics {
             decode_errors,
             rejected,
             members_refused,
+            answers_withheld,
             records_oversize,
             future_generations,
             stale_lives,
@@ -346,6 +362,11 @@ impl Metrics {
                 last.future_generations,
             ),
             (&self.stale_lives, stats.stale_lives, last.stale_lives),
+            (
+                &self.answers_withheld,
+                stats.answers_withheld,
+                last.answers_withheld,
+            ),
             (
                 &self.stale_heartbeats,
                 stats.stale_heartbeats,

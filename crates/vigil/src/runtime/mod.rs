@@ -6,8 +6,9 @@
 //! datagrams the node produced and logs and counts its events. Time is a [`Duration`] since
 //! `epoch` (a tokio [`Instant`] taken at start, so tests can pause the clock).
 //!
-//! Every datagram passes the per-source rate limit and, with a keyring, the seal check
-//! before the core sees it; every datagram the core sends is sealed (see [`crate::security`]).
+//! Every datagram passes the per-source rate limit and, with a keyring, the seal check, the
+//! replay window and the per-member rate limit before the core sees it; every datagram the
+//! core sends is sealed with a stamp (see [`crate::security`]).
 //!
 //! Shutdown: cancelling the token (SIGTERM, Ctrl-C) or a leave command starts a graceful
 //! leave; the loop keeps gossiping for `leave_linger` so the news spreads, then returns.
@@ -29,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
-use crate::security::{store, Key, KeyError, Keyring, SourceLimiter};
+use crate::security::keyring::Opened;
+use crate::security::{
+    store, Key, KeyError, Keyring, MemberLimiter, ReplayWindow, SourceLimiter, Stamp,
+};
 use crate::transport::Transport;
 use signals::SignalSampler;
 
@@ -64,7 +68,8 @@ pub struct Options {
     pub keyring: Option<Keyring>,
     /// Where keyring changes are saved.
     pub keyring_file: Option<PathBuf>,
-    /// Datagrams per second accepted from one source address (0 = unlimited).
+    /// Datagrams per second accepted from one source address (0 = unlimited), and, in a
+    /// keyed cluster, from one member once its seal opened.
     pub source_rate: u32,
     /// Burst above `source_rate`.
     pub source_burst: u32,
@@ -235,6 +240,12 @@ pub struct NodeRuntime<T: Transport> {
     sampler: Option<SignalSampler>,
     limiter: SourceLimiter,
     event_log: events::EventLog,
+    /// Per-member buckets, after the seal (keyed clusters only).
+    members: MemberLimiter,
+    /// Stamps of the sealed datagrams accepted (keyed clusters only).
+    replays: ReplayWindow,
+    /// The stamp of the last datagram sealed: this member, this process, its counter.
+    stamp: Stamp,
 }
 
 impl<T: Transport> NodeRuntime<T> {
@@ -260,6 +271,12 @@ impl<T: Transport> NodeRuntime<T> {
         let joined = info.seeds.is_empty();
         let sampler = options.signals_interval.map(|_| SignalSampler::new());
         let limiter = SourceLimiter::new(options.source_rate, options.source_burst);
+        let members = MemberLimiter::new(options.source_rate, options.source_burst);
+        let stamp = Stamp {
+            sender: Stamp::sender_of(&info.id),
+            boot: info.generation,
+            counter: 0,
+        };
         let runtime = NodeRuntime {
             node,
             transport,
@@ -276,6 +293,9 @@ impl<T: Transport> NodeRuntime<T> {
             sampler,
             limiter,
             event_log: events::EventLog::default(),
+            members,
+            replays: ReplayWindow::default(),
+            stamp,
         };
         (runtime, handle)
     }
@@ -349,28 +369,52 @@ impl<T: Transport> NodeRuntime<T> {
         info!(id = %self.info.id, "node stopped");
     }
 
-    /// Rate limit, seal check, then the core.
+    /// Per-source rate limit, seal check, replay window, per-member rate limit, then the
+    /// core.
     fn receive(&mut self, now: Duration, from: SocketAddr, datagram: &[u8], out: &mut Effects) {
         if !self.limiter.allow(from, now) {
             self.metrics.rejected("rate_limited");
             return;
         }
-        let opened;
-        let plain = match &self.options.keyring {
-            None => datagram,
-            Some(ring) => match ring.open(datagram) {
-                Ok(p) => {
-                    opened = p;
-                    &opened
-                }
-                Err(e) => {
-                    self.metrics.rejected(e.reason());
-                    debug!(%from, error = %e, "dropped a datagram");
+        let Some(ring) = &self.options.keyring else {
+            if let Err(e) = self.node.handle_datagram(now, from, datagram, out) {
+                debug!(%from, error = %e, "dropped a datagram");
+            }
+            return;
+        };
+        let result = match ring.open(datagram) {
+            Err(e) => {
+                self.metrics.rejected(e.reason());
+                debug!(%from, error = %e, "dropped a datagram");
+                return;
+            }
+            // unsealed, accepted while security.verify-incoming is off: nothing vouches
+            // for it, and it keeps counting against its source's bucket
+            Ok(Opened {
+                datagram,
+                stamp: None,
+            }) => self.node.handle_datagram(now, from, &datagram, out),
+            Ok(Opened {
+                datagram,
+                stamp: Some(stamp),
+            }) => {
+                if let Err(e) = self.replays.check(&stamp) {
+                    self.metrics.rejected("replayed");
+                    debug!(%from, error = %e, "dropped a replayed datagram");
                     return;
                 }
-            },
+                // A member's fresh datagram: its token goes back, so that what others send
+                // from this address (replays, garbage) is all the source bucket counts.
+                self.limiter.refund(from);
+                if !self.members.allow(stamp.sender, now) {
+                    self.metrics.rejected("member_rate_limited");
+                    return;
+                }
+                self.node
+                    .handle_authenticated_datagram(now, from, &datagram, out)
+            }
         };
-        if let Err(e) = self.node.handle_datagram(now, from, plain, out) {
+        if let Err(e) = result {
             debug!(%from, error = %e, "dropped a datagram");
         }
     }
@@ -450,7 +494,10 @@ impl<T: Transport> NodeRuntime<T> {
     async fn flush(&mut self, effects: &mut Effects) {
         for (to, datagram) in effects.sends.drain(..) {
             let datagram = match &self.options.keyring {
-                Some(ring) => ring.seal(&datagram),
+                Some(ring) => {
+                    self.stamp.counter += 1;
+                    ring.seal(&datagram, self.stamp)
+                }
                 None => datagram,
             };
             if let Err(e) = self.transport.send_to(to, &datagram).await {

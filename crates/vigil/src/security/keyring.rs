@@ -7,8 +7,11 @@
 //! ```text
 //! bytes 0..7     envelope; byte 6 (flags) = SEALED | ENCRYPTED? | tag length 2 (16 bytes)
 //! bytes 7..31    random 24-byte nonce
-//! bytes 31..     body (encrypted when ENCRYPTED), then the 16-byte Poly1305 tag
+//! bytes 31..55   stamp: sender (u64), boot (u64), counter (u64), little endian
+//! bytes 55..     body; stamp and body encrypted when ENCRYPTED, then the 16-byte Poly1305 tag
 //! ```
+//!
+//! A seal costs [`OVERHEAD`] = 64 bytes per datagram: nonce 24, stamp 24, tag 16.
 //!
 //! The associated data is the envelope plus the full cluster name, so a datagram of another
 //! cluster, or one whose header was edited, never opens. Authentication-only mode
@@ -20,9 +23,15 @@
 //! Install a new key everywhere, make it primary everywhere, then remove the old one; no
 //! member ever receives a datagram it cannot open.
 //!
-//! Replays are left to the core: its record merge is a lattice (a replayed record cannot
-//! roll a newer one back or resurrect a member that left or failed) and heartbeats count
-//! only with a new sequence number.
+//! # Replays
+//! The [`Stamp`] inside the seal (authenticated always, encrypted with the body) names the
+//! sending member (a hash of its id), the start of its process (`boot`: its first
+//! generation, wall-clock milliseconds) and a counter raised for every datagram it seals.
+//! The runtime checks it against a [`super::replay::ReplayWindow`] before the core sees the
+//! datagram, so a captured datagram delivered again, from any address, is dropped: only
+//! the first copy of each (sender, boot, counter) is accepted, and a datagram of an earlier
+//! boot of a sender is refused once a later one has been seen. Without a key nothing can
+//! be stamped; with one, a member could stamp as another (key holders are trusted).
 
 use std::fmt;
 
@@ -34,8 +43,10 @@ use rand::RngCore;
 
 /// Bytes of a key.
 pub const KEY_LEN: usize = 32;
-/// Bytes a seal adds to a datagram (nonce + tag).
-pub const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Bytes a seal adds to a datagram (nonce + stamp + tag).
+pub const OVERHEAD: usize = NONCE_LEN + STAMP_LEN + TAG_LEN;
+/// Bytes of the [`Stamp`] inside the seal.
+pub const STAMP_LEN: usize = 24;
 /// Most keys a keyring holds: every failed open tries them all.
 pub const MAX_KEYS: usize = 8;
 
@@ -47,6 +58,53 @@ const SEALED: u8 = 0x10;
 const ENCRYPTED: u8 = 0x20;
 /// The core's tag-length nibble, in 8-byte units.
 const TAG_UNITS: u8 = (TAG_LEN / 8) as u8;
+
+/// Who sealed a datagram and when in its life: checked against the replay window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stamp {
+    /// The sending member: [`Stamp::sender_of`] its id.
+    pub sender: u64,
+    /// The start of the sender's process (its first generation): larger at every start.
+    pub boot: u64,
+    /// 1 for the first datagram the process sealed, then one more for each.
+    pub counter: u64,
+}
+
+impl Stamp {
+    /// The sender key of member `id` (64-bit FNV-1a of the id).
+    pub fn sender_of(id: &str) -> u64 {
+        membership::member::fnv1a(id.as_bytes())
+    }
+
+    fn to_bytes(self) -> [u8; STAMP_LEN] {
+        let mut b = [0u8; STAMP_LEN];
+        b[..8].copy_from_slice(&self.sender.to_le_bytes());
+        b[8..16].copy_from_slice(&self.boot.to_le_bytes());
+        b[16..].copy_from_slice(&self.counter.to_le_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Stamp> {
+        let word = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(b.get(i..i + 8)?.try_into().ok()?))
+        };
+        Some(Stamp {
+            sender: word(0)?,
+            boot: word(8)?,
+            counter: word(16)?,
+        })
+    }
+}
+
+/// What [`Keyring::open`] hands on: the datagram the core decodes, and the stamp of its
+/// seal (`None`: it came unsealed, accepted because `verify_incoming` is off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// Envelope with flags 0, then the body.
+    pub datagram: Vec<u8>,
+    /// The seal's stamp.
+    pub stamp: Option<Stamp>,
+}
 
 /// One 256-bit cluster key.
 #[derive(Clone, PartialEq, Eq)]
@@ -240,17 +298,20 @@ impl Keyring {
         aad
     }
 
-    /// Seals one datagram of the core (envelope + body, no tag) with the primary key.
-    /// A datagram too short to hold an envelope is returned unchanged (the core never
-    /// produces one).
-    pub fn seal(&self, datagram: &[u8]) -> Vec<u8> {
+    /// Seals one datagram of the core (envelope + body, no tag) with the primary key, and
+    /// `stamp` inside. A datagram too short to hold an envelope is returned unchanged (the
+    /// core never produces one).
+    pub fn seal(&self, datagram: &[u8], stamp: Stamp) -> Vec<u8> {
         if datagram.len() < HEADER_LEN {
             return datagram.to_vec();
         }
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&datagram[..HEADER_LEN]);
         header[FLAGS] = SEALED | TAG_UNITS | if self.encrypt { ENCRYPTED } else { 0 };
-        let body = &datagram[HEADER_LEN..];
+        let mut stamped = Vec::with_capacity(STAMP_LEN + datagram.len() - HEADER_LEN);
+        stamped.extend_from_slice(&stamp.to_bytes());
+        stamped.extend_from_slice(&datagram[HEADER_LEN..]);
+        let body = &stamped[..];
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
 
@@ -292,9 +353,10 @@ impl Keyring {
         out
     }
 
-    /// Opens a sealed datagram into what the core decodes (envelope with flags 0 + body).
-    /// An unsealed datagram passes unchanged only when `verify_incoming` is off.
-    pub fn open(&self, datagram: &[u8]) -> Result<Vec<u8>, OpenError> {
+    /// Opens a sealed datagram into what the core decodes (envelope with flags 0 + body)
+    /// and the stamp it carried. An unsealed datagram passes unchanged, without a stamp,
+    /// only when `verify_incoming` is off.
+    pub fn open(&self, datagram: &[u8]) -> Result<Opened, OpenError> {
         if datagram.len() < HEADER_LEN {
             return Err(OpenError::Truncated);
         }
@@ -303,7 +365,10 @@ impl Keyring {
             return if self.verify_incoming {
                 Err(OpenError::Unsealed)
             } else {
-                Ok(datagram.to_vec())
+                Ok(Opened {
+                    datagram: datagram.to_vec(),
+                    stamp: None,
+                })
             };
         }
         if datagram.len() < HEADER_LEN + OVERHEAD || flags & 0x0f != TAG_UNITS {
@@ -313,8 +378,6 @@ impl Keyring {
         let nonce = XNonce::from_slice(&datagram[HEADER_LEN..HEADER_LEN + NONCE_LEN]);
         let rest = &datagram[HEADER_LEN + NONCE_LEN..];
         let mut plain = Vec::with_capacity(datagram.len());
-        plain.extend_from_slice(header);
-        plain[FLAGS] = 0;
         if flags & ENCRYPTED != 0 {
             let aad = self.aad(header, None);
             let body = self
@@ -331,7 +394,7 @@ impl Keyring {
                     .ok()
                 })
                 .ok_or(OpenError::BadTag)?;
-            plain.extend_from_slice(&body);
+            plain = body;
         } else {
             let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
             let aad = self.aad(
@@ -353,7 +416,16 @@ impl Keyring {
                 .ok_or(OpenError::BadTag)?;
             plain.extend_from_slice(body);
         }
-        Ok(plain)
+        // `plain` is the stamp, then the core's body
+        let stamp = Stamp::from_bytes(&plain).ok_or(OpenError::Truncated)?;
+        let mut core = Vec::with_capacity(HEADER_LEN + plain.len() - STAMP_LEN);
+        core.extend_from_slice(header);
+        core[FLAGS] = 0;
+        core.extend_from_slice(&plain[STAMP_LEN..]);
+        Ok(Opened {
+            datagram: core,
+            stamp: Some(stamp),
+        })
     }
 }
 

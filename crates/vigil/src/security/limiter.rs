@@ -1,7 +1,16 @@
-//! Per-source rate limit on incoming datagrams: one token bucket per source address.
+//! Rate limits on incoming datagrams: token buckets per source address, checked before a
+//! datagram is opened or decoded ([`SourceLimiter`]), and per member, checked once its seal
+//! opened ([`MemberLimiter`]).
 //!
-//! Checked before a datagram is opened or decoded, so a flood from one address costs a hash
-//! lookup per datagram and cannot crowd out the heartbeats of the others. A member sends a
+//! The per-source bucket is checked before a datagram is opened or decoded, so a flood from
+//! one address costs a hash lookup per datagram and cannot crowd out the heartbeats of the
+//! others. In a keyed cluster it is charged only for what is not a member's fresh traffic:
+//! a datagram that opens under the key and passes the replay window gets its token back
+//! ([`RateLimiter::refund`]), so garbage, unsealed datagrams and replays sent from other
+//! ports never touch a member's bucket, and even those sent from the member's own address
+//! and port leave its real datagrams through as long as the bucket holds tokens.
+//! The per-member bucket, keyed by the sender in the seal's stamp, then bounds what one
+//! member (whatever addresses it sends from) makes this node do. A member sends a
 //! few datagrams per second to any one peer (heartbeats, gossip, probes) and a short burst
 //! when it pages its table to a joiner, so the defaults (200/s, burst 400) leave room for
 //! a 1000-member join while capping a flooder at a small fraction of a node's work.
@@ -16,11 +25,18 @@
 //! known peers keep their buckets.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Most sources tracked at once.
+/// Most sources (or members) tracked at once.
 pub const MAX_SOURCES: usize = 65_536;
+
+/// Token buckets by source address (before authentication).
+pub type SourceLimiter = RateLimiter<SocketAddr>;
+
+/// Token buckets by the member a seal's stamp names (after authentication).
+pub type MemberLimiter = RateLimiter<u64>;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -28,24 +44,24 @@ struct Bucket {
     last: Duration,
 }
 
-/// Token buckets by source address.
+/// Token buckets by key: a source address, or a member.
 #[derive(Debug)]
-pub struct SourceLimiter {
+pub struct RateLimiter<K> {
     rate: f64,
     burst: f64,
-    buckets: HashMap<SocketAddr, Bucket>,
+    buckets: HashMap<K, Bucket>,
     max_sources: usize,
 }
 
-impl SourceLimiter {
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// `rate` datagrams per second per source, bursts up to `burst`. A rate of 0 disables
     /// the limit.
-    pub fn new(rate: u32, burst: u32) -> SourceLimiter {
+    pub fn new(rate: u32, burst: u32) -> Self {
         Self::with_capacity(rate, burst, MAX_SOURCES)
     }
 
-    fn with_capacity(rate: u32, burst: u32, max_sources: usize) -> SourceLimiter {
-        SourceLimiter {
+    fn with_capacity(rate: u32, burst: u32, max_sources: usize) -> Self {
+        RateLimiter {
             rate: f64::from(rate),
             burst: f64::from(burst.max(1)),
             buckets: HashMap::new(),
@@ -53,8 +69,17 @@ impl SourceLimiter {
         }
     }
 
+    /// Gives back the token a datagram from `from` took (it turned out to be a member's
+    /// fresh traffic, which the per-source bucket does not count).
+    pub fn refund(&mut self, from: K) {
+        let burst = self.burst;
+        if let Some(b) = self.buckets.get_mut(&from) {
+            b.tokens = (b.tokens + 1.0).min(burst);
+        }
+    }
+
     /// Whether a datagram from `from` arriving at `now` may be processed.
-    pub fn allow(&mut self, from: SocketAddr, now: Duration) -> bool {
+    pub fn allow(&mut self, from: K, now: Duration) -> bool {
         if self.rate == 0.0 {
             return true;
         }
@@ -118,6 +143,18 @@ mod tests {
         }
         assert!((0..10).all(|_| l.allow(addr("10.0.0.2:7946"), ms(100))));
         assert!((0..10).all(|_| l.allow(addr("10.0.0.1:7946"), ms(100))));
+    }
+
+    #[test]
+    fn refunded_datagrams_do_not_count() {
+        let mut l = SourceLimiter::new(100, 10);
+        let a = addr("10.0.0.1:7946");
+        for _ in 0..1000 {
+            assert!(l.allow(a, ms(0)));
+            l.refund(a);
+        }
+        let passed = (0..50).filter(|_| l.allow(a, ms(0))).count();
+        assert_eq!(passed, 10, "refunds never raise a bucket above its burst");
     }
 
     #[test]

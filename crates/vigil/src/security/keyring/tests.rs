@@ -11,6 +11,12 @@ fn ring(keys: &[&Key], encrypt: bool) -> Keyring {
     .unwrap()
 }
 
+const STAMP: Stamp = Stamp {
+    sender: 0x1122_3344_5566_7788,
+    boot: 1_700_000_000_000,
+    counter: 5,
+};
+
 fn datagram() -> Vec<u8> {
     let msg = Message::ProbeAck {
         from: codec::Sender {
@@ -30,12 +36,14 @@ fn sealed_datagrams_open_to_what_the_core_sent_in_both_modes() {
     for encrypt in [true, false] {
         let r = ring(&[&k], encrypt);
         let plain = datagram();
-        let sealed = r.seal(&plain);
+        let sealed = r.seal(&plain, STAMP);
         assert_eq!(sealed.len(), plain.len() + OVERHEAD);
-        assert_eq!(r.open(&sealed).unwrap(), plain);
+        let opened = r.open(&sealed).unwrap();
+        assert_eq!(opened.datagram, plain);
+        assert_eq!(opened.stamp, Some(STAMP));
         // what the core decodes after opening is the original message
         let id = codec::cluster_id("prod");
-        assert!(codec::decode(id, 1400, &r.open(&sealed).unwrap()).is_ok());
+        assert!(codec::decode(id, 1400, &opened.datagram).is_ok());
         // the body is readable in a capture only without encryption
         let body = &plain[codec::HEADER_LEN..];
         let visible = sealed.windows(body.len()).any(|w| w == body);
@@ -46,7 +54,7 @@ fn sealed_datagrams_open_to_what_the_core_sent_in_both_modes() {
 #[test]
 fn two_seals_of_one_datagram_differ() {
     let r = ring(&[&Key::generate()], true);
-    assert_ne!(r.seal(&datagram()), r.seal(&datagram()));
+    assert_ne!(r.seal(&datagram(), STAMP), r.seal(&datagram(), STAMP));
 }
 
 #[test]
@@ -54,7 +62,7 @@ fn a_wrong_key_another_cluster_or_any_flipped_bit_is_refused() {
     let k = Key::generate();
     for encrypt in [true, false] {
         let r = ring(&[&k], encrypt);
-        let sealed = r.seal(&datagram());
+        let sealed = r.seal(&datagram(), STAMP);
         assert_eq!(
             ring(&[&Key::generate()], encrypt).open(&sealed),
             Err(OpenError::BadTag)
@@ -85,7 +93,13 @@ fn unsealed_datagrams_pass_only_without_verify_incoming() {
         Err(OpenError::Unsealed)
     );
     let lenient = Keyring::new(vec![k], "prod", true, false).unwrap();
-    assert_eq!(lenient.open(&datagram()).unwrap(), datagram());
+    assert_eq!(
+        lenient.open(&datagram()).unwrap(),
+        Opened {
+            datagram: datagram(),
+            stamp: None
+        }
+    );
 }
 
 #[test]
@@ -97,19 +111,19 @@ fn rotation_install_use_remove_never_leaves_a_gap() {
     // 1. install everywhere: both still seal with `old`, both open either
     a.install(new.clone()).unwrap();
     b.install(new.clone()).unwrap();
-    assert!(b.open(&a.seal(&datagram())).is_ok());
+    assert!(b.open(&a.seal(&datagram(), STAMP)).is_ok());
     // 2. switch one node first: the other can already open what it sends
     a.use_key(&new).unwrap();
-    assert!(b.open(&a.seal(&datagram())).is_ok());
-    assert!(a.open(&b.seal(&datagram())).is_ok());
+    assert!(b.open(&a.seal(&datagram(), STAMP)).is_ok());
+    assert!(a.open(&b.seal(&datagram(), STAMP)).is_ok());
     b.use_key(&new).unwrap();
     // 3. remove the old key everywhere
     assert_eq!(a.remove(&new), Err(KeyError::RemovePrimary));
     a.remove(&old).unwrap();
     b.remove(&old).unwrap();
-    assert!(b.open(&a.seal(&datagram())).is_ok());
+    assert!(b.open(&a.seal(&datagram(), STAMP)).is_ok());
     assert_eq!(
-        ring(&[&old], true).open(&a.seal(&datagram())),
+        ring(&[&old], true).open(&a.seal(&datagram(), STAMP)),
         Err(OpenError::BadTag)
     );
     assert_eq!(a.remove(&old), Err(KeyError::Unknown));
@@ -135,4 +149,23 @@ fn the_ring_is_bounded() {
         r.install(Key::generate()).unwrap();
     }
     assert_eq!(r.install(Key::generate()), Err(KeyError::Full));
+}
+
+#[test]
+fn the_stamp_is_authenticated_in_both_modes_and_hidden_when_encrypting() {
+    let k = Key::generate();
+    for encrypt in [true, false] {
+        let r = ring(&[&k], encrypt);
+        let sealed = r.seal(&datagram(), STAMP);
+        // bytes 31..55 carry the stamp: changing any of them (another counter, to pass a
+        // replay off as new) breaks the seal
+        for i in 31..55 {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x01;
+            assert_eq!(r.open(&bad), Err(OpenError::BadTag), "byte {i}");
+        }
+        let counter = STAMP.counter.to_le_bytes();
+        let visible = sealed.windows(8).any(|w| w == counter);
+        assert_eq!(visible, !encrypt, "encrypt={encrypt}");
+    }
 }
