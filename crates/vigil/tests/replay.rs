@@ -89,32 +89,6 @@ impl Drop for Relay {
     }
 }
 
-/// The value of one sample of `/metrics` (name with labels, as printed), 0 if absent.
-async fn metric(cluster: &Cluster, id: &str, sample: &str) -> f64 {
-    let url = cluster.node(id).url("/metrics");
-    let Ok(r) = cluster.client().get(&url).send().await else {
-        return 0.0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
-}
-
-async fn failures_anywhere(cluster: &Cluster) -> f64 {
-    let mut sum = 0.0;
-    for id in IDS {
-        sum += metric(cluster, id, "cluster_failures_detected_total").await;
-    }
-    sum
-}
-
 /// What is wrong with the cluster right now as `observer` sees it, if anything: every
 /// member HEALTHY, quorum, and `leader` leading.
 async fn trouble(cluster: &Cluster, observer: &str, leader: &str) -> Option<String> {
@@ -197,13 +171,10 @@ async fn replayed_probes_from_fifty_ports_convict_no_live_member() {
         .filter(|d| d.len() < 400)
         .cloned()
         .collect();
-    let failures_before = failures_anywhere(&cluster).await;
-    let replayed_before = metric(
-        &cluster,
-        IDS[0],
-        "cluster_gossip_rejected_total{reason=\"replayed\"}",
-    )
-    .await;
+    let failures_before = cluster.failures_detected(&IDS).await;
+    let replayed_before = cluster
+        .metric(IDS[0], "cluster_gossip_rejected_total{reason=\"replayed\"}")
+        .await;
 
     // 2,500 per second for 10 s from 50 ports (50 per second each), at the seed, which is
     // where the members sent them.
@@ -241,28 +212,22 @@ async fn replayed_probes_from_fifty_ports_convict_no_live_member() {
             worst.push(t);
         }
     }
-    let replayed = metric(
-        &cluster,
-        IDS[0],
-        "cluster_gossip_rejected_total{reason=\"replayed\"}",
-    )
-    .await
+    let replayed = cluster
+        .metric(IDS[0], "cluster_gossip_rejected_total{reason=\"replayed\"}")
+        .await
         - replayed_before;
     let mut limited = 0.0;
     for id in IDS {
-        limited += metric(
-            &cluster,
-            id,
-            "cluster_gossip_rejected_total{reason=\"rate_limited\"}",
-        )
-        .await;
+        limited += cluster
+            .metric(id, "cluster_gossip_rejected_total{reason=\"rate_limited\"}")
+            .await;
     }
     println!(
         "replay: {sent} captured probes in 10 s from 50 ports at {}; replayed (dropped) {replayed}; \
          rate_limited on all members {limited}; failures {} -> {}",
         IDS[0],
         failures_before,
-        failures_anywhere(&cluster).await
+        cluster.failures_detected(&IDS).await
     );
     assert!(
         worst.is_empty(),
@@ -270,7 +235,7 @@ async fn replayed_probes_from_fifty_ports_convict_no_live_member() {
         worst.join("\n"),
         cluster.logs_tail(20)
     );
-    assert_eq!(failures_anywhere(&cluster).await, failures_before);
+    assert_eq!(cluster.failures_detected(&IDS).await, failures_before);
     // Every replay the kernel delivered was dropped as one; how many it delivered depends
     // on the machine's load, so ask for most of them, not all.
     assert!(

@@ -21,32 +21,6 @@ fn new_key(cluster: &Cluster) -> String {
     out.trim().to_string()
 }
 
-/// The value of one sample of `/metrics` (name with labels, as printed), 0 if absent.
-async fn metric(cluster: &Cluster, id: &str, sample: &str) -> f64 {
-    let url = cluster.node(id).url("/metrics");
-    let Ok(r) = cluster.client().get(&url).send().await else {
-        return 0.0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(sample)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
-}
-
-async fn failures_anywhere(cluster: &Cluster) -> f64 {
-    let mut sum = 0.0;
-    for id in IDS {
-        sum += metric(cluster, id, "cluster_failures_detected_total").await;
-    }
-    sum
-}
-
 async fn start_three(cluster: &mut Cluster) {
     for id in IDS {
         cluster.start(id);
@@ -102,19 +76,13 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
             "s1 refuses both strangers' datagrams",
             Duration::from_secs(15),
             || async {
-                metric(
-                    &cluster,
-                    "s1",
-                    "cluster_gossip_rejected_total{reason=\"bad_seal\"}",
-                )
-                .await
-                    > 0.0
-                    && metric(
-                        &cluster,
-                        "s1",
-                        "cluster_gossip_rejected_total{reason=\"unsealed\"}",
-                    )
+                cluster
+                    .metric("s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}")
                     .await
+                    > 0.0
+                    && cluster
+                        .metric("s1", "cluster_gossip_rejected_total{reason=\"unsealed\"}")
+                        .await
                         > 0.0
             },
         )
@@ -130,7 +98,7 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
     }
 
     // Rotate k1 -> k2: install everywhere, use everywhere, remove k1 everywhere.
-    let failures_before = failures_anywhere(&cluster).await;
+    let failures_before = cluster.failures_detected(&IDS).await;
     let k2 = new_key(&cluster);
     keys_cmd(&cluster, "install", &k2);
     keys_cmd(&cluster, "use", &k2);
@@ -157,22 +125,24 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
 
     // Still one healthy cluster, sealed with k2 only: a node with k1 alone stays out,
     // a node with k2 gets in.
-    let heard = metric(&cluster, "s1", "cluster_heartbeats_received_total").await;
+    let heard = cluster
+        .metric("s1", "cluster_heartbeats_received_total")
+        .await;
     cluster
         .wait_for(
             "heartbeats keep flowing under k2",
             Duration::from_secs(10),
             || async {
-                metric(&cluster, "s1", "cluster_heartbeats_received_total").await > heard + 2.0
+                cluster
+                    .metric("s1", "cluster_heartbeats_received_total")
+                    .await
+                    > heard + 2.0
             },
         )
         .await;
-    let rejected_before = metric(
-        &cluster,
-        "s1",
-        "cluster_gossip_rejected_total{reason=\"bad_seal\"}",
-    )
-    .await;
+    let rejected_before = cluster
+        .metric("s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}")
+        .await;
     cluster.start_role("old-key", "member", &[]); // the config file still holds k1
     cluster.start_role(
         "new-key",
@@ -185,12 +155,9 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
             Duration::from_secs(20),
             || async {
                 cluster.sees_healthy("s1", 4).await
-                    && metric(
-                        &cluster,
-                        "s1",
-                        "cluster_gossip_rejected_total{reason=\"bad_seal\"}",
-                    )
-                    .await
+                    && cluster
+                        .metric("s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}")
+                        .await
                         > rejected_before
             },
         )
@@ -207,7 +174,7 @@ async fn strangers_stay_out_and_the_keyring_rotates_without_a_false_failure() {
         )
         .await;
     assert_eq!(
-        failures_anywhere(&cluster).await,
+        cluster.failures_detected(&IDS).await,
         failures_before,
         "a failure was detected during the rotation"
     );
@@ -240,13 +207,18 @@ async fn a_flood_from_one_address_is_limited_and_harms_no_one() {
     std::fs::write(&cluster.config, sealed_config(&key)).unwrap();
     start_three(&mut cluster).await;
     // Let the detectors learn the heartbeat rhythm first.
-    let heard = metric(&cluster, "s1", "cluster_heartbeats_received_total").await;
+    let heard = cluster
+        .metric("s1", "cluster_heartbeats_received_total")
+        .await;
     cluster
         .wait_for("a few heartbeats", Duration::from_secs(10), || async {
-            metric(&cluster, "s1", "cluster_heartbeats_received_total").await > heard + 4.0
+            cluster
+                .metric("s1", "cluster_heartbeats_received_total")
+                .await
+                > heard + 4.0
         })
         .await;
-    let failures_before = failures_anywhere(&cluster).await;
+    let failures_before = cluster.failures_detected(&IDS).await;
 
     // 20,000 datagrams per second for 8 s from one socket at s1: a third look like Vigil
     // datagrams sealed with a wrong key, a third unsealed, a third noise.
@@ -284,32 +256,26 @@ async fn a_flood_from_one_address_is_limited_and_harms_no_one() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let sent = flood.join().unwrap();
-    let limited = metric(
-        &cluster,
-        "s1",
-        "cluster_gossip_rejected_total{reason=\"rate_limited\"}",
-    )
-    .await;
+    let limited = cluster
+        .metric(
+            "s1",
+            "cluster_gossip_rejected_total{reason=\"rate_limited\"}",
+        )
+        .await;
     println!(
         "flood: {sent} datagrams in 8 s at s1; rate_limited {limited}; bad_seal {}; unsealed {}",
-        metric(
-            &cluster,
-            "s1",
-            "cluster_gossip_rejected_total{reason=\"bad_seal\"}"
-        )
-        .await,
-        metric(
-            &cluster,
-            "s1",
-            "cluster_gossip_rejected_total{reason=\"unsealed\"}"
-        )
-        .await,
+        cluster
+            .metric("s1", "cluster_gossip_rejected_total{reason=\"bad_seal\"}")
+            .await,
+        cluster
+            .metric("s1", "cluster_gossip_rejected_total{reason=\"unsealed\"}")
+            .await,
     );
     assert!(
         worst.is_empty(),
         "a view was not 3 HEALTHY with quorum: {worst}"
     );
-    assert_eq!(failures_anywhere(&cluster).await, failures_before);
+    assert_eq!(cluster.failures_detected(&IDS).await, failures_before);
     // The limit lets through the burst (400) plus 200/s, about 2,000 in 8 s; what the kernel
     // delivered beyond that was refused before any decoding. How much it delivered depends
     // on the machine's load (the rest overflows the socket buffer, uncounted), so check

@@ -143,6 +143,34 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The value of one sample of member `id`'s `/metrics` (name with labels, as printed),
+    /// 0 if absent or unreachable.
+    pub async fn metric(&self, id: &str, sample: &str) -> f64 {
+        let url = self.node(id).url("/metrics");
+        let Ok(r) = self.client().get(&url).send().await else {
+            return 0.0;
+        };
+        let text = r.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(sample)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Failures detected, summed over the members `ids`.
+    pub async fn failures_detected(&self, ids: &[&str]) -> f64 {
+        let mut sum = 0.0;
+        for id in ids {
+            sum += self.metric(id, "cluster_failures_detected_total").await;
+        }
+        sum
+    }
+
     /// An empty cluster with `config_yaml` as every member's vigil.yml.
     pub fn new(name: &str, config_yaml: &str) -> Cluster {
         let dir = scratch(name);
