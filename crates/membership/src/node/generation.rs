@@ -92,6 +92,11 @@ impl Node {
         let Some(p) = self.pending_rejoin else {
             return;
         };
+        if self.left {
+            // a node that left stays gone; news of its end is what it asked for
+            self.pending_rejoin = None;
+            return;
+        }
         if self
             .last_rejoin
             .is_some_and(|t| now.saturating_sub(t) < self.config.heartbeat_interval)

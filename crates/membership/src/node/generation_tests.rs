@@ -193,3 +193,34 @@ fn a_node_at_the_last_generation_does_not_loop() {
         .iter()
         .any(|(_, e)| matches!(e, Event::SelfRejoined { .. })));
 }
+
+/// Found by the `node` fuzz target (CI, stop 19): news of its end arrived within a heartbeat
+/// interval of a rejoin, so the next rejoin waited; the node then left, and the waiting
+/// rejoin brought its record back ALIVE while the node believed it had left.
+#[test]
+fn a_rejoin_that_waits_for_its_interval_is_dropped_when_the_node_leaves() {
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(2000));
+    let news_of_its_end = |p: &mut Pump| {
+        let mut dead = p.nodes[1].my_record().clone();
+        dead.liveness = Liveness::Failed;
+        let d = gossip_from("n0", vec![Update::Record(dead)]);
+        let now = p.now;
+        let mut cap = Capture::default();
+        p.nodes[1]
+            .handle_datagram(now, addr(0), &d, &mut cap)
+            .unwrap();
+        p.absorb(1, cap);
+    };
+    news_of_its_end(&mut p); // rejoins at once
+    p.run_for(MS(10));
+    news_of_its_end(&mut p); // waits for the interval
+    let now = p.now;
+    let mut cap = Capture::default();
+    p.nodes[1].leave(now, &mut cap);
+    p.absorb(1, cap);
+    p.run_for(Config::default().heartbeat_interval * 3);
+    assert!(p.nodes[1].has_left());
+    assert_eq!(p.nodes[1].my_record().liveness, Liveness::Left);
+    assert_eq!(p.status(0, 1), Some(Status::Left));
+}

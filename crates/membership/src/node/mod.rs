@@ -821,6 +821,7 @@ impl Node {
         rec.joining = false;
         self.apply_record(now, &rec, Source::Local, out);
         self.left = true;
+        self.pending_rejoin = None;
         self.detectors.clear();
         self.suspicions.clear();
         self.probes.clear();
