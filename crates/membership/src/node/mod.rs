@@ -252,6 +252,9 @@ pub struct Stats {
     /// Records refused because they describe a life of a member whose tombstone this node
     /// already collected (see `node::departed`).
     pub stale_lives: u64,
+    /// Members convicted or evicted here that were told so because they still spoke from
+    /// the life that ended (see `node::departed`).
+    pub departed_told: u64,
     /// Datagrams not sent because they would have given a sender not known as a member more
     /// bytes than it sent (see the module docs, "Answers").
     pub answers_withheld: u64,
@@ -702,6 +705,7 @@ impl Node {
                 }
             }
             self.note_sender(now, from, sender, out);
+            self.tell_the_departed(now, from, sender, out);
         }
         match msg {
             Message::Heartbeat {

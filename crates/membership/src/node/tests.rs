@@ -61,7 +61,7 @@ pub(super) struct Pump {
     /// Nodes that send but receive nothing.
     deaf: Vec<bool>,
     /// Partition group per node; datagrams only flow within a group.
-    group: Vec<u8>,
+    pub(super) group: Vec<u8>,
     /// Every datagram delivered while `recording` (source, destination, bytes), to replay.
     tape: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     recording: bool,
