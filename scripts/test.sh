@@ -172,10 +172,8 @@ fi
 if [ "$FAST" = 0 ]; then
     step "simulator reports (release), invariants checked on every step"
     cargo build --release -p sim --bin vigil-sim
-    # Gated on safety: a missed recovery bound is printed, not failed (issue 14's answer
-    # budget delays one member's recovery after the 100-node heal past 10 s; issue 13).
     for s in join crash partition; do
-        "$CARGO_TARGET_DIR/release/vigil-sim" --scenario "$s" --nodes 100 --seed 1 --gate safety
+        "$CARGO_TARGET_DIR/release/vigil-sim" --scenario "$s" --nodes 100 --seed 1
     done
     step "randomized fault trials (release, 3 minutes of trials, seed 1): no safety violation"
     # Splits (even ones too), one-way and partial cuts, flapping, pauses, crashes, loss bursts,
