@@ -83,7 +83,11 @@ impl Departed {
     /// Whether `id` may be told it is gone at `now`: not within `interval` of the last time.
     /// Forgets entries older than `interval`, so at most one per member told recently.
     fn may_tell(&mut self, id: &Arc<str>, now: Duration, interval: Duration) -> bool {
-        if self.told.get(id).is_some_and(|t| now.saturating_sub(*t) < interval) {
+        if self
+            .told
+            .get(id)
+            .is_some_and(|t| now.saturating_sub(*t) < interval)
+        {
             return false;
         }
         self.told.retain(|_, t| now.saturating_sub(*t) < interval);

@@ -172,14 +172,23 @@ fn an_evicted_member_that_still_speaks_is_told_at_its_address_and_comes_back() {
     assert!(told(&deliver(&mut p, addr(3), 1_001), addr(3), "n3").is_empty());
     p.run_for(Config::default().heartbeat_interval);
     let elsewhere = deliver(&mut p, addr(7), 1_002);
-    assert!(elsewhere.is_empty(), "{} datagrams to a stranger", elsewhere.len());
-    assert_eq!(told(&deliver(&mut p, addr(3), 1_003), addr(3), "n3").len(), 1);
+    assert!(
+        elsewhere.is_empty(),
+        "{} datagrams to a stranger",
+        elsewhere.len()
+    );
+    assert_eq!(
+        told(&deliver(&mut p, addr(3), 1_003), addr(3), "n3").len(),
+        1
+    );
 
     // n3 takes the news and comes back with a new life
     let d = &sent.iter().find(|(a, _)| *a == addr(3)).unwrap().1;
     let now = p.now;
     let mut cap = Capture::default();
-    p.nodes[3].handle_datagram(now, addr(0), d, &mut cap).unwrap();
+    p.nodes[3]
+        .handle_datagram(now, addr(0), d, &mut cap)
+        .unwrap();
     assert!(cap
         .events
         .iter()
