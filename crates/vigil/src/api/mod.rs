@@ -18,6 +18,7 @@
 //!
 //! Handlers never touch the node: they ask the runtime task through a [`Handle`].
 
+mod console;
 pub mod model;
 pub mod server;
 
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(console::routes())
         .with_state(state)
 }
 
