@@ -17,9 +17,12 @@ export FUZZ_TARGET_DIR="${FUZZ_TARGET_DIR:-$BUILD_CACHE/fuzz-target}"
 mkdir -p target
 
 if [ "$FAST" = 0 ]; then
-    step "installing test tools (promtool from Debian's prometheus package)"
+    step "installing test tools (promtool from Debian's prometheus package, chromium and its driver)"
     need=()
     command -v promtool >/dev/null || need+=(prometheus)
+    # the web console's browser tests (crates/vigil/tests/console.rs)
+    command -v chromium >/dev/null || need+=(chromium)
+    command -v chromedriver >/dev/null || need+=(chromium-driver)
     if [ ${#need[@]} -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
@@ -58,6 +61,10 @@ if cargo tree -p membership -e normal --prefix none | grep -qE '^(tokio|mio|sock
 fi
 
 step "unit, simulator and loopback tests"
+# the console's browser tests run when a chromedriver is there (installed above)
+if command -v chromedriver >/dev/null; then
+    export VIGIL_TEST_CHROMEDRIVER="${VIGIL_TEST_CHROMEDRIVER:-$(command -v chromedriver)}"
+fi
 cargo test --workspace --no-fail-fast
 
 # ---- BEGIN monitoring, deployment and the seed's scripts (issue 5) ----------------------
