@@ -1,8 +1,21 @@
-//! `vigil_config`: the configuration parser of the `vigil` binary as a library, so that the
-//! fuzz target `fuzz/fuzz_targets/config.rs` can reach it. The binary does not use this
-//! library (it declares the same modules itself); nothing else is exported.
+//! Vigil as a library: cluster membership, failure detection and quorum for a Rust service.
+#![deny(missing_docs)]
 
 pub mod config;
-/// The keyring's key parser, which `config` uses to check `security.gossip-keys`.
-#[allow(dead_code, unused_imports)]
-mod security;
+
+#[doc(hidden)]
+pub mod api;
+#[doc(hidden)]
+pub mod cli;
+#[doc(hidden)]
+pub mod metrics;
+#[doc(hidden)]
+pub mod roles;
+#[doc(hidden)]
+pub mod runtime;
+#[doc(hidden)]
+pub mod security;
+#[doc(hidden)]
+pub mod tls;
+#[doc(hidden)]
+pub mod transport;
