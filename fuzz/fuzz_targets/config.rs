@@ -1,5 +1,5 @@
 //! Fuzz target: the configuration parser of the `vigil` binary (crates/vigil/src/config),
-//! reached through the `vigil_config` library target.
+//! reached through the `vigil` library.
 //!
 //! The input, if UTF-8, is parsed as a `vigil.yml` (YAML flattened to dotted keys, unknown
 //! keys rejected); what parses is then layered and validated as `vigil config check` does.
@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_config::config::{self, duration, keys, Sources};
+use vigil::config::{self, duration, keys, Sources};
 
 fn flag(key: &str, value: &str) -> (String, String, String) {
     (

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /cluster/status` | the seed's status body plus leader, self, generations, roles, addresses |
 //! | `GET /cluster/members`, `GET /cluster/members/{id}` | member bodies (404 for an unknown id) |
+//! | `GET /cluster/events` | every change, as Server-Sent Events, resumable with `Last-Event-ID` ([`events`]) |
 //! | `GET /actuator/health` | Spring's shape; 503 when DOWN (no quorum, or leaving) |
 //! | `GET /livez`, `GET /readyz` | alive = the runtime answers; ready = joined, quorum, not leaving |
 //! | `GET /metrics` | Prometheus text format |
@@ -19,6 +20,7 @@
 //! Handlers never touch the node: they ask the runtime task through a [`Handle`].
 
 mod console;
+pub mod events;
 pub mod model;
 pub mod server;
 
@@ -80,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/cluster/status", get(cluster_status))
         .route("/cluster/members", get(members))
+        .route("/cluster/events", get(events::events))
         .route("/cluster/members/{id}", get(member))
         .route("/cluster/members/{id}/remove", post(remove_member))
         .route("/cluster/leave", post(leave))

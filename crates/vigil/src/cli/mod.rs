@@ -1,5 +1,6 @@
 //! Command-line interface: flags, subcommands, and the edge where errors become exit codes.
 
+pub mod events;
 pub mod keys;
 pub mod load;
 pub mod members;
@@ -42,6 +43,8 @@ pub enum Command {
     Members(members::MembersArgs),
     /// The cluster at a glance: quorum, leader, counts by status.
     Status(status::StatusArgs),
+    /// Follow membership changes as they happen (a member's GET /cluster/events).
+    Events(events::EventsArgs),
     /// Generate gossip keys and admin tokens; list and rotate the keyring of a running cluster.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .build()?
             .block_on(load::run(args)),
         Command::Status(args) => block_on(status::run(args)),
+        Command::Events(args) => block_on(events::run(args)),
         Command::Keys(cmd) => block_on(keys::run(cmd)),
         Command::Config(ConfigCommand::Check { file }) => {
             let sources = config::Sources {

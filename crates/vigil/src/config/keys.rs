@@ -99,6 +99,9 @@ fn check_max(key: &Key, value: &str) -> Result<(), String> {
 /// Upper bound of `http.max-connections`: more than a process usually may open files.
 pub const MAX_HTTP_CONNECTIONS: usize = 1_000_000;
 
+/// Most commands `node.event-handlers` accepts.
+pub const MAX_EVENT_HANDLERS: usize = 16;
+
 /// Prefix of the free `node.tags.<name>` keys.
 pub const TAG_PREFIX: &str = "node.tags.";
 
@@ -116,6 +119,8 @@ pub const KEYS: &[Key] = &[
     key("node.seeds", Kind::List, None, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
     key("node.leave-linger", Kind::Duration, d(60), "how long a leaving node keeps gossiping so that its departure spreads"),
     key("node.signals-interval", Kind::Duration, d(60), "how often the node measures its own CPU, memory and error signals"),
+    key("node.event-handlers", Kind::List, None, "commands run (sh -c) once per membership event, with VIGIL_EVENT, VIGIL_MEMBER_ID, VIGIL_STATUS, ... in the environment and the event's JSON on stdin; at most 16, no comma inside a command (call a script)"),
+    key("node.event-handler-timeout", Kind::Duration, d(3600), "an event handler still running after this long is killed (the next event waits for it meanwhile)"),
     key("http.admin-token", Kind::Text, None, "Bearer token for state-changing endpoints (POST /cluster/leave, ...), at least 24 characters (vigil keys token); required while http.admin-endpoints is on, unless security.insecure"),
     key("http.admin-endpoints", Kind::Bool, None, "true = POST /cluster/leave, member removal and the keyring endpoints are served (then http.admin-token is required); false = they answer 403"),
     key("http.max-body", Kind::Number, n(64 << 20), "largest HTTP request body accepted, bytes (413 above)"),
@@ -230,6 +235,10 @@ pub struct Settings {
     pub leave_linger: Duration,
     /// `node.signals-interval`.
     pub signals_interval: Duration,
+    /// `node.event-handlers`.
+    pub event_handlers: Vec<String>,
+    /// `node.event-handler-timeout`.
+    pub event_handler_timeout: Duration,
     /// `http.admin-token`.
     pub admin_token: Option<String>,
     /// `http.admin-endpoints`.
@@ -372,6 +381,8 @@ impl Default for Settings {
             tags: BTreeMap::new(),
             leave_linger: Duration::from_secs(1),
             signals_interval: Duration::from_secs(1),
+            event_handlers: Vec::new(),
+            event_handler_timeout: Duration::from_secs(10),
             admin_token: None,
             admin_endpoints: true,
             log_format: LogFormat::Text,
@@ -454,6 +465,19 @@ impl Settings {
                 self.signals_interval = dur(value)?;
                 if self.signals_interval < Duration::from_millis(100) {
                     return Err("must be at least 100ms".into());
+                }
+            }
+            "node.event-handlers" => {
+                let handlers = list(value);
+                if handlers.len() > MAX_EVENT_HANDLERS {
+                    return Err(format!("at most {MAX_EVENT_HANDLERS} commands"));
+                }
+                self.event_handlers = handlers;
+            }
+            "node.event-handler-timeout" => {
+                self.event_handler_timeout = dur(value)?;
+                if self.event_handler_timeout.is_zero() {
+                    return Err("must be more than 0".into());
                 }
             }
             "http.admin-token" => self.admin_token = optional(value),
@@ -664,6 +688,8 @@ impl Settings {
             "node.seeds" => self.seeds.join(","),
             "node.leave-linger" => d(self.leave_linger),
             "node.signals-interval" => d(self.signals_interval),
+            "node.event-handlers" => self.event_handlers.join(","),
+            "node.event-handler-timeout" => d(self.event_handler_timeout),
             "http.admin-token" => self.admin_token.clone().unwrap_or_default(),
             "http.admin-endpoints" => self.admin_endpoints.to_string(),
             "http.max-body" => self.http_max_body.to_string(),

@@ -36,6 +36,12 @@ struct EventLabels {
     event: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandlerLabels {
+    handler: String,
+    outcome: &'static str,
+}
+
 /// Every metric of one node.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +74,7 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     failure_detection: Histogram,
     propagation: Histogram,
+    handler_events: Family<HandlerLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -249,6 +256,14 @@ impl Metrics {
             "Time from a member's start (its generation, wall clock) to this node learning of it; needs synchronized clocks",
             propagation.clone(),
         );
+        let handler_events = Family::<HandlerLabels, Counter>::default();
+        registry.register(
+            "cluster_event_handler_events",
+            "Events given to each node.event-handlers command (handler = its index) by outcome: \
+             ok, failed (non-zero exit or could not start), timeout (killed after \
+             node.event-handler-timeout), dropped (the handler fell too far behind)",
+            handler_events.clone(),
+        );
         Metrics {
             registry,
             heartbeats_sent,
@@ -280,7 +295,18 @@ impl Metrics {
             events,
             failure_detection,
             propagation,
+            handler_events,
         }
+    }
+
+    /// Counts `n` events of handler number `handler` that ended in `outcome`.
+    pub fn handler_events(&self, handler: usize, outcome: &'static str, n: u64) {
+        self.handler_events
+            .get_or_create(&HandlerLabels {
+                handler: handler.to_string(),
+                outcome,
+            })
+            .inc_by(n);
     }
 
     /// Records one event; `own_generation` and `wall_now_ms` date join propagation.

@@ -1,4 +1,6 @@
-//! `vigil node`: from settings to a running member (sockets, runtime task, HTTP server).
+//! From settings to a running member (sockets, runtime task, HTTP server, event handlers):
+//! [`start`], then [`Running::wait`]. `vigil node` runs it with the role's service
+//! ([`run`]); the library's [`crate::Builder`] without.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,11 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use membership::{Identity, Metadata, Node};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{NodeInfo, NodeRuntime, Options};
+use super::{Handle, NodeInfo, NodeRuntime, Options};
 use crate::api::{self, AppState};
 use crate::config::{self, Settings};
 use crate::security::{store, Key, Keyring};
@@ -131,8 +134,44 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
     Ok(Some(ring))
 }
 
-/// Runs a member until a graceful leave completes (after `shutdown` or `POST /cluster/leave`).
+/// Runs a member with its role's service until a graceful leave completes (after
+/// `shutdown` or `POST /cluster/leave`).
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(settings, shutdown, true).await?.wait().await
+}
+
+/// A started member: its tasks, each stopped by [`Running::wait`] or [`Running::abort`].
+pub struct Running {
+    /// Talks to the runtime task.
+    pub handle: Handle,
+    /// The bound gossip address.
+    pub gossip_bound: SocketAddr,
+    /// The bound HTTP address, when the API is served.
+    pub http_bound: Option<SocketAddr>,
+    runtime_task: JoinHandle<()>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    http_stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a member: binds its sockets, starts the runtime task, the event handlers, the
+/// role's service (`with_role`) and, if `serve_http`, the HTTP API. Cancelling `shutdown`
+/// starts a graceful leave.
+pub async fn start(
+    settings: Settings,
+    shutdown: CancellationToken,
+    with_role: bool,
+) -> anyhow::Result<Running> {
+    start_with(settings, shutdown, with_role, true).await
+}
+
+/// [`start`], optionally without the HTTP API (`serve_http: false`).
+pub async fn start_with(
+    settings: Settings,
+    shutdown: CancellationToken,
+    with_role: bool,
+    serve_http: bool,
+) -> anyhow::Result<Running> {
     if settings.id.is_empty() {
         return Err(config_error(
             &settings,
@@ -182,22 +221,27 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             .with_context(|| format!("cannot resolve node.advertise `{a}`"))?,
         None => bound,
     };
-    let http_bind: SocketAddr = settings.http.parse().context("node.http")?;
-    let listener = TcpListener::bind(http_bind)
-        .await
-        .with_context(|| format!("cannot bind the HTTP listener on {http_bind} (node.http)"))?;
-    let http_bound = listener.local_addr()?;
-    let http_addr = match &settings.http_advertise {
-        Some(a) => a.clone(),
-        None if http_bound.ip().is_unspecified() => {
-            SocketAddr::new(advertise.ip(), http_bound.port()).to_string()
-        }
-        None => http_bound.to_string(),
-    };
-    // Peers learn the scheme from the address itself (see `crate::tls`).
-    let http_addr = match tls {
-        Some(_) if !http_addr.contains("://") => format!("https://{http_addr}"),
-        _ => http_addr,
+    let (listener, http_addr) = if serve_http {
+        let http_bind: SocketAddr = settings.http.parse().context("node.http")?;
+        let listener = TcpListener::bind(http_bind)
+            .await
+            .with_context(|| format!("cannot bind the HTTP listener on {http_bind} (node.http)"))?;
+        let http_bound = listener.local_addr()?;
+        let http_addr = match &settings.http_advertise {
+            Some(a) => a.clone(),
+            None if http_bound.ip().is_unspecified() => {
+                SocketAddr::new(advertise.ip(), http_bound.port()).to_string()
+            }
+            None => http_bound.to_string(),
+        };
+        // Peers learn the scheme from the address itself (see `crate::tls`).
+        let http_addr = match tls {
+            Some(_) if !http_addr.contains("://") => format!("https://{http_addr}"),
+            _ => http_addr,
+        };
+        (Some(listener), Some(http_addr))
+    } else {
+        (None, settings.http_advertise.clone())
     };
     let seeds = resolve_seeds(&settings.seeds).await?;
 
@@ -214,7 +258,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             role: settings.role.clone(),
             zone: settings.zone.clone(),
             rack: settings.rack.clone(),
-            http_addr: Some(http_addr.clone()),
+            http_addr: http_addr.clone(),
             tags: settings.tags.clone(),
             ..Metadata::default()
         },
@@ -230,13 +274,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 origin: settings.origin(e.key),
             })
         })?;
-    info!(rng_seed = seed, http = %http_bound, advertise_http = %http_addr, role = %settings.role, "starting");
+    let http_bound = listener.as_ref().and_then(|l| l.local_addr().ok());
+    info!(rng_seed = seed, http = ?http_bound, advertise_http = ?http_addr, role = %settings.role, "starting");
     let info = NodeInfo {
         id: settings.id.clone(),
         cluster: settings.cluster_name.clone(),
         generation,
         gossip_addr: advertise,
-        http_addr: Some(http_addr),
+        http_addr,
         seeds,
         insecure,
     };
@@ -249,13 +294,34 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         source_burst: settings.security.source_burst,
     };
     let (runtime, handle) = NodeRuntime::new(node, transport, epoch, info, options, shutdown);
-    let mut runtime_task = tokio::spawn(runtime.run());
+    let runtime_task = tokio::spawn(runtime.run());
 
     let http_stop = CancellationToken::new();
-    let services = crate::roles::start(&settings, &handle, http_stop.clone())
-        .context("cannot start the role's service")?;
+    let mut tasks = super::handlers::start(
+        &settings.event_handlers,
+        settings.event_handler_timeout,
+        &handle,
+        http_stop.clone(),
+    );
+    let services = if with_role {
+        match crate::roles::start(&settings, &handle, http_stop.clone()) {
+            Ok(services) => services,
+            Err(e) => {
+                runtime_task.abort();
+                http_stop.cancel();
+                return Err(e.context("cannot start the role's service"));
+            }
+        }
+    } else {
+        crate::roles::Started {
+            router: axum::Router::new(),
+            service: None,
+            tasks: Vec::new(),
+        }
+    };
+    tasks.extend(services.tasks);
     let state = AppState {
-        handle,
+        handle: handle.clone(),
         admin_token: settings
             .admin_token
             .clone()
@@ -270,45 +336,99 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
             },
         },
     };
-    let mut server = tokio::spawn(api::serve(
-        listener,
-        tls,
-        state,
-        services.router,
-        http_stop.clone(),
-    ));
+    let server = listener.map(|listener| {
+        tokio::spawn(api::serve(
+            listener,
+            tls,
+            state,
+            services.router,
+            http_stop.clone(),
+        ))
+    });
+    Ok(Running {
+        handle,
+        gossip_bound: bound,
+        http_bound,
+        runtime_task,
+        server,
+        http_stop,
+        tasks,
+    })
+}
 
-    let outcome = tokio::select! {
-        r = &mut runtime_task => r.context("the node runtime panicked"),
-        r = &mut server => {
-            // The server only ends on its own when it fails.
-            match r {
-                Ok(Ok(())) => Err(anyhow::anyhow!("the HTTP server stopped unexpectedly")),
-                Ok(Err(e)) => Err(anyhow::Error::from(e).context("the HTTP server failed")),
-                Err(e) => Err(anyhow::Error::from(e).context("the HTTP server panicked")),
+impl Running {
+    /// Waits until the runtime stops (after a graceful leave) or the HTTP server fails, then
+    /// stops every other task.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let server_failed = async {
+            match &mut self.server {
+                Some(server) => server.await,
+                None => std::future::pending().await,
+            }
+        };
+        let (outcome, server_ended) = tokio::select! {
+            r = &mut self.runtime_task => (r.context("the node runtime panicked"), false),
+            r = server_failed => {
+                // The server only ends on its own when it fails.
+                let e = match r {
+                    Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped unexpectedly"),
+                    Ok(Err(e)) => anyhow::Error::from(e).context("the HTTP server failed"),
+                    Err(e) => anyhow::Error::from(e).context("the HTTP server panicked"),
+                };
+                (Err(e), true)
+            }
+        };
+        if server_ended {
+            self.server = None;
+        }
+        self.stop().await;
+        outcome
+    }
+
+    /// Stops every task now; the runtime does not leave (peers will find it failed).
+    pub async fn abort(mut self) {
+        self.runtime_task.abort();
+        self.stop().await;
+    }
+
+    async fn stop(&mut self) {
+        let http_stop = self.http_stop.clone();
+        http_stop.cancel();
+        for task in std::mem::take(&mut self.tasks) {
+            // Each task watches `http_stop`; one stuck in a call is aborted.
+            let abort = task.abort_handle();
+            if tokio::time::timeout(Duration::from_millis(500), task)
+                .await
+                .is_err()
+            {
+                abort.abort();
             }
         }
-    };
-    http_stop.cancel();
-    for task in services.tasks {
-        // Each task watches `http_stop`; one stuck in a call is aborted.
-        let abort = task.abort_handle();
-        if tokio::time::timeout(Duration::from_millis(500), task)
-            .await
-            .is_err()
-        {
-            abort.abort();
+        if !self.runtime_task.is_finished() {
+            self.runtime_task.abort();
+        }
+        // Open keep-alive connections must not hold the exit for long.
+        if let Some(mut server) = self.server.take() {
+            if tokio::time::timeout(Duration::from_secs(1), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
         }
     }
-    if !runtime_task.is_finished() {
-        runtime_task.abort();
+}
+
+impl Drop for Running {
+    /// Nothing outlives its owner: dropped unwaited, every task is aborted.
+    fn drop(&mut self) {
+        self.http_stop.cancel();
+        self.runtime_task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(server) = &self.server {
+            server.abort();
+        }
     }
-    // Open keep-alive connections must not hold the exit for long.
-    if tokio::time::timeout(Duration::from_secs(1), &mut server)
-        .await
-        .is_err()
-    {
-        server.abort();
-    }
-    outcome
 }

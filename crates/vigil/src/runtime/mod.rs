@@ -10,25 +10,34 @@
 //! replay window and the per-member rate limit before the core sees it; every datagram the
 //! core sends is sealed with a stamp (see [`crate::security`]).
 //!
+//! Every event the core reports is logged and counted, and published as a typed
+//! [`crate::Change`] on the [`bus::EventBus`] (subscribers, `GET /cluster/events`, the event
+//! handlers). While anyone listens, the view is compared once a second with the one before,
+//! for the changes the core has no event for (metadata, HEALTHY <-> DEGRADED).
+//!
 //! Shutdown: cancelling the token (SIGTERM, Ctrl-C) or a leave command starts a graceful
 //! leave; the loop keeps gossiping for `leave_linger` so the news spreads, then returns.
 
+pub mod bus;
 pub mod daemon;
 pub mod events;
+pub mod handlers;
 pub mod open_files;
 pub mod signals;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use membership::{ClusterView, CommandError, Event, Node, Output, Stats};
+use membership::{ClusterView, CommandError, Event, Liveness, Node, Output, Stats, Status};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::event::{self as public, Member};
 use crate::metrics::Metrics;
 use crate::security::keyring::Opened;
 use crate::security::{
@@ -131,6 +140,8 @@ pub struct Snapshot {
     pub joined: bool,
     /// Whether a graceful leave started.
     pub leaving: bool,
+    /// The id of the last change published on the bus when the view was taken.
+    pub last_change: u64,
 }
 
 impl Snapshot {
@@ -145,6 +156,12 @@ enum Command {
     Leave(oneshot::Sender<()>),
     ForceRemove(String, oneshot::Sender<Result<(), CommandError>>),
     Keys(KeyOp, oneshot::Sender<Result<Vec<Key>, KeysError>>),
+    SetTag(
+        String,
+        Option<String>,
+        oneshot::Sender<Result<(), CommandError>>,
+    ),
+    AppHealth(u8, oneshot::Sender<()>),
 }
 
 /// The runtime task stopped; nothing more can be asked of it.
@@ -167,6 +184,8 @@ pub struct Handle {
     pub info: Arc<NodeInfo>,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
+    /// Where it publishes changes.
+    pub bus: Arc<bus::EventBus>,
 }
 
 impl Handle {
@@ -189,6 +208,20 @@ impl Handle {
     /// Applies a keyring change; answers with the keys after it, primary first.
     pub async fn keys(&self, op: KeyOp) -> Result<Result<Vec<Key>, KeysError>, Stopped> {
         self.ask(|tx| Command::Keys(op, tx)).await
+    }
+
+    /// Sets (or with `None` removes) a tag of this node's metadata.
+    pub async fn set_tag(
+        &self,
+        key: String,
+        value: Option<String>,
+    ) -> Result<Result<(), CommandError>, Stopped> {
+        self.ask(|tx| Command::SetTag(key, value, tx)).await
+    }
+
+    /// Publishes the application's own error signal (percent), folded into the next sample.
+    pub async fn app_health(&self, error_pct: u8) -> Result<(), Stopped> {
+        self.ask(|tx| Command::AppHealth(error_pct, tx)).await
     }
 
     /// Removes a member by operator decision.
@@ -221,6 +254,7 @@ enum Step {
     Timeout,
     Command(Command),
     Sample,
+    Compare,
 }
 
 /// Owns a node and its transport; see the module docs.
@@ -246,6 +280,14 @@ pub struct NodeRuntime<T: Transport> {
     replays: ReplayWindow,
     /// The stamp of the last datagram sealed: this member, this process, its counter.
     stamp: Stamp,
+    /// Where changes are published.
+    bus: Arc<bus::EventBus>,
+    /// The view as last compared, while anyone listens (see the module docs).
+    compared: HashMap<String, Member>,
+    /// The application's own error signal, percent ([`Handle::app_health`]).
+    app_error_pct: u8,
+    /// The last signals measured by the sampler.
+    measured: membership::HealthSignals,
 }
 
 impl<T: Transport> NodeRuntime<T> {
@@ -262,11 +304,13 @@ impl<T: Transport> NodeRuntime<T> {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let info = Arc::new(info);
         let metrics = Arc::new(Metrics::new());
+        let bus = Arc::new(bus::EventBus::default());
         let wall_epoch = SystemTime::now() - epoch.elapsed();
         let handle = Handle {
             cmd_tx,
             info: info.clone(),
             metrics: metrics.clone(),
+            bus: bus.clone(),
         };
         let joined = info.seeds.is_empty();
         let sampler = options.signals_interval.map(|_| SignalSampler::new());
@@ -296,6 +340,10 @@ impl<T: Transport> NodeRuntime<T> {
             members,
             replays: ReplayWindow::default(),
             stamp,
+            bus,
+            compared: HashMap::new(),
+            app_error_pct: 0,
+            measured: membership::HealthSignals::default(),
         };
         (runtime, handle)
     }
@@ -314,6 +362,8 @@ impl<T: Transport> NodeRuntime<T> {
             .unwrap_or(Duration::from_secs(3600));
         let mut sample_tick = tokio::time::interval(sample_every);
         sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut compare_tick = tokio::time::interval(Duration::from_secs(1));
+        compare_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_seed_warning = self.now() + Duration::from_secs(5);
         info!(
             id = %self.info.id,
@@ -345,6 +395,7 @@ impl<T: Transport> NodeRuntime<T> {
                 _ = tokio::time::sleep_until(wake_at) => Step::Timeout,
                 Some(cmd) = self.cmd_rx.recv() => Step::Command(cmd),
                 _ = sample_tick.tick(), if self.sampler.is_some() => Step::Sample,
+                _ = compare_tick.tick() => Step::Compare,
             };
             let now = self.now();
             match step {
@@ -355,10 +406,11 @@ impl<T: Transport> NodeRuntime<T> {
                 Step::Command(cmd) => self.command(now, cmd, &mut effects),
                 Step::Sample => {
                     if let Some(sampler) = &mut self.sampler {
-                        let signals = sampler.sample(self.node.stats(), self.send_errors);
-                        self.node.set_signals(signals);
+                        self.measured = sampler.sample(self.node.stats(), self.send_errors);
+                        self.publish_signals();
                     }
                 }
+                Step::Compare => self.compare(now),
             }
             self.flush(&mut effects).await;
             if !self.joined && now >= next_seed_warning {
@@ -366,7 +418,109 @@ impl<T: Transport> NodeRuntime<T> {
                 next_seed_warning = now + Duration::from_secs(5);
             }
         }
+        self.bus.close();
         info!(id = %self.info.id, "node stopped");
+    }
+
+    /// Publishes the measured signals, the application's error share folded in.
+    fn publish_signals(&mut self) {
+        let mut signals = self.measured;
+        signals.error_pct = signals.error_pct.max(self.app_error_pct);
+        self.node.set_signals(signals);
+    }
+
+    /// While anyone listens: the changes the core has no event for, from the view compared
+    /// with the one a second ago (metadata within a generation, HEALTHY <-> DEGRADED).
+    fn compare(&mut self, now: Duration) {
+        if !self.bus.has_subscribers() {
+            self.compared.clear();
+            return;
+        }
+        let view = self.node.view(now);
+        let mut next = HashMap::with_capacity(view.members.len());
+        for m in &view.members {
+            let member = Member::from_view(m);
+            if let Some(before) = self.compared.get(&member.id) {
+                let alive = |s: Status| matches!(s, Status::Healthy | Status::Degraded);
+                let changed = before.generation == member.generation
+                    && ((alive(before.status)
+                        && alive(member.status)
+                        && before.status != member.status)
+                        || !before.same_metadata(&member));
+                if changed {
+                    self.bus.publish(
+                        public::Event::MemberUpdated(member.clone()),
+                        SystemTime::now(),
+                    );
+                }
+            }
+            next.insert(member.id.clone(), member);
+        }
+        self.compared = next;
+    }
+
+    /// The typed event of a core event, with what the record says about the member.
+    fn public_event(&self, event: &Event) -> Option<public::Event> {
+        let member = |id: &str, status: Status, generation: Option<u64>| {
+            let mut m = match self.node.record(id) {
+                Some(r) => Member::from_record(r, status),
+                None => Member::new(id, status, 0),
+            };
+            if let Some(g) = generation {
+                m.generation = g;
+            }
+            m
+        };
+        Some(match event {
+            Event::MemberJoined { id, generation } => {
+                public::Event::MemberJoined(member(id, Status::Healthy, Some(*generation)))
+            }
+            Event::MemberRejoined { id, generation } => {
+                public::Event::MemberRejoined(member(id, Status::Healthy, Some(*generation)))
+            }
+            Event::MemberSuspected { id, .. } => {
+                public::Event::MemberSuspect(member(id, Status::Suspect, None))
+            }
+            Event::MemberRefuted { id, .. } => {
+                public::Event::MemberUpdated(member(id, Status::Healthy, None))
+            }
+            Event::MemberFailed { id, generation, .. } => {
+                public::Event::MemberFailed(member(id, Status::Failed, Some(*generation)))
+            }
+            Event::MemberEvicted { id, .. } => {
+                let left = self
+                    .node
+                    .record(id)
+                    .is_some_and(|r| r.liveness == Liveness::Left);
+                let status = if left { Status::Left } else { Status::Failed };
+                public::Event::MemberRemoved(member(id, status, None))
+            }
+            Event::MemberLeft { id } => public::Event::MemberLeft(member(id, Status::Left, None)),
+            Event::QuorumChanged {
+                has_quorum: true,
+                reachable,
+                voters,
+            } => public::Event::QuorumGained {
+                reachable: *reachable,
+                voters: *voters,
+            },
+            Event::QuorumChanged {
+                has_quorum: false,
+                reachable,
+                voters,
+            } => public::Event::QuorumLost {
+                reachable: *reachable,
+                voters: *voters,
+            },
+            Event::LeaderChanged { leader } => public::Event::LeaderChanged {
+                leader: leader.as_ref().map(ToString::to_string),
+            },
+            Event::SelfRejoined { generation, reason } => public::Event::Convicted {
+                generation: *generation,
+                reason: reason.to_string(),
+            },
+            Event::IdConflict { .. } => return None,
+        })
     }
 
     /// Per-source rate limit, seal check, replay window, per-member rate limit, then the
@@ -470,6 +624,7 @@ impl<T: Transport> NodeRuntime<T> {
                     wall_epoch: self.wall_epoch,
                     joined: self.joined,
                     leaving: self.leaving_until.is_some(),
+                    last_change: self.bus.last_id(),
                 };
                 let _ = reply.send(snapshot);
             }
@@ -487,6 +642,14 @@ impl<T: Transport> NodeRuntime<T> {
             }
             Command::Keys(op, reply) => {
                 let _ = reply.send(self.change_keys(op));
+            }
+            Command::SetTag(key, value, reply) => {
+                let _ = reply.send(self.node.set_tag(&key, value.as_deref()));
+            }
+            Command::AppHealth(error_pct, reply) => {
+                self.app_error_pct = error_pct.min(100);
+                self.publish_signals();
+                let _ = reply.send(());
             }
         }
     }
@@ -514,7 +677,11 @@ impl<T: Transport> NodeRuntime<T> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        for event in effects.events.drain(..) {
+        let at = SystemTime::now();
+        for event in std::mem::take(&mut effects.events) {
+            if let Some(typed) = self.public_event(&event) {
+                self.bus.publish(typed, at);
+            }
             self.event_log.log(now, &event);
             self.metrics.on_event(&event, self.info.generation, wall_ms);
             if matches!(

@@ -163,3 +163,115 @@ async fn force_remove_is_refused_for_self_and_unknown_members() {
         Err(membership::CommandError::UnknownMember(_))
     ));
 }
+
+/// The next update that is a change, skipping others, within `within` (paused clock).
+async fn next_change(
+    sub: &mut crate::Subscription,
+    within: Duration,
+    wanted: impl Fn(&crate::Change) -> bool,
+) -> crate::Change {
+    let deadline = Instant::now() + within;
+    loop {
+        let update = tokio::time::timeout_at(deadline, sub.recv())
+            .await
+            .expect("no such change in time")
+            .expect("the subscription ended");
+        if let crate::Update::Change(c) = update {
+            if wanted(&c) {
+                return c;
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_sees_the_view_then_joins_then_the_failure_of_an_isolated_member() {
+    let net = network();
+    let first = start(&net, 1, vec![]);
+    let mut sub =
+        crate::Subscription::new(first.handle.clone(), crate::subscription::Start::Snapshot);
+    match sub.recv().await {
+        Some(crate::Update::Snapshot(view)) => assert_eq!(view.self_id, "n1"),
+        other => panic!("expected the view first, got {other:?}"),
+    }
+    let others = [start(&net, 2, vec![addr(1)]), start(&net, 3, vec![addr(1)])];
+    for id in ["n2", "n3"] {
+        let c = next_change(&mut sub, Duration::from_secs(10), |c| {
+            c.event.name() == "member-joined" && c.event.member().is_some_and(|m| m.id == id)
+        })
+        .await;
+        assert_eq!(c.event.member().unwrap().status, Status::Healthy);
+    }
+    net.isolate(others[1].addr);
+    let failed = next_change(&mut sub, Duration::from_secs(30), |c| {
+        c.event.name() == "member-failed"
+    })
+    .await;
+    let m = failed.event.member().unwrap();
+    assert_eq!(
+        (m.id.as_str(), m.status, m.generation),
+        ("n3", Status::Failed, 1003)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_that_falls_behind_is_told_and_gets_a_fresh_snapshot() {
+    use crate::event::{Event, Member};
+    let net = network();
+    let node = start(&net, 1, vec![]);
+    let mut sub =
+        crate::Subscription::new(node.handle.clone(), crate::subscription::Start::Snapshot);
+    assert!(matches!(sub.recv().await, Some(crate::Update::Snapshot(_))));
+    let bus = &node.handle.bus;
+    let overflow = super::bus::CAPACITY as u64 + 100;
+    for k in 0..overflow {
+        let m = Member::new(format!("x{k}"), Status::Healthy, 1);
+        bus.publish(Event::MemberJoined(m), std::time::SystemTime::now());
+    }
+    match sub.recv().await {
+        Some(crate::Update::Lagged { missed }) => assert!(missed >= 100, "missed {missed}"),
+        other => panic!("expected a lag notice, got {other:?}"),
+    }
+    let snapshot = match sub.recv().await {
+        Some(crate::Update::Snapshot(view)) => view,
+        other => panic!("expected a fresh snapshot after the lag, got {other:?}"),
+    };
+    assert!(snapshot.last_change >= overflow);
+    // what the snapshot includes is not delivered again; what follows it is
+    let m = Member::new("after", Status::Healthy, 1);
+    let after = bus.publish(Event::MemberJoined(m), std::time::SystemTime::now());
+    match sub.recv().await {
+        Some(crate::Update::Change(c)) => assert_eq!(c.id, after.id),
+        other => panic!("expected the change after the snapshot, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_subscription_replays_what_was_missed_or_starts_with_a_snapshot() {
+    use crate::event::{Event, Member};
+    use crate::subscription::Start;
+    let net = network();
+    let node = start(&net, 1, vec![]);
+    let bus = &node.handle.bus;
+    let publish = |name: &str| {
+        let m = Member::new(name, Status::Healthy, 1);
+        bus.publish(Event::MemberJoined(m), std::time::SystemTime::now())
+    };
+    let seen = publish("a");
+    let missed = [publish("b"), publish("c")];
+    let mut resumed = crate::Subscription::new(node.handle.clone(), Start::After(seen.id));
+    for m in &missed {
+        match resumed.recv().await {
+            Some(crate::Update::Change(c)) => assert_eq!(c.id, m.id),
+            other => panic!("expected change {}, got {other:?}", m.id),
+        }
+    }
+    for k in 0..super::bus::RECENT {
+        publish(&format!("y{k}"));
+    }
+    let mut too_old = crate::Subscription::new(node.handle.clone(), Start::After(seen.id));
+    match too_old.recv().await {
+        Some(crate::Update::Snapshot(view)) => assert_eq!(view.last_change, bus.last_id()),
+        other => panic!("expected a snapshot for an id out of the window, got {other:?}"),
+    }
+}
