@@ -1,9 +1,9 @@
 //! Datagram transports: the real one ([`udp::UdpTransport`]) and its in-memory twin
-//! ([`memory::MemoryNetwork`]), behind one small trait so the runtime does not care which.
+//! (`memory::MemoryNetwork`), behind one small trait so the runtime does not care which.
 //!
 //! Both enforce the same maximum datagram size; the twin also round-trips every datagram
 //! through the membership codec and can drop datagrams or cut links, so runtime tests see
-//! the faults a real network has. [`conformance`] holds the checks both must pass.
+//! the faults a real network has. `conformance` holds the checks both must pass.
 
 #[cfg(test)]
 pub mod memory;
