@@ -239,18 +239,6 @@ fn split_brain_fences_the_minority_and_heals_into_one_view() {
         );
     });
 
-    // The consoles say so too, as a browser shows them: a banner on the minority only.
-    if let Some(shown) = lab.console_shows_no_quorum(1) {
-        assert!(shown, "n1's console (minority) shows no no-quorum banner");
-        let majority_banner = lab.console_shows_no_quorum(3).unwrap();
-        assert!(
-            !majority_banner,
-            "n3's console (majority) shows the no-quorum banner"
-        );
-    } else {
-        eprintln!("split brain: chromium not installed, consoles not checked");
-    }
-
     lab.heal();
     let healed = Instant::now();
     let took = lab.wait_until("one view after heal", Duration::from_secs(30), |s| {

@@ -434,39 +434,6 @@ impl Lab {
             .flatten()
     }
 
-    /// Whether the web console of host `i`'s node shows the no-quorum banner, as Debian's
-    /// chromium renders it inside the host's namespace (`--dump-dom` after five seconds of
-    /// the page's own time); `None` when chromium is not installed.
-    pub fn console_shows_no_quorum(&self, i: usize) -> Option<bool> {
-        let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })?;
-        let profile = std::env::temp_dir().join(format!("{}-chromium-{i}", self.prefix));
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns(i), chromium])
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--dump-dom",
-            ])
-            .args(["--virtual-time-budget=5000", "--timeout=20000"])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(format!("http://{}:{HTTP_PORT}/ui", self.ip(i)))
-            .output()
-            .expect("run chromium in the lab");
-        let _ = std::fs::remove_dir_all(&profile);
-        let dom = String::from_utf8_lossy(&out.stdout);
-        let start = dom
-            .find("<div id=\"no-quorum\"")
-            .unwrap_or_else(|| panic!("n{i}'s console has no banner element: {dom}"));
-        let tag = &dom[start..start + dom[start..].find('>').unwrap()];
-        Some(!tag.contains("hidden"))
-    }
-
     /// `POST path` with a JSON body to host `i`'s node, from inside its namespace: the
     /// HTTP status, or `None` if no answer came.
     pub fn post(&self, i: usize, path: &str, body: &str) -> Option<u16> {
