@@ -7,7 +7,8 @@
 //!   [`runtime::daemon`] wires a node process together.
 //! - [`api`]: the HTTP API (axum): status, members, health, metrics, admin.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`cli`]: subcommands (`node`, `up`, `members`, `status`, `config`).
+//! - [`cli`]: subcommands (`node`, `up`, `load`, `members`, `status`, `join`, `leave`,
+//!   `force-leave`, `keys`, `config`, `completions`, `man`).
 //! - [`roles`]: the seed's service roles.
 //! - [`security`]: gossip keyring (authentication, encryption) and per-source rate limits.
 //! - [`tls`]: optional HTTPS for the API, and clients that trust the cluster's CA.
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` went away: nothing to say, and nobody to say it to.
+        Err(e) if e.downcast_ref::<cli::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<config::Error>().is_some() => {
             eprintln!("vigil: configuration error: {e}");
             ExitCode::from(2)

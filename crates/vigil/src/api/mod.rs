@@ -8,6 +8,7 @@
 //! | `GET /livez`, `GET /readyz` | alive = the runtime answers; ready = joined, quorum, not leaving |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /cluster/leave` | graceful leave, then the process exits (admin token) |
+//! | `POST /cluster/join` | `{"addresses": ["host:port"]}`: contact those members and merge views (admin token) |
 //! | `POST /cluster/members/{id}/remove` | operator removal of a member (admin token) |
 //! | `GET /cluster/keys` | the gossip keyring, primary first (admin token) |
 //! | `POST /cluster/keys/{install,use,remove}` | `{"key": "<base64>"}`: rotate the keyring (admin token) |
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/members/{id}", get(member))
         .route("/cluster/members/{id}/remove", post(remove_member))
         .route("/cluster/leave", post(leave))
+        .route("/cluster/join", post(join))
         .route("/cluster/keys", get(list_keys))
         .route("/cluster/keys/{op}", post(change_keys))
         .route("/actuator/health", get(health))
@@ -233,6 +235,66 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Response {
             Json(json!({ "status": "LEAVING", "nodeId": state.handle.info.id })),
         )
             .into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+/// Body of `POST /cluster/join`.
+#[derive(serde::Deserialize)]
+struct JoinBody {
+    addresses: Vec<String>,
+}
+
+async fn join(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&state, &headers) {
+        return r;
+    }
+    let names = match body {
+        Ok(Json(b)) if !b.addresses.is_empty() => b.addresses,
+        Ok(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "addresses: give at least one gossip HOST:PORT",
+            )
+        }
+        Err(e) => return refuse_body(&e, "expected {\"addresses\": [\"host:port\", ...]}: "),
+    };
+    let mut addrs = Vec::new();
+    for name in names.iter().take(64) {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host(name.as_str()),
+        )
+        .await
+        {
+            Ok(Ok(found)) => addrs.extend(found),
+            Ok(Err(e)) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("cannot resolve `{name}` (expected a gossip HOST:PORT): {e}"),
+                )
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("cannot resolve `{name}` within 5 s"),
+                )
+            }
+        }
+    }
+    match state.handle.join(addrs).await {
+        Ok(Ok(contacted)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "contacted": contacted.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(_) => stopped(),
     }
 }

@@ -772,7 +772,10 @@ fn unknown_key_reason(key: &str) -> String {
 /// ([`env_var`]): a misspelled one is an error, not silently ignored.
 pub const NOT_KEYS: &[(&str, &str)] = &[
     ("VIGIL_CONFIG", "vigil node --config"),
-    ("VIGIL_ADDR", "--addr of vigil members, status and keys"),
+    (
+        "VIGIL_ADDR",
+        "--addr of every client command (status, members, load, keys, join, leave, ...)",
+    ),
     ("VIGIL_BIN", "scripts: the vigil binary to run"),
     (
         "VIGIL_SIM",

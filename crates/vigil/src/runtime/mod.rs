@@ -145,6 +145,11 @@ enum Command {
     Leave(oneshot::Sender<()>),
     ForceRemove(String, oneshot::Sender<Result<(), CommandError>>),
     Keys(KeyOp, oneshot::Sender<Result<Vec<Key>, KeysError>>),
+    Join(
+        Vec<SocketAddr>,
+        oneshot::Sender<Result<Vec<SocketAddr>, CommandError>>,
+    ),
+    SetSeeds(Vec<SocketAddr>),
 }
 
 /// The runtime task stopped; nothing more can be asked of it.
@@ -189,6 +194,23 @@ impl Handle {
     /// Applies a keyring change; answers with the keys after it, primary first.
     pub async fn keys(&self, op: KeyOp) -> Result<Result<Vec<Key>, KeysError>, Stopped> {
         self.ask(|tx| Command::Keys(op, tx)).await
+    }
+
+    /// Operator join: contacts `addrs` now and keeps them as seeds; answers with the
+    /// addresses contacted.
+    pub async fn join(
+        &self,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Result<Vec<SocketAddr>, CommandError>, Stopped> {
+        self.ask(|tx| Command::Join(addrs, tx)).await
+    }
+
+    /// Replaces the seed addresses (seed names re-resolved; see `daemon`).
+    pub async fn set_seeds(&self, seeds: Vec<SocketAddr>) -> Result<(), Stopped> {
+        self.cmd_tx
+            .send(Command::SetSeeds(seeds))
+            .await
+            .map_err(|_| Stopped)
     }
 
     /// Removes a member by operator decision.
@@ -487,6 +509,19 @@ impl<T: Transport> NodeRuntime<T> {
             }
             Command::Keys(op, reply) => {
                 let _ = reply.send(self.change_keys(op));
+            }
+            Command::Join(addrs, reply) => {
+                let result = self.node.join(now, &addrs, effects);
+                match &result {
+                    Ok(contacted) => info!(?contacted, "joining through an operator's addresses"),
+                    Err(e) => info!(error = %e, "join refused"),
+                }
+                let _ = reply.send(result);
+            }
+            Command::SetSeeds(seeds) => {
+                if self.node.set_seeds(now, seeds.clone()) {
+                    info!(?seeds, "seed addresses changed (re-resolved)");
+                }
             }
         }
     }
