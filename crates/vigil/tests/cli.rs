@@ -104,7 +104,7 @@ fn completions_and_man_pages_come_from_the_same_definition() {
         let (code, out, err) = run_vigil(&["completions", shell], &[], &dir);
         assert_eq!(code, 0, "{err}");
         assert!(
-            out.contains("force-leave") && out.contains("--output"),
+            out.contains("force-leave") && out.contains("output"),
             "{shell}"
         );
     }
