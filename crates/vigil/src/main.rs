@@ -6,7 +6,8 @@
 //! - [`runtime`]: the tokio task that owns a [`membership::Node`], its clock and socket;
 //!   [`runtime::daemon`] wires a node process together.
 //! - [`api`]: the HTTP API (axum): status, members, health, metrics, admin.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics: membership, pipeline, HTTP requests, the process.
+//! - [`build_info`]: version, git commit, profile and features of this binary.
 //! - [`cli`]: subcommands (`node`, `up`, `load`, `members`, `status`, `join`, `leave`,
 //!   `force-leave`, `keys`, `config`, `completions`, `man`).
 //! - [`roles`]: the seed's service roles.
@@ -22,6 +23,7 @@
 //! configuration (the message names the key, where it came from, and why).
 
 mod api;
+mod build_info;
 mod cli;
 mod config;
 mod metrics;

@@ -5,6 +5,7 @@
 //! | `GET /cluster/status` | the seed's status body plus leader, self, generations, roles, addresses |
 //! | `GET /cluster/members`, `GET /cluster/members/{id}` | member bodies (404 for an unknown id) |
 //! | `GET /actuator/health` | Spring's shape; 503 when DOWN (no quorum, or leaving) |
+//! | `GET /actuator`, `/actuator/health/{liveness,readiness}`, `/actuator/prometheus`, `/actuator/info` | Spring Boot's conventions ([`actuator`]) |
 //! | `GET /livez`, `GET /readyz` | alive = the runtime answers; ready = joined, quorum, not leaving |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /cluster/leave` | graceful leave, then the process exits (admin token) |
@@ -19,6 +20,7 @@
 //!
 //! Handlers never touch the node: they ask the runtime task through a [`Handle`].
 
+pub mod actuator;
 pub mod model;
 pub mod server;
 
@@ -90,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(actuator::routes())
         .with_state(state)
 }
 
@@ -103,11 +106,18 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let limits = state.limits;
+    let metrics = state.handle.metrics.clone();
     let app = router(state)
         .merge(extra)
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| time_limit(limits.timeout, req, next),
+        ))
+        // outermost: counts every answer, the 408s and 413s above included
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                crate::metrics::extra::HttpMetrics::track(metrics.clone(), req, next)
+            },
         ));
     server::serve(listener, tls, app, limits.connections, stop).await
 }
@@ -150,7 +160,7 @@ fn stopped() -> Response {
     )
 }
 
-async fn snapshot(state: &AppState) -> Result<Snapshot, Response> {
+pub(crate) async fn snapshot(state: &AppState) -> Result<Snapshot, Response> {
     match tokio::time::timeout(Duration::from_secs(2), state.handle.snapshot()).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(_)) => Err(stopped()),
@@ -429,7 +439,7 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn livez(State(state): State<AppState>) -> Response {
+pub(crate) async fn livez(State(state): State<AppState>) -> Response {
     match snapshot(&state).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(r) => r,
@@ -441,7 +451,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let reason = if s.leaving {
+    match not_ready(&s) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {r}\n")).into_response(),
+    }
+}
+
+/// Why this node should get no traffic yet (`/readyz`, `/actuator/health/readiness`).
+pub(crate) fn not_ready(s: &Snapshot) -> Option<&'static str> {
+    if s.leaving {
         Some("leaving")
     } else if !s.joined {
         Some("not joined yet: no answer from the seeds")
@@ -449,20 +467,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Some("no quorum")
     } else {
         None
-    };
-    match reason {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {r}\n")).into_response(),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let s = match snapshot(&state).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let metrics = &state.handle.metrics;
     metrics.observe(&s.view, &s.stats);
+    if let Some(service) = &state.service {
+        metrics.observe_pipeline(&service.health().1);
+    }
+    metrics.observe_process();
     (
         [(
             header::CONTENT_TYPE,

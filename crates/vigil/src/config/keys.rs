@@ -790,6 +790,10 @@ pub const NOT_KEYS: &[(&str, &str)] = &[
     ),
     ("VIGIL_SKIP_PROMETHEUS", "crates/vigil/tests/prometheus.rs"),
     ("VIGIL_SKIP_PROMTOOL", "crates/vigil/tests/metrics.rs"),
+    (
+        "VIGIL_GIT_COMMIT",
+        "crates/vigil/build.rs: the commit to report when built without .git",
+    ),
 ];
 
 /// Prefix reserved for the test suite's own knobs (`VIGIL_TEST_POSTGRES_URL`, ...).
