@@ -117,6 +117,18 @@ async fn a_seed_name_with_many_addresses_joins_everyone_and_is_re_resolved() {
     // name points at the cluster: the name is looked up again every
     // cluster.seeds.rejoin-interval, and the log says the addresses changed.
     start(&mut cluster, "late", ips[3], &format!("{later}:{port}"));
+    cluster
+        .wait_for(
+            "the late member runs, alone",
+            Duration::from_secs(20),
+            || async {
+                cluster
+                    .status("late")
+                    .await
+                    .is_some_and(|s| s["totalNodes"] == 1)
+            },
+        )
+        .await;
     hosts.add(ips[0], &later);
     let four = ["pod-0", "pod-1", "pod-2", "late"];
     cluster
