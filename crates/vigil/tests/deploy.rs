@@ -133,8 +133,8 @@ fn the_image_builds_what_the_compose_file_uses_stripped_and_not_as_root() {
     );
     let user = dockerfile
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
         .expect("Dockerfile: USER");
     let uid = user.split(':').next().unwrap();
     assert!(
