@@ -65,7 +65,7 @@ pub fn table(members: &[MemberDto], now: time::OffsetDateTime) -> String {
         "HEALTH",
         "PHI",
         "GENERATION",
-        "LAST HEARTBEAT",
+        "LAST HEARD",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for m in members {

@@ -383,6 +383,12 @@ impl<T: Transport> NodeRuntime<T> {
                 }
             }
             self.flush(&mut effects).await;
+            // A node whose only seed is itself (the first pod behind a headless Service, on a
+            // cold start) founds the cluster: no member joins to tell it so, but it holds
+            // quorum, and must become ready for the next pod to start.
+            if !self.joined && self.node.has_quorum() {
+                self.joined = true;
+            }
             if !self.joined && now >= next_seed_warning {
                 warn!(seeds = ?self.info.seeds, "no answer from any seed yet; still trying");
                 next_seed_warning = now + Duration::from_secs(5);
