@@ -326,3 +326,53 @@ async fn join_leave_force_leave_and_what_the_tables_say_about_a_frozen_member() 
     let exit = cluster.node_mut("b").wait_exit(Duration::from_secs(20));
     assert_eq!(exit.and_then(|s| s.code()), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_logs_json_for_itself_and_its_members_when_asked() {
+    let _guard = harness::exclusive().await;
+    let dir = harness::scratch("cli-up-json");
+    let (http_offset, gossip_base) = harness::free_up_layout();
+    let out = dir.join("up.out");
+    let err = dir.join("up.err");
+    let mut up = Command::new(BIN)
+        .args(["up", "--log-format", "json"])
+        .args(["--http-offset", &http_offset.to_string()])
+        .args(["--gossip-base", &gossip_base.to_string()])
+        .current_dir(&dir)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    while !read(&out).contains("cluster ready: 4 HEALTHY") {
+        if Instant::now() > deadline {
+            let _ = up.kill();
+            panic!("not ready:\n{}\n{}", read(&out), read(&err));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = nix::unistd::Pid::from_raw(up.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while up.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "vigil up did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = [
+        read(&err),
+        read(&dir.join(".vigil/logs/coordinator.log")),
+        read(&dir.join(".vigil/logs/consumer.log")),
+    ];
+    for log in &logs {
+        assert!(!log.trim().is_empty());
+        for line in log.lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+            assert!(
+                v["level"].is_string() && v["timestamp"].is_string(),
+                "{line}"
+            );
+        }
+    }
+}
