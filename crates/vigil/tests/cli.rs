@@ -128,8 +128,11 @@ fn completions_and_man_pages_come_from_the_same_definition() {
     );
 }
 
-#[test]
-fn up_refuses_busy_ports_and_names_them() {
+// Holds `vigil up` ports: under the cluster lock, so that no other `up` in this file picks the
+// same free layout meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_refuses_busy_ports_and_names_them() {
+    let _guard = harness::exclusive().await;
     let dir = harness::scratch("cli-up-busy");
     let (http_offset, gossip_base) = harness::free_up_layout();
     let coordinator_port = 8081 + http_offset;
@@ -152,7 +155,7 @@ fn up_refuses_busy_ports_and_names_them() {
             let _ = up.kill();
             panic!("vigil up did not refuse busy ports");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let out = up.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
