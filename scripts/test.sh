@@ -87,9 +87,23 @@ if [ "$FAST" = 0 ]; then
         apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${ops_need[@]}" >/dev/null
     fi
 fi
-step "deploy/: promtool check config and rules, promtool test rules, docker-compose config"
-if [ "$FAST" = 1 ] && ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then
-    echo "skipped: no docker-compose (run without --fast to install it)"
+# kubernetes-validate (PyPI) bundles the Kubernetes schemas and validates offline; one venv,
+# made once and reused (deploy/check.sh finds it there).
+KV_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/vigil-kubernetes-validate"
+if [ "$FAST" = 0 ] && [ ! -x "$KV_VENV/bin/kubernetes-validate" ]; then
+    step "installing kubernetes-validate into $KV_VENV (once)"
+    command -v python3 >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 >/dev/null; }
+    if ! python3 -m venv "$KV_VENV" >/dev/null 2>&1; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+        python3 -m venv "$KV_VENV"
+    fi
+    "$KV_VENV/bin/pip" install -q kubernetes-validate
+fi
+step "deploy/: promtool check config and rules, promtool test rules, kubernetes-validate, docker-compose config"
+if [ "$FAST" = 1 ] && { { ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; } \
+        || [ ! -x "$KV_VENV/bin/kubernetes-validate" ]; }; then
+    echo "skipped: no docker-compose or kubernetes-validate (run without --fast to install them)"
 else
     deploy/check.sh
 fi

@@ -406,6 +406,13 @@ impl MemberRecord {
         !self.liveness.is_terminal()
     }
 
+    /// Whether only the member itself issues a record in this state (ALIVE: its own heartbeat
+    /// counter, refutation or metadata; LEFT: its goodbye), so a newer one is news *from* it.
+    /// SUSPECT, FAILED and REMOVED are issued by others about it.
+    pub fn issued_by_member(&self) -> bool {
+        matches!(self.liveness, Liveness::Alive | Liveness::Left)
+    }
+
     /// A 64-bit fingerprint of the versioned parts, for table summaries.
     pub fn fingerprint(&self) -> u64 {
         let mut h = fnv1a(self.id.as_bytes());

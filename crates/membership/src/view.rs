@@ -23,8 +23,9 @@ pub struct MemberView {
     /// Phi as this node's detector sees it; 0 for members this node does not watch directly
     /// unless they are suspected (then the threshold).
     pub phi: f64,
-    /// When this node last heard fresh news of the member (a heartbeat or a newer record),
-    /// on the runtime's clock.
+    /// When this node last heard from the member itself (a heartbeat, or a newer record the
+    /// member issued: ALIVE or LEFT), on the runtime's clock. Accusations (SUSPECT, FAILED)
+    /// do not move it, so a frozen member's value stays where it froze.
     pub last_heartbeat: Option<Duration>,
     /// Role label.
     pub role: String,

@@ -64,6 +64,8 @@ mod subscription;
 #[doc(hidden)]
 pub mod api;
 #[doc(hidden)]
+pub mod build_info;
+#[doc(hidden)]
 pub mod cli;
 #[doc(hidden)]
 pub mod metrics;

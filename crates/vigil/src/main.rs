@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `| head` went away: nothing to say, and nobody to say it to.
+        Err(e) if e.downcast_ref::<cli::StdoutClosed>().is_some() => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<config::Error>().is_some() => {
             eprintln!("vigil: configuration error: {e}");
             ExitCode::from(2)

@@ -42,7 +42,8 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
         assert_eq!(m["nodeId"], id);
         assert_eq!(m["status"], "HEALTHY");
         assert!(m["healthScore"].as_u64().unwrap() <= 100);
-        assert!(m["phiScore"].is_f64(), "{m}");
+        // Phi only where this node watches the member (null for itself and the others).
+        assert_eq!(m["phiScore"].is_f64(), m["monitored"] == true, "{m}");
         let t = m["lastHeartbeatTime"].as_str().unwrap();
         assert!(t.ends_with('Z') && t.contains('T'), "RFC 3339 UTC: {t}");
         assert!(
@@ -127,7 +128,7 @@ async fn four_nodes_converge_to_four_healthy_with_quorum() {
     assert!(out.lines().next().unwrap().starts_with("NODE"), "{out}");
     let (code, out, err) = run_vigil(
         &[
-            "members", "--addr", &addr, "--format", "json", "--status", "FAILED",
+            "members", "--addr", &addr, "--output", "json", "--status", "FAILED",
         ],
         &[],
         &cluster.dir,

@@ -15,6 +15,7 @@ use rand::Rng as _;
 
 use super::{Node, Output, Source};
 use crate::codec::{self, Message, Sender, MAX_SLICES};
+use crate::error::CommandError;
 use crate::member::MemberRecord;
 
 /// Most datagrams one sync answer may take (the rest waits for the next exchange).
@@ -222,6 +223,60 @@ impl Node {
         let records = self.table.records().collect();
         let pages = Self::pages_from_cursor(&mut self.sync_cursor, records, budget);
         self.send_records(from, pages, out);
+    }
+
+    /// Replaces the seed list: the runtime re-resolves seed names (a headless Service's pods
+    /// come and go) and hands the addresses here. This node's own address is dropped; when a
+    /// seed is new, the seeds are contacted at the next timeout rather than a rejoin interval
+    /// later. The first-seed bootstrap rule of [`Node::new`] is not applied again. Returns
+    /// whether the list changed.
+    pub fn set_seeds(&mut self, now: Duration, seeds: Vec<SocketAddr>) -> bool {
+        let me = self.my_record().addr;
+        let mut fresh: Vec<SocketAddr> = Vec::with_capacity(seeds.len());
+        for s in seeds {
+            if s != me && !fresh.contains(&s) {
+                fresh.push(s);
+            }
+        }
+        if fresh == self.seeds {
+            return false;
+        }
+        if fresh.iter().any(|s| !self.seeds.contains(s)) {
+            self.next_seed_contact = self.next_seed_contact.min(now);
+        }
+        self.seeds = fresh;
+        true
+    }
+
+    /// Operator join (`vigil join`): sends this node's join to each of `addrs` at once (each
+    /// answers with its table, merging the two views) and keeps them as seeds, so that an
+    /// address that does not answer yet is knocked on again while this node is alone.
+    /// Returns the addresses contacted (own address and duplicates left out).
+    pub fn join(
+        &mut self,
+        now: Duration,
+        addrs: &[SocketAddr],
+        out: &mut impl Output,
+    ) -> Result<Vec<SocketAddr>, CommandError> {
+        self.clock = self.clock.max(now);
+        if self.left {
+            return Err(CommandError::HasLeft);
+        }
+        let me = self.my_record().addr;
+        let mut contacted = Vec::new();
+        for addr in addrs {
+            if *addr != me && !contacted.contains(addr) {
+                contacted.push(*addr);
+            }
+        }
+        let join = self.join_message(self.my_record().clone());
+        for to in &contacted {
+            self.send(*to, &join, out);
+            if !self.seeds.contains(to) {
+                self.seeds.push(*to);
+            }
+        }
+        Ok(contacted)
     }
 
     /// While alone, knock on every seed each second; afterwards probe one seed per rejoin

@@ -1654,3 +1654,39 @@ fn a_stranger_never_gets_more_bytes_back_than_it_sent() {
         sent_bytes(&cap)
     );
 }
+
+/// A pump whose node 1 was given a seed nobody answers at (a name that resolved to a pod not
+/// started yet): it stays alone.
+fn pump_with_a_stranded_joiner() -> Pump {
+    let mut p = Pump::new(2, Config::default());
+    p.nodes[1] = node(1, &[9], Config::default());
+    p.run_for(MS(3000));
+    assert_eq!(p.nodes[1].view(p.now).members.len(), 1);
+    p
+}
+
+#[test]
+fn a_reresolved_seed_list_is_contacted_at_once() {
+    let mut p = pump_with_a_stranded_joiner();
+    assert!(p.nodes[1].set_seeds(p.now, vec![addr(1), addr(9), addr(0), addr(0)]));
+    // unchanged: nothing to do (own address and duplicates dropped)
+    assert!(!p.nodes[1].set_seeds(p.now, vec![addr(9), addr(0)]));
+    p.run_for(MS(1500));
+    assert_eq!(p.status(0, 1), Some(Status::Healthy));
+    assert_eq!(p.nodes[1].view(p.now).members.len(), 2);
+}
+
+#[test]
+fn an_operator_join_contacts_the_address_and_merges_views() {
+    let mut p = pump_with_a_stranded_joiner();
+    let mut cap = Capture::default();
+    let contacted = p.nodes[1]
+        .join(p.now, &[addr(0), addr(1), addr(0)], &mut cap)
+        .unwrap();
+    assert_eq!(contacted, vec![addr(0)]);
+    assert!(cap.sent.iter().any(|(to, _)| *to == addr(0)));
+    p.absorb(1, cap);
+    p.run_for(MS(1500));
+    assert_eq!(p.status(0, 1), Some(Status::Healthy));
+    assert_eq!(p.status(1, 0), Some(Status::Healthy));
+}

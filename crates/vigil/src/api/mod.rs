@@ -6,9 +6,11 @@
 //! | `GET /cluster/members`, `GET /cluster/members/{id}` | member bodies (404 for an unknown id) |
 //! | `GET /cluster/events` | every change, as Server-Sent Events, resumable with `Last-Event-ID` ([`events`]) |
 //! | `GET /actuator/health` | Spring's shape; 503 when DOWN (no quorum, or leaving) |
+//! | `GET /actuator`, `/actuator/health/{liveness,readiness}`, `/actuator/prometheus`, `/actuator/info` | Spring Boot's conventions ([`actuator`]) |
 //! | `GET /livez`, `GET /readyz` | alive = the runtime answers; ready = joined, quorum, not leaving |
 //! | `GET /metrics` | Prometheus text format |
 //! | `POST /cluster/leave` | graceful leave, then the process exits (admin token) |
+//! | `POST /cluster/join` | `{"addresses": ["host:port"]}`: contact those members and merge views (admin token) |
 //! | `POST /cluster/members/{id}/remove` | operator removal of a member (admin token) |
 //! | `GET /cluster/keys` | the gossip keyring, primary first (admin token) |
 //! | `POST /cluster/keys/{install,use,remove}` | `{"key": "<base64>"}`: rotate the keyring (admin token) |
@@ -19,6 +21,7 @@
 //!
 //! Handlers never touch the node: they ask the runtime task through a [`Handle`].
 
+pub mod actuator;
 mod console;
 pub mod events;
 pub mod model;
@@ -86,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cluster/members/{id}", get(member))
         .route("/cluster/members/{id}/remove", post(remove_member))
         .route("/cluster/leave", post(leave))
+        .route("/cluster/join", post(join))
         .route("/cluster/keys", get(list_keys))
         .route("/cluster/keys/{op}", post(change_keys))
         .route("/actuator/health", get(health))
@@ -93,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(console::routes())
+        .merge(actuator::routes())
         .with_state(state)
 }
 
@@ -106,11 +111,18 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let limits = state.limits;
+    let metrics = state.handle.metrics.clone();
     let app = router(state)
         .merge(extra)
         .layer(DefaultBodyLimit::max(limits.max_body))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| time_limit(limits.timeout, req, next),
+        ))
+        // outermost: counts every answer, the 408s and 413s above included
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                crate::metrics::extra::HttpMetrics::track(metrics.clone(), req, next)
+            },
         ));
     server::serve(listener, tls, app, limits.connections, stop).await
 }
@@ -153,7 +165,7 @@ fn stopped() -> Response {
     )
 }
 
-async fn snapshot(state: &AppState) -> Result<Snapshot, Response> {
+pub(crate) async fn snapshot(state: &AppState) -> Result<Snapshot, Response> {
     match tokio::time::timeout(Duration::from_secs(2), state.handle.snapshot()).await {
         Ok(Ok(s)) => Ok(s),
         Ok(Err(_)) => Err(stopped()),
@@ -238,6 +250,66 @@ async fn leave(State(state): State<AppState>, headers: HeaderMap) -> Response {
             Json(json!({ "status": "LEAVING", "nodeId": state.handle.info.id })),
         )
             .into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+/// Body of `POST /cluster/join`.
+#[derive(serde::Deserialize)]
+struct JoinBody {
+    addresses: Vec<String>,
+}
+
+async fn join(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<JoinBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(r) = refuse_unless_admin(&state, &headers) {
+        return r;
+    }
+    let names = match body {
+        Ok(Json(b)) if !b.addresses.is_empty() => b.addresses,
+        Ok(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "addresses: give at least one gossip HOST:PORT",
+            )
+        }
+        Err(e) => return refuse_body(&e, "expected {\"addresses\": [\"host:port\", ...]}: "),
+    };
+    let mut addrs = Vec::new();
+    for name in names.iter().take(64) {
+        match tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::lookup_host(name.as_str()),
+        )
+        .await
+        {
+            Ok(Ok(found)) => addrs.extend(found),
+            Ok(Err(e)) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("cannot resolve `{name}` (expected a gossip HOST:PORT): {e}"),
+                )
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("cannot resolve `{name}` within 5 s"),
+                )
+            }
+        }
+    }
+    match state.handle.join(addrs).await {
+        Ok(Ok(contacted)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "contacted": contacted.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(_) => stopped(),
     }
 }
@@ -372,7 +444,7 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn livez(State(state): State<AppState>) -> Response {
+pub(crate) async fn livez(State(state): State<AppState>) -> Response {
     match snapshot(&state).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(r) => r,
@@ -384,7 +456,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let reason = if s.leaving {
+    match not_ready(&s) {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {r}\n")).into_response(),
+    }
+}
+
+/// Why this node should get no traffic yet (`/readyz`, `/actuator/health/readiness`).
+pub(crate) fn not_ready(s: &Snapshot) -> Option<&'static str> {
+    if s.leaving {
         Some("leaving")
     } else if !s.joined {
         Some("not joined yet: no answer from the seeds")
@@ -392,20 +472,20 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Some("no quorum")
     } else {
         None
-    };
-    match reason {
-        None => (StatusCode::OK, "ready\n").into_response(),
-        Some(r) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {r}\n")).into_response(),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     let s = match snapshot(&state).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let metrics = &state.handle.metrics;
     metrics.observe(&s.view, &s.stats);
+    if let Some(service) = &state.service {
+        metrics.observe_pipeline(&service.health().1);
+    }
+    metrics.observe_process();
     (
         [(
             header::CONTENT_TYPE,

@@ -34,9 +34,11 @@ pub struct MemberDto {
     pub status: String,
     /// 0-100.
     pub health_score: u8,
-    /// Phi as seen here.
-    pub phi_score: f64,
-    /// When this node last heard news of the member (RFC 3339, UTC), if ever.
+    /// Phi of this node's detector for the member, only while this node watches it
+    /// (`monitored`); `null` otherwise (itself, members others watch, FAILED and LEFT ones).
+    pub phi_score: Option<f64>,
+    /// When this node last heard from the member itself (a heartbeat, or a record the member
+    /// issued), RFC 3339 UTC; an accusation by others (SUSPECT, FAILED) does not move it.
     pub last_heartbeat_time: Option<String>,
     /// Process generation (unix milliseconds at its start).
     pub generation: u64,
@@ -123,7 +125,9 @@ pub fn member(m: &MemberView, snapshot: &Snapshot) -> MemberDto {
         node_id: m.id.clone(),
         status: m.status.as_str().to_string(),
         health_score: m.health_score,
-        phi_score: if m.phi.is_finite() { m.phi } else { f64::MAX },
+        phi_score: m
+            .monitored
+            .then_some(if m.phi.is_finite() { m.phi } else { f64::MAX }),
         last_heartbeat_time: heard.map(|d| rfc3339(snapshot.wall(d))),
         generation: m.generation,
         incarnation: m.incarnation,

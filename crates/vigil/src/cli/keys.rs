@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -23,7 +23,7 @@ pub enum KeysCommand {
     /// Print a new random admin token (32 bytes, base64url) for http.admin-token.
     Token,
     /// Show every member's keyring (primary first).
-    List(Target),
+    List(ListArgs),
     /// Make every member accept KEY (sealing still uses the current primary).
     Install(Change),
     /// Make every member seal with KEY (install it everywhere first).
@@ -34,16 +34,25 @@ pub enum KeysCommand {
 
 /// Which members to ask, and how to authenticate.
 #[derive(Debug, Args)]
-pub struct Target {
-    /// Node to ask for the member list (and to change, with --only-this).
-    #[arg(long, default_value = super::DEFAULT_ADDR, env = "VIGIL_ADDR")]
-    pub addr: String,
-    /// The admin token (http.admin-token of the members).
-    #[arg(long, env = "VIGIL_HTTP_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+pub struct Scope {
+    /// The node asked for the member list (and the one changed, with --only-this).
+    #[command(flatten)]
+    pub node: super::Target,
+    #[command(flatten)]
+    token: super::admin::Token,
     /// Change only the node at --addr, not the whole cluster.
     #[arg(long)]
     pub only_this: bool,
+}
+
+/// Flags of `vigil keys list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    target: Scope,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = super::Output::Table)]
+    pub output: super::Output,
 }
 
 /// A key and where to apply it.
@@ -52,21 +61,19 @@ pub struct Change {
     /// The key, base64.
     pub key: String,
     #[command(flatten)]
-    target: Target,
+    target: Scope,
 }
 
 /// Runs `vigil keys ...`.
 pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     let (op, key, target) = match cmd {
         KeysCommand::Generate => {
-            println!("{}", secrets::gossip_key()?.encode());
-            return Ok(());
+            return super::emitln(&secrets::gossip_key()?.encode());
         }
         KeysCommand::Token => {
-            println!("{}", secrets::admin_token()?);
-            return Ok(());
+            return super::emitln(&secrets::admin_token()?);
         }
-        KeysCommand::List(t) => ("list", None, t),
+        KeysCommand::List(l) => return list(l).await,
         KeysCommand::Install(c) => ("install", Some(c.key), c.target),
         KeysCommand::Use(c) => ("use", Some(c.key), c.target),
         KeysCommand::Remove(c) => ("remove", Some(c.key), c.target),
@@ -74,14 +81,8 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     if let Some(k) = &key {
         Key::parse(k).map_err(|e| anyhow::anyhow!("KEY: {e}"))?;
     }
-    let Some(token) = target.token.clone() else {
-        bail!("--token (or VIGIL_HTTP_ADMIN_TOKEN) is required: keyring endpoints are admin-only");
-    };
-    let nodes = if target.only_this {
-        vec![("(--addr)".to_string(), target.addr.clone())]
-    } else {
-        live_members(&target.addr).await?
-    };
+    let token = target.token.require()?.to_string();
+    let nodes = targets(&target).await?;
     let client = super::client(Duration::from_secs(5))?.build()?;
     let mut failed = Vec::new();
     for (id, addr) in &nodes {
@@ -89,23 +90,12 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
             Ok(body) => {
                 let keys = body["keys"].as_array().map_or(0, Vec::len);
                 let primary = body["primary"].as_str().unwrap_or("-");
-                if op == "list" {
-                    let all: Vec<&str> = body["keys"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .collect();
-                    println!(
-                        "{id:<16} {addr:<22} primary {primary}  all [{}]",
-                        all.join(", ")
-                    );
-                } else {
-                    println!("{id:<16} {addr:<22} ok: {keys} key(s), primary {primary}");
-                }
+                super::emitln(&format!(
+                    "{id:<16} {addr:<22} ok: {keys} key(s), primary {primary}"
+                ))?;
             }
             Err(e) => {
-                println!("{id:<16} {addr:<22} FAILED: {e:#}");
+                super::emitln(&format!("{id:<16} {addr:<22} FAILED: {e:#}"))?;
                 failed.push(id.clone());
             }
         }
@@ -119,6 +109,72 @@ pub async fn run(cmd: KeysCommand) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `vigil keys list`: every live member's keyring, as lines or one JSON object by id.
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let token = args.target.token.require()?.to_string();
+    let nodes = targets(&args.target).await?;
+    let client = super::client(Duration::from_secs(5))?.build()?;
+    let mut failed = Vec::new();
+    let mut all = serde_json::Map::new();
+    for (id, addr) in &nodes {
+        let answer = call(&client, addr, "list", None, &token).await;
+        let entry = match &answer {
+            Ok(body) => {
+                serde_json::json!({ "address": addr, "primary": body["primary"], "keys": body["keys"] })
+            }
+            Err(e) => serde_json::json!({ "address": addr, "error": format!("{e:#}") }),
+        };
+        all.insert(id.clone(), entry);
+        if args.output == super::Output::Json {
+            if answer.is_err() {
+                failed.push(id.clone());
+            }
+            continue;
+        }
+        match answer {
+            Ok(body) => {
+                let primary = body["primary"].as_str().unwrap_or("-");
+                let keys: Vec<&str> = body["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                super::emitln(&format!(
+                    "{id:<16} {addr:<22} primary {primary}  all [{}]",
+                    keys.join(", ")
+                ))?;
+            }
+            Err(e) => {
+                super::emitln(&format!("{id:<16} {addr:<22} FAILED: {e:#}"))?;
+                failed.push(id.clone());
+            }
+        }
+    }
+    if args.output == super::Output::Json {
+        super::emit_json(&all)?;
+    }
+    if !failed.is_empty() {
+        bail!(
+            "list failed on {} of {} members ({})",
+            failed.len(),
+            nodes.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The nodes a keyring command talks to, as (id, base URL).
+async fn targets(scope: &Scope) -> anyhow::Result<Vec<(String, String)>> {
+    let addr = scope.node.url();
+    if scope.only_this {
+        Ok(vec![("(--addr)".to_string(), addr)])
+    } else {
+        live_members(&addr).await
+    }
 }
 
 /// Every member that is not FAILED or LEFT and has an HTTP address, as (id, base URL).
@@ -150,11 +206,10 @@ async fn call(
             .post(format!("{base}/cluster/keys/{op}"))
             .json(&serde_json::json!({ "key": k })),
     };
-    let response = request
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
+    let response = match request.bearer_auth(token).send().await {
+        Ok(r) => r,
+        Err(e) => return Err(super::unreachable(&base, &e)),
+    };
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

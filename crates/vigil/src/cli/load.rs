@@ -24,9 +24,10 @@ use crate::api::model::StatusDto;
 /// Flags of `vigil load`.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// The gateway.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub addr: String,
+    /// The gateway to load (--addr, or VIGIL_ADDR) [default: http://127.0.0.1:8080, the
+    /// gateway of `vigil up`].
+    #[command(flatten)]
+    pub target: super::Target,
     /// Events per second.
     #[arg(long, default_value_t = 200)]
     pub rate: u32,
@@ -42,10 +43,13 @@ pub struct LoadArgs {
     /// After the run, wait until every accepted event is stored (GET /api/logs/stats).
     #[arg(long)]
     pub verify: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format of the report.
+    #[arg(long, short, value_enum, default_value_t = super::Output::Table)]
+    pub output: super::Output,
 }
+
+/// The gateway of `vigil up`.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
 
 #[derive(Default)]
 struct Counters {
@@ -87,7 +91,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         crate::roles::event::MAX_BATCH
     );
     anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
-    let base = crate::tls::base_url(&args.addr);
+    let json_out = args.output == super::Output::Json;
+    let base = args.target.url_or(DEFAULT_GATEWAY);
     let client = super::client(Duration::from_secs(10))?
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -107,8 +112,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let samples = Arc::new(Mutex::new(BTreeMap::<String, MemberSamples>::new()));
     let sample_failures = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(Semaphore::new(args.concurrency));
+    // What the failed requests were, by kind ("Connection refused (os error 111)", "HTTP 500").
+    let error_kinds = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
 
-    let bar = if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let bar = if json_out || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         ProgressBar::hidden()
     } else {
         let b = ProgressBar::new(duration.as_secs().max(1));
@@ -181,6 +188,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let url = format!("{base}/api/logs");
         let task_counters = counters.clone();
         let latencies = latencies.clone();
+        let error_kinds = error_kinds.clone();
         let n = args.batch as u64;
         counters.sent.fetch_add(1, Ordering::Relaxed);
         requests.push(tokio::spawn(async move {
@@ -189,7 +197,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             let outcome = client.post(&url).json(&body).send().await;
             let micros = t0.elapsed().as_micros() as u64;
             drop(permit);
-            match outcome.map(|r| r.status().as_u16()) {
+            let outcome = outcome.map(|r| r.status().as_u16());
+            let kind = match &outcome {
+                Ok(code) => format!("HTTP {code}"),
+                Err(e) if e.is_timeout() => "timeout".to_string(),
+                Err(e) => super::root_cause(e),
+            };
+            match outcome {
                 Ok(202) => {
                     counters.accepted_requests.fetch_add(1, Ordering::Relaxed);
                     counters.accepted_events.fetch_add(n, Ordering::Relaxed);
@@ -206,6 +220,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 }
                 _ => {
                     counters.errors.fetch_add(1, Ordering::Relaxed);
+                    *error_kinds
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(kind)
+                        .or_default() += 1;
                 }
             }
         }));
@@ -256,6 +275,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             "errors": c.errors.load(Ordering::Relaxed),
             "skippedClientSaturated": c.skipped.load(Ordering::Relaxed),
         },
+        "errorsByKind": error_kinds.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         "eventsAccepted": accepted_events,
         "throughputEventsPerSec": accepted_events as f64 / elapsed.as_secs_f64().max(1e-9),
         "latencyMs": {
@@ -279,55 +299,94 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             "secondsToStore": secs,
         })),
     });
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if json_out {
+        super::emit_json(&report)?;
     } else {
-        print_report(&report, &members, &service, verify);
+        super::emit(&render_report(&report, &members, &service, verify))?;
+    }
+    if accepted_events == 0 {
+        anyhow::bail!("{}", nothing_accepted(&report));
     }
     Ok(())
 }
 
-fn print_report(
+/// Why a run that got nothing accepted failed, from the report's counters and error kinds.
+fn nothing_accepted(r: &Value) -> String {
+    let q = &r["requests"];
+    let mut reasons: Vec<String> = r["errorsByKind"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(kind, n)| format!("{n}× {kind}"))
+        .collect();
+    for (key, what) in [
+        ("throttled429", "429 throttled"),
+        ("unavailable503", "503 unavailable"),
+    ] {
+        if let Some(n) = q[key].as_u64().filter(|n| *n > 0) {
+            reasons.push(format!("{n}× {what}"));
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push("no request completed".into());
+    }
+    format!(
+        "no event was accepted by {} ({}); is a gateway running there? (--addr or VIGIL_ADDR)",
+        r["addr"].as_str().unwrap_or("?"),
+        reasons.join(", ")
+    )
+}
+
+fn render_report(
     r: &Value,
     members: &BTreeMap<String, MemberSamples>,
     service: &str,
     verify: Option<(u64, f64)>,
-) {
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let q = &r["requests"];
-    println!(
+    let _ = writeln!(
+        out,
         "vigil load: {:.1} s at {} events/s ({} per request) against {}",
         r["durationSecs"].as_f64().unwrap_or(0.0),
         r["rate"],
         r["batch"],
         r["addr"].as_str().unwrap_or("")
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  requests:   {} sent, {} accepted (202), {} throttled (429), {} unavailable (503), {} errors, {} skipped (client saturated)",
         q["sent"], q["accepted"], q["throttled429"], q["unavailable503"], q["errors"], q["skippedClientSaturated"]
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  throughput: {} events accepted, {:.1} events/s",
         r["eventsAccepted"],
         r["throughputEventsPerSec"].as_f64().unwrap_or(0.0)
     );
     let l = &r["latencyMs"];
-    println!(
+    let _ = writeln!(
+        out,
         "  latency:    p50 {:.2} ms   p99 {:.2} ms   max {:.2} ms",
         l["p50"].as_f64().unwrap_or(0.0),
         l["p99"].as_f64().unwrap_or(0.0),
         l["max"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  members (sampled every second through /api/cluster/status; {} failed samples):",
         r["statusSampleFailures"]
     );
-    println!(
+    let _ = writeln!(
+        out,
         "    {:<14} {:<12} {:>8} {:>13} {:>10}  statuses seen",
         "member", "role", "samples", "availability", "score min/avg"
     );
     for (id, m) in members {
         let statuses: Vec<String> = m.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
-        println!(
+        let _ = writeln!(
+            out,
             "    {:<14} {:<12} {:>8} {:>12.1}% {:>6}/{:<6.1}  {}",
             id,
             m.role,
@@ -345,8 +404,9 @@ fn print_report(
             std::cmp::Ordering::Less => "MISSING ROWS",
             std::cmp::Ordering::Greater => "DUPLICATE ROWS",
         };
-        println!("  verify:     {stored} of {expected} accepted events stored for service {service} after {secs:.1} s: {verdict}");
+        let _ = writeln!(out, "  verify:     {stored} of {expected} accepted events stored for service {service} after {secs:.1} s: {verdict}");
     }
+    out
 }
 
 async fn fetch_status(client: &reqwest::Client, base: &str) -> Option<StatusDto> {

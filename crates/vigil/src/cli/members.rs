@@ -1,27 +1,18 @@
 //! `vigil members`: a table like `serf members` or `nodetool status`.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
+use super::{Output, Target};
 use crate::api::model::MemberDto;
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Aligned columns.
-    Table,
-    /// The API's JSON.
-    Json,
-}
 
 /// Flags of `vigil members`.
 #[derive(Debug, Args)]
 pub struct MembersArgs {
-    /// Node to ask.
-    #[arg(long, default_value = super::DEFAULT_ADDR, env = "VIGIL_ADDR")]
-    pub addr: String,
+    #[command(flatten)]
+    pub target: Target,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     /// Only members whose status matches this regular expression (e.g. 'FAILED|SUSPECT').
     #[arg(long, value_name = "REGEX")]
     pub status: Option<String>,
@@ -36,15 +27,15 @@ pub async fn run(args: MembersArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let mut members: Vec<MemberDto> = super::get_json(&args.addr, "/cluster/members").await?;
+    let mut members: Vec<MemberDto> =
+        super::get_json(&args.target.url(), "/cluster/members").await?;
     if let Some(re) = &filter {
         members.retain(|m| re.is_match(&m.status));
     }
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&members)?),
-        Format::Table => print!("{}", table(&members, time::OffsetDateTime::now_utc())),
+    match args.output {
+        Output::Json => super::emit_json(&members),
+        Output::Table => super::emit(&table(&members, time::OffsetDateTime::now_utc())),
     }
-    Ok(())
 }
 
 /// "1.2s ago" from an RFC 3339 time.
@@ -74,7 +65,7 @@ pub fn table(members: &[MemberDto], now: time::OffsetDateTime) -> String {
         "HEALTH",
         "PHI",
         "GENERATION",
-        "LAST HEARTBEAT",
+        "LAST HEARD",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for m in members {
@@ -86,10 +77,10 @@ pub fn table(members: &[MemberDto], now: time::OffsetDateTime) -> String {
             m.zone.clone(),
             m.status.clone(),
             m.health_score.to_string(),
-            if m.phi_score >= 1e6 {
-                "inf".into()
-            } else {
-                format!("{:.2}", m.phi_score)
+            match m.phi_score {
+                None => "-".into(),
+                Some(phi) if phi >= 1e6 => "inf".into(),
+                Some(phi) => format!("{phi:.2}"),
             },
             m.generation.to_string(),
             ago(m.last_heartbeat_time.as_deref(), now),
@@ -122,7 +113,7 @@ mod tests {
             node_id: "coordinator".into(),
             status: "HEALTHY".into(),
             health_score: 98,
-            phi_score: 0.25,
+            phi_score: Some(0.25),
             last_heartbeat_time: Some("2024-12-02T10:30:45Z".into()),
             generation: 7,
             incarnation: 0,

@@ -4,15 +4,18 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::{Output, Target};
 use crate::api::model::StatusDto;
 
 /// Flags of `vigil status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Node to ask.
-    #[arg(long, default_value = super::DEFAULT_ADDR, env = "VIGIL_ADDR")]
-    pub addr: String,
-    /// Refresh every second until Ctrl-C.
+    #[command(flatten)]
+    pub target: Target,
+    /// Output format (with --watch and json: one JSON object per line and refresh).
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Refresh every second until Ctrl-C (redrawn in place on a terminal, appended otherwise).
     #[arg(long)]
     pub watch: bool,
 }
@@ -50,22 +53,42 @@ pub fn render(s: &StatusDto) -> String {
 
 /// Runs `vigil status`.
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let base = args.target.url();
     if !args.watch {
-        let s: StatusDto = super::get_json(&args.addr, "/cluster/status").await?;
-        print!("{}", render(&s));
-        return Ok(());
+        let s: StatusDto = super::get_json(&base, "/cluster/status").await?;
+        return match args.output {
+            Output::Json => super::emit_json(&s),
+            Output::Table => super::emit(&render(&s)),
+        };
     }
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
-        let text = match super::get_json::<StatusDto>(&args.addr, "/cluster/status").await {
-            Ok(s) => render(&s),
-            Err(e) => format!("{e:#}\n"),
+        let fetched = super::get_json::<StatusDto>(&base, "/cluster/status").await;
+        let text = match (&fetched, args.output) {
+            (Ok(s), Output::Json) => format!("{}\n", serde_json::to_string(s)?),
+            (Ok(s), Output::Table) => render(s),
+            (Err(e), Output::Json) => {
+                format!("{}\n", serde_json::json!({ "error": format!("{e:#}") }))
+            }
+            (Err(e), Output::Table) => format!("{e:#}\n"),
         };
-        // Home the cursor and clear the screen, then redraw.
-        print!("\x1b[H\x1b[2J{text}\n(refreshing every second; Ctrl-C to stop)\n");
+        let frame = match (terminal, args.output) {
+            // Home the cursor and clear the screen, then redraw.
+            (true, Output::Table) => {
+                format!("\x1b[H\x1b[2J{text}\n(refreshing every second; Ctrl-C to stop)\n")
+            }
+            // A file or a pipe gets no screen codes: one block per refresh, separated.
+            (false, Output::Table) => format!(
+                "--- {}\n{text}\n",
+                crate::api::model::rfc3339(std::time::SystemTime::now())
+            ),
+            (_, Output::Json) => text,
+        };
+        super::emit(&frame)?;
     }
 }

@@ -39,6 +39,26 @@ pub struct UpArgs {
     /// Where each member's log goes.
     #[arg(long, default_value = ".vigil/logs")]
     pub log_dir: PathBuf,
+    /// Log format of `up` itself and of every member: text or json.
+    #[arg(long, value_enum, default_value_t = UpLogFormat::Text)]
+    pub log_format: UpLogFormat,
+}
+
+/// `--log-format` of `vigil up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpLogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for a log shipper).
+    Json,
+}
+
+/// `println!` that survives a closed standard output (`vigil up | head`): the cluster keeps
+/// running, only its messages are lost.
+macro_rules! say {
+    ($($t:tt)*) => {
+        let _ = crate::cli::emitln(&format!($($t)*));
+    };
 }
 
 /// Backoff between restarts of a child that keeps dying.
@@ -54,6 +74,7 @@ struct Member {
     args: Vec<String>,
     log: PathBuf,
     http: String,
+    gossip: String,
 }
 
 fn plan(args: &UpArgs) -> Vec<Member> {
@@ -88,19 +109,52 @@ fn plan(args: &UpArgs) -> Vec<Member> {
             if let Some(c) = &args.config {
                 argv.extend(["--config".to_string(), c.display().to_string()]);
             }
+            if args.log_format == UpLogFormat::Json {
+                argv.extend(["--log-format".to_string(), "json".into()]);
+            }
             Member {
                 spec: *spec,
                 args: argv,
                 log: args.log_dir.join(format!("{}.log", spec.name)),
                 http,
+                gossip: gossip(spec),
             }
         })
         .collect()
 }
 
+/// Refuses to start when a port of the plan is taken (another `vigil up`, or anything else):
+/// otherwise the members would die on their bind errors in a restart loop, and the readiness
+/// poll would find whoever holds the ports.
+fn check_ports(members: &[Member]) -> anyhow::Result<()> {
+    let mut busy = Vec::new();
+    for m in members {
+        if let Err(e) = std::net::TcpListener::bind(m.http.as_str()) {
+            busy.push(format!("{} HTTP {} (TCP): {e}", m.spec.name, m.http));
+        }
+        if let Err(e) = std::net::UdpSocket::bind(m.gossip.as_str()) {
+            busy.push(format!("{} gossip {} (UDP): {e}", m.spec.name, m.gossip));
+        }
+    }
+    if busy.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "cannot start: {} of the cluster's ports are taken (another `vigil up`?):\n  {}\n\
+         Stop what holds them, or move this cluster: --http-offset N (HTTP 8080+N..8083+N), \
+         --gossip-base PORT (gossip PORT..PORT+3)",
+        busy.len(),
+        busy.join("\n  ")
+    )
+}
+
 /// Runs `vigil up` until Ctrl-C or SIGTERM.
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
-    crate::cli::node::init_logging(crate::config::LogFormat::Text, "info");
+    let log_format = match args.log_format {
+        UpLogFormat::Text => crate::config::LogFormat::Text,
+        UpLogFormat::Json => crate::config::LogFormat::Json,
+    };
+    crate::cli::node::init_logging(log_format, "info");
     std::fs::create_dir_all(&args.log_dir)
         .with_context(|| format!("cannot create {}", args.log_dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the vigil binary to re-execute")?;
@@ -110,6 +164,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| "<http.admin-token>".into());
     let members = plan(&args);
+    check_ports(&members)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -117,13 +172,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let stop = CancellationToken::new();
         let coordinator = members.iter().find(|m| m.spec.bootstrap).map(|m| m.http.clone()).unwrap_or_default();
-        let others: Vec<String> = members.iter().map(|m| m.http.clone()).collect();
-        println!("vigil up: starting {} members (logs in {})", members.len(), args.log_dir.display());
-        println!("vigil up: data in {}", data_dir(&args));
+        let others: Vec<(String, String)> = members.iter().map(|m| (m.spec.name.to_string(), m.http.clone())).collect();
+        let started_ms = crate::roles::event::now_ms().max(0) as u64;
+        say!("vigil up: starting {} members (logs in {})", members.len(), args.log_dir.display());
+        say!("vigil up: data in {}", data_dir(&args));
         for m in &members {
-            println!("  {:<12} http://{:<20} {}", m.spec.name, m.http, m.spec.summary);
+            say!("  {:<12} http://{:<20} {}", m.spec.name, m.http, m.spec.summary);
         }
-        println!(
+        say!(
             "\n  status:   vigil status --addr http://{coordinator}   (or curl http://{coordinator}/cluster/status)\n  \
              members:  vigil members --addr http://{coordinator}\n  \
              metrics:  http://{coordinator}/metrics\n  \
@@ -131,7 +187,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
              Ctrl-C stops everything (each member leaves gracefully).\n"
         );
         if secrets.gossip_key.is_some() {
-            println!(
+            say!(
                 "  gossip:   encrypted and authenticated with a key made for this run \
                  (vigil keys list --addr http://{coordinator} --token <admin token>)\n"
             );
@@ -148,9 +204,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         }
-        let watcher = tokio::spawn(report_convergence(coordinator, others, stop.clone()));
+        let watcher = tokio::spawn(report_convergence(others, started_ms, stop.clone()));
         wait_for_stop_signal().await;
-        println!("\nvigil up: stopping (members leave gracefully)...");
+        say!("\nvigil up: stopping (members leave gracefully)...");
         stop.cancel();
         for s in supervisors {
             if let Err(e) = s.await {
@@ -158,7 +214,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         }
         watcher.abort();
-        println!("vigil up: all members stopped");
+        say!("vigil up: all members stopped");
         Ok(())
     })
 }
@@ -321,34 +377,53 @@ async fn stop_child(name: &str, child: &mut Child) {
     }
 }
 
-/// Prints once when the coordinator sees every member HEALTHY and every member holds
-/// quorum (each follows the leader's lease: a member may list everyone a moment before the
-/// leader's next request reaches it).
-async fn report_convergence(coordinator: String, all: Vec<String>, stop: CancellationToken) {
+/// Prints once when every member of this run is HEALTHY in the coordinator's view and every
+/// member holds quorum (each follows the leader's lease: a member may list everyone a moment
+/// before the leader's next request reaches it). Only this run's members count: each answer
+/// must come from the member of that name started by this `up` (generation, the process's
+/// start in unix ms, not older than this run), so another cluster on the same ports is never
+/// reported as ours.
+async fn report_convergence(all: Vec<(String, String)>, started_ms: u64, stop: CancellationToken) {
     let started = Instant::now();
     let expected = LOCAL_CLUSTER.len();
+    let coordinator = LOCAL_CLUSTER
+        .iter()
+        .find(|r| r.bootstrap)
+        .map(|r| r.name)
+        .unwrap_or_default();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = stop.cancelled() => return,
         }
-        if let Ok(s) = crate::cli::get_json::<StatusDto>(&coordinator, "/cluster/status").await {
-            let mut everyone = true;
-            for http in &all {
-                let quorum = crate::cli::get_json::<StatusDto>(http, "/cluster/status")
-                    .await
-                    .is_ok_and(|m| m.has_quorum);
-                everyone &= quorum;
+        let mut everyone = true;
+        let mut view = None;
+        for (name, http) in &all {
+            let ours = crate::cli::get_json::<StatusDto>(http, "/cluster/status")
+                .await
+                .ok()
+                .filter(|s| &s.self_id == name && s.generation >= started_ms);
+            everyone &= ours.as_ref().is_some_and(|s| s.has_quorum);
+            if name == coordinator {
+                view = ours;
             }
-            if s.healthy_nodes == expected && s.has_quorum && everyone {
-                println!(
-                    "vigil up: cluster ready: {} HEALTHY, quorum, leader {} ({} ms after start)",
-                    s.healthy_nodes,
-                    s.leader.as_deref().unwrap_or("none"),
-                    started.elapsed().as_millis()
-                );
-                return;
-            }
+        }
+        let Some(s) = view else { continue };
+        let ours = |m: &crate::api::model::MemberDto| {
+            all.iter().any(|(name, _)| *name == m.node_id) && m.generation >= started_ms
+        };
+        let healthy = s
+            .membership
+            .values()
+            .filter(|m| m.status == "HEALTHY" && ours(m))
+            .count();
+        if healthy == expected && s.has_quorum && everyone {
+            say!(
+                "vigil up: cluster ready: {healthy} HEALTHY, quorum, leader {} ({} ms after start)",
+                s.leader.as_deref().unwrap_or("none"),
+                started.elapsed().as_millis()
+            );
+            return;
         }
     }
 }

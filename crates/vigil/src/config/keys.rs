@@ -798,7 +798,10 @@ fn unknown_key_reason(key: &str) -> String {
 /// ([`env_var`]): a misspelled one is an error, not silently ignored.
 pub const NOT_KEYS: &[(&str, &str)] = &[
     ("VIGIL_CONFIG", "vigil node --config"),
-    ("VIGIL_ADDR", "--addr of vigil members, status and keys"),
+    (
+        "VIGIL_ADDR",
+        "--addr of every client command (status, members, load, keys, join, leave, ...)",
+    ),
     ("VIGIL_BIN", "scripts: the vigil binary to run"),
     (
         "VIGIL_SIM",
@@ -813,6 +816,10 @@ pub const NOT_KEYS: &[(&str, &str)] = &[
     ),
     ("VIGIL_SKIP_PROMETHEUS", "crates/vigil/tests/prometheus.rs"),
     ("VIGIL_SKIP_PROMTOOL", "crates/vigil/tests/metrics.rs"),
+    (
+        "VIGIL_GIT_COMMIT",
+        "crates/vigil/build.rs: the commit to report when built without .git",
+    ),
 ];
 
 /// Prefix reserved for the test suite's own knobs (`VIGIL_TEST_POSTGRES_URL`, ...).

@@ -80,6 +80,19 @@ pub enum Error {
         /// What is missing, and how to provide it; one item each.
         missing: Vec<String>,
     },
+    /// More than one of the above, in the order found ([`load_all`]).
+    Several(Vec<Error>),
+}
+
+impl Error {
+    /// One error for a list of them: the only one, or [`Error::Several`].
+    pub fn from_list(mut errors: Vec<Error>) -> Error {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            Error::Several(errors)
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -116,6 +129,14 @@ impl fmt::Display for Error {
                     keys::env_var("security.insecure")
                 )
             }
+            Error::Several(errors) => {
+                write!(f, "{} errors:", errors.len())?;
+                for (i, e) in errors.iter().enumerate() {
+                    let text = e.to_string().replace('\n', "\n     ");
+                    write!(f, "\n  {}. {text}", i + 1)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -144,12 +165,20 @@ impl Sources {
     }
 }
 
-/// Merges defaults, file, environment and flags, then validates.
+/// Merges defaults, file, environment and flags, then validates; the first error found.
 pub fn load(sources: &Sources) -> Result<Settings, Error> {
-    check_environment(&sources.env)?;
+    load_all(sources).map_err(|mut errors| errors.remove(0))
+}
+
+/// [`load`] that goes on past the first mistake and reports every one it finds, in the
+/// order `load` would meet them (`vigil config check` lists them all). Never an empty `Err`.
+pub fn load_all(sources: &Sources) -> Result<Settings, Vec<Error>> {
+    let mut errors = unknown_environment(&sources.env);
     let mut layered: Vec<(String, String, Origin)> = Vec::new();
     if let Some(path) = &sources.file {
-        for (k, v) in read_file(path)? {
+        let (pairs, file_errors) = read_file_all(path);
+        errors.extend(file_errors);
+        for (k, v) in pairs {
             layered.push((k, v, Origin::File(path.clone())));
         }
     }
@@ -180,37 +209,42 @@ pub fn load(sources: &Sources) -> Result<Settings, Error> {
             } else {
                 value
             };
-            return Err(Error::Value {
+            errors.push(Error::Value {
                 key,
                 value,
                 reason,
                 origin,
             });
+            continue;
         }
         origins.insert(key, origin);
     }
     settings.origins = origins;
-    validate(&settings)?;
-    Ok(settings)
+    errors.extend(validate(&settings));
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errors)
+    }
 }
 
-/// Refuses the first `VIGIL_*` variable that names no key (see [`keys::unknown_env_reason`]).
-pub fn check_environment(env: &[(String, String)]) -> Result<(), Error> {
+/// Every `VIGIL_*` variable that names no key, by name.
+fn unknown_environment(env: &[(String, String)]) -> Vec<Error> {
     let mut names: Vec<&str> = env
         .iter()
         .map(|(k, _)| k.as_str())
         .filter(|k| k.starts_with("VIGIL_"))
         .collect();
     names.sort_unstable();
-    for var in names {
-        if let Some(reason) = keys::unknown_env_reason(var) {
-            return Err(Error::UnknownEnv {
+    names
+        .into_iter()
+        .filter_map(|var| {
+            keys::unknown_env_reason(var).map(|reason| Error::UnknownEnv {
                 var: var.to_string(),
                 reason,
-            });
-        }
-    }
-    Ok(())
+            })
+        })
+        .collect()
 }
 
 /// Shortest admin token accepted (unless `security.insecure`): `vigil keys token` makes 43.
@@ -259,15 +293,16 @@ fn mentions(text: &str, key: &str) -> bool {
     })
 }
 
-fn validate(s: &Settings) -> Result<(), Error> {
+fn validate(s: &Settings) -> Vec<Error> {
     let origin = |key: &str| s.origin(key);
+    let mut errors = Vec::new();
     if let Err(e) = s.protocol.validate() {
-        return Err(protocol_error(s, e));
+        errors.push(protocol_error(s, e));
     }
     if let Some(token) = &s.admin_token {
         let chars = token.chars().count();
         if chars < MIN_ADMIN_TOKEN_LEN && !s.security.insecure {
-            return Err(Error::Value {
+            errors.push(Error::Value {
                 key: "http.admin-token".into(),
                 value: "(hidden)".into(),
                 reason: format!(
@@ -281,11 +316,11 @@ fn validate(s: &Settings) -> Result<(), Error> {
     }
     for key in ["node.gossip", "node.http"] {
         let value = s.get(key).unwrap_or_default();
-        if value.parse::<std::net::SocketAddr>().is_err() {
-            return Err(Error::Value {
+        if value.parse::<std::net::SocketAddr>().is_err() && !looks_like_host_port(&value) {
+            errors.push(Error::Value {
                 key: key.into(),
                 value,
-                reason: "expected IP:PORT to bind, e.g. 0.0.0.0:7946".into(),
+                reason: "expected HOST:PORT to bind, e.g. 0.0.0.0:7946 or localhost:8080".into(),
                 origin: origin(key),
             });
         }
@@ -293,7 +328,7 @@ fn validate(s: &Settings) -> Result<(), Error> {
     for key in ["node.advertise", "node.http-advertise"] {
         let value = s.get(key).unwrap_or_default();
         if !value.is_empty() && !looks_like_host_port(&value) {
-            return Err(Error::Value {
+            errors.push(Error::Value {
                 key: key.into(),
                 value,
                 reason: "expected HOST:PORT".into(),
@@ -303,7 +338,7 @@ fn validate(s: &Settings) -> Result<(), Error> {
     }
     for seed in &s.seeds {
         if !looks_like_host_port(seed) {
-            return Err(Error::Value {
+            errors.push(Error::Value {
                 key: "node.seeds".into(),
                 value: seed.clone(),
                 reason: "expected HOST:PORT (a comma-separated list)".into(),
@@ -317,7 +352,7 @@ fn validate(s: &Settings) -> Result<(), Error> {
         } else {
             ("http.tls-cert", "http.tls-key")
         };
-        return Err(Error::Value {
+        errors.push(Error::Value {
             key: key.into(),
             value: String::new(),
             reason: format!("required when {other} is set (HTTPS needs both)"),
@@ -328,14 +363,14 @@ fn validate(s: &Settings) -> Result<(), Error> {
         .parse::<tracing_subscriber::EnvFilter>()
         .is_err()
     {
-        return Err(Error::Value {
+        errors.push(Error::Value {
             key: "log.level".into(),
             value: s.log_level.clone(),
             reason: "not a tracing filter (e.g. info, debug, vigil=debug,info)".into(),
             origin: origin("log.level"),
         });
     }
-    Ok(())
+    errors
 }
 
 fn looks_like_host_port(v: &str) -> bool {
@@ -345,63 +380,92 @@ fn looks_like_host_port(v: &str) -> bool {
     }
 }
 
-/// Reads a file into dotted keys.
-pub fn read_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    parse_yaml(&text).map_err(|e| match e {
-        Error::Value {
-            key, value, reason, ..
-        } => Error::Value {
-            key,
-            value,
-            reason,
-            origin: Origin::File(path.to_path_buf()),
-        },
-        Error::File { reason, .. } => Error::File {
-            path: path.to_path_buf(),
-            reason,
-        },
-        other => other,
-    })
+/// Reads a file into dotted keys, the known ones, and every error (unknown keys, bad values).
+fn read_file_all(path: &Path) -> (Vec<(String, String)>, Vec<Error>) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            let error = Error::File {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            };
+            return (Vec::new(), vec![error]);
+        }
+    };
+    let (pairs, errors) = parse_yaml_all(&text);
+    let errors = errors
+        .into_iter()
+        .map(|e| match e {
+            Error::Value {
+                key, value, reason, ..
+            } => Error::Value {
+                key,
+                value,
+                reason,
+                origin: Origin::File(path.to_path_buf()),
+            },
+            Error::File { reason, .. } => Error::File {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other => other,
+        })
+        .collect();
+    (pairs, errors)
 }
 
 /// Parses YAML text into dotted keys; unknown keys are errors (typos must not pass silently).
+#[allow(dead_code)] // the fuzz target's entry point (fuzz/fuzz_targets/config.rs) and tests
 pub fn parse_yaml(text: &str) -> Result<Vec<(String, String)>, Error> {
+    match parse_yaml_all(text) {
+        (pairs, errors) if errors.is_empty() => Ok(pairs),
+        (_, mut errors) => Err(errors.remove(0)),
+    }
+}
+
+/// Parses YAML text into the dotted keys that are known, and an error for each that is not.
+fn parse_yaml_all(text: &str) -> (Vec<(String, String)>, Vec<Error>) {
     let file_err = |reason: String| Error::File {
         path: PathBuf::new(),
         reason,
     };
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(text).map_err(|e| file_err(e.to_string()))?;
+    let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return (Vec::new(), vec![file_err(e.to_string())]),
+    };
     let mut out = Vec::new();
     match value {
         serde_yaml_ng::Value::Null => {}
-        serde_yaml_ng::Value::Mapping(_) => flatten("", &value, &mut out)?,
+        serde_yaml_ng::Value::Mapping(_) => {
+            if let Err(e) = flatten("", &value, &mut out) {
+                return (Vec::new(), vec![e]);
+            }
+        }
         _ => {
-            return Err(file_err(
-                "expected a mapping of sections (node:, http:, log:, cluster:)".into(),
-            ))
+            let e =
+                file_err("expected a mapping of sections (node:, http:, log:, cluster:)".into());
+            return (Vec::new(), vec![e]);
         }
     }
-    for (k, v) in &out {
-        if !keys::is_known(k) {
-            let mut probe = Settings::default();
-            let reason = probe
-                .set(k, v)
-                .err()
-                .unwrap_or_else(|| "unknown key".into());
-            return Err(Error::Value {
-                key: k.clone(),
-                value: v.clone(),
-                reason,
-                origin: Origin::Default,
-            });
+    let mut errors = Vec::new();
+    out.retain(|(k, v)| {
+        if keys::is_known(k) {
+            return true;
         }
-    }
-    Ok(out)
+        let mut probe = Settings::default();
+        let reason = probe
+            .set(k, v)
+            .err()
+            .unwrap_or_else(|| "unknown key".into());
+        errors.push(Error::Value {
+            key: k.clone(),
+            value: v.clone(),
+            reason,
+            origin: Origin::Default,
+        });
+        false
+    });
+    (out, errors)
 }
 
 fn flatten(
@@ -608,6 +672,56 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("http.tls-cert"), "{e}");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let dir = std::env::temp_dir().join(format!("vigil-config-all-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vigil.yml");
+        std::fs::write(
+            &file,
+            "cluster:\n  hearbeat:\n    interval: 1000\n  gossip:\n    fanout: lots\nnode:\n  http: nowhere\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            file: Some(file.clone()),
+            env: env(&[("VIGIL_CLUSTR_PRESET", "lan")]),
+            flags: flags(&[("log.level", "[[")]),
+        };
+        let errors = load_all(&sources).unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = Error::from_list(errors.clone()).to_string();
+        assert_eq!(errors.len(), 5, "{text}");
+        for needle in [
+            "VIGIL_CLUSTR_PRESET",
+            "cluster.hearbeat.interval",
+            "cluster.gossip.fanout",
+            "node.http",
+            "log.level",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+        assert!(text.starts_with("5 errors:\n  1. "), "{text}");
+        // `load` still stops at the first, the same one
+        assert_eq!(load(&sources).unwrap_err(), errors[0]);
+    }
+
+    #[test]
+    fn bind_addresses_may_name_a_host() {
+        let sources = Sources {
+            flags: flags(&[
+                ("node.http", "localhost:8080"),
+                ("node.gossip", "127.0.0.1:7946"),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(load(&sources).unwrap().http, "localhost:8080");
+        let sources = Sources {
+            flags: flags(&[("node.http", "localhost")]),
+            ..Default::default()
+        };
+        assert!(load(&sources).is_err());
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //!
 //! Counters come from the core's [`Stats`] (copied as deltas at every scrape), gauges from a
 //! [`ClusterView`] taken at scrape time, histograms and the event counter from [`Event`]s as
-//! the runtime sees them. Everything is registered once in [`Metrics::new`].
+//! the runtime sees them. Everything is registered once in [`Metrics::new`]; the build,
+//! HTTP, pipeline and process metrics are in [`extra`].
+
+pub mod extra;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
@@ -75,6 +78,10 @@ pub struct Metrics {
     failure_detection: Histogram,
     propagation: Histogram,
     handler_events: Family<HandlerLabels, Counter>,
+    /// HTTP requests, counted by the API's middleware.
+    pub http: extra::HttpMetrics,
+    pipeline: extra::PipelineMetrics,
+    process: extra::ProcessMetrics,
 }
 
 impl Default for Metrics {
@@ -264,7 +271,14 @@ impl Metrics {
              node.event-handler-timeout), dropped (the handler fell too far behind)",
             handler_events.clone(),
         );
+        extra::register_build_info(&mut registry);
+        let http = extra::HttpMetrics::register(&mut registry);
+        let pipeline = extra::PipelineMetrics::register(&mut registry);
+        let process = extra::ProcessMetrics::register(&mut registry);
         Metrics {
+            http,
+            pipeline,
+            process,
             registry,
             heartbeats_sent,
             heartbeats_received,
@@ -441,6 +455,16 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(m.health_score));
         }
+    }
+
+    /// Samples the role's pipeline from its health details (see [`extra::PipelineMetrics`]).
+    pub fn observe_pipeline(&self, details: &serde_json::Value) {
+        self.pipeline.observe(details);
+    }
+
+    /// Samples the process from `/proc/self`.
+    pub fn observe_process(&self) {
+        self.process.observe();
     }
 
     /// The Prometheus text format (0.0.4), which `promtool check metrics` reads.

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Handle, NodeInfo, NodeRuntime, Options};
 use crate::api::{self, AppState};
@@ -41,15 +41,36 @@ async fn resolve(host_port: &str) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
 }
 
+/// Every address of one seed name, sorted: a DNS server may shuffle the addresses of a
+/// headless Service at every answer, and every member must see the same first seed (the
+/// one that founds the cluster on a cold start, see [`Node::new`]).
+async fn resolve_all(host_port: &str) -> std::io::Result<Vec<SocketAddr>> {
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host(host_port).await?.collect();
+    if addrs.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address",
+        ));
+    }
+    addrs.sort();
+    addrs.dedup();
+    Ok(addrs)
+}
+
+/// The seed names' addresses, in the order of the names. At start every name gets
+/// [`SEED_RESOLVE_PATIENCE`] (DNS in containers comes late); a name that still does not
+/// resolve is an error only when no other name did (the refresher tries it again later).
 async fn resolve_seeds(seeds: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
     let deadline = Instant::now() + SEED_RESOLVE_PATIENCE;
     let mut out = Vec::new();
+    let mut unresolved = Vec::new();
     for seed in seeds {
-        let addr = loop {
-            match resolve(seed).await {
+        let addrs = loop {
+            match resolve_all(seed).await {
                 Ok(a) => break a,
                 Err(e) if Instant::now() >= deadline => {
-                    bail!("cannot resolve seed `{seed}` (node.seeds): {e}")
+                    unresolved.push(format!("`{seed}`: {e}"));
+                    break Vec::new();
                 }
                 Err(e) => {
                     warn!(seed, error = %e, "cannot resolve seed yet; retrying");
@@ -59,11 +80,75 @@ async fn resolve_seeds(seeds: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
         };
         // Our own address stays in the list: being first in it is what makes this node the
         // one that founds the cluster (the core drops it before contacting seeds).
-        if !out.contains(&addr) {
-            out.push(addr);
+        for addr in addrs {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
         }
     }
+    if out.is_empty() && !unresolved.is_empty() {
+        bail!(
+            "cannot resolve any seed (node.seeds): {}",
+            unresolved.join("; ")
+        );
+    }
+    for u in &unresolved {
+        warn!(seed = %u, "seed does not resolve; trying again at the next refresh");
+    }
     Ok(out)
+}
+
+/// Re-resolves the seed names every `every` and hands changed addresses to the runtime, so
+/// a seed name that stands for many members (a Kubernetes headless Service, a DNS round
+/// robin) follows them as they come and go. Ends with `stop`.
+async fn refresh_seeds(
+    names: Vec<String>,
+    mut current: Vec<SocketAddr>,
+    every: Duration,
+    handle: crate::runtime::Handle,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        let mut fresh = Vec::new();
+        for name in &names {
+            match resolve_all(name).await {
+                Ok(addrs) => {
+                    for a in addrs {
+                        if !fresh.contains(&a) {
+                            fresh.push(a);
+                        }
+                    }
+                }
+                Err(e) => debug!(seed = %name, error = %e, "seed does not resolve now"),
+            }
+        }
+        // A name that resolves to nothing at the moment keeps the addresses it had.
+        if fresh.is_empty() || fresh == current {
+            continue;
+        }
+        current = fresh;
+        if handle.set_seeds(current.clone()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A bind address, `HOST:PORT` or `IP:PORT` (`localhost:8080` is fine): the first address
+/// the name resolves to.
+async fn bind_addr(settings: &Settings, key: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    match value.parse() {
+        Ok(a) => Ok(a),
+        Err(_) => resolve(value)
+            .await
+            .map_err(|e| config_error(settings, key, value, &format!("cannot resolve: {e}"))),
+    }
 }
 
 fn rng_seed(id: &str, generation: u64) -> u64 {
@@ -180,7 +265,7 @@ pub async fn start_with(
             "required: give --id (or node.id / VIGIL_NODE_ID)",
         ));
     }
-    let bind: SocketAddr = settings.gossip.parse().context("node.gossip")?;
+    let bind = bind_addr(&settings, "node.gossip", &settings.gossip).await?;
     if bind.ip().is_unspecified() && settings.advertise.is_none() {
         return Err(config_error(
             &settings,
@@ -222,7 +307,7 @@ pub async fn start_with(
         None => bound,
     };
     let (listener, http_addr) = if serve_http {
-        let http_bind: SocketAddr = settings.http.parse().context("node.http")?;
+        let http_bind = bind_addr(&settings, "node.http", &settings.http).await?;
         let listener = TcpListener::bind(http_bind)
             .await
             .with_context(|| format!("cannot bind the HTTP listener on {http_bind} (node.http)"))?;
@@ -282,7 +367,7 @@ pub async fn start_with(
         generation,
         gossip_addr: advertise,
         http_addr,
-        seeds,
+        seeds: seeds.clone(),
         insecure,
     };
     let options = Options {
@@ -336,6 +421,16 @@ pub async fn start_with(
             },
         },
     };
+    if !settings.seeds.is_empty() {
+        // re-resolves seed names (a headless Service's) and hands new addresses to the node
+        tasks.push(tokio::spawn(refresh_seeds(
+            settings.seeds.clone(),
+            seeds.clone(),
+            settings.protocol.seed_rejoin_interval,
+            state.handle.clone(),
+            http_stop.clone(),
+        )));
+    }
     let server = listener.map(|listener| {
         tokio::spawn(api::serve(
             listener,

@@ -162,6 +162,11 @@ enum Command {
         oneshot::Sender<Result<(), CommandError>>,
     ),
     AppHealth(u8, oneshot::Sender<()>),
+    Join(
+        Vec<SocketAddr>,
+        oneshot::Sender<Result<Vec<SocketAddr>, CommandError>>,
+    ),
+    SetSeeds(Vec<SocketAddr>),
 }
 
 /// The runtime task stopped; nothing more can be asked of it.
@@ -222,6 +227,23 @@ impl Handle {
     /// Publishes the application's own error signal (percent), folded into the next sample.
     pub async fn app_health(&self, error_pct: u8) -> Result<(), Stopped> {
         self.ask(|tx| Command::AppHealth(error_pct, tx)).await
+    }
+
+    /// Operator join: contacts `addrs` now and keeps them as seeds; answers with the
+    /// addresses contacted.
+    pub async fn join(
+        &self,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<Result<Vec<SocketAddr>, CommandError>, Stopped> {
+        self.ask(|tx| Command::Join(addrs, tx)).await
+    }
+
+    /// Replaces the seed addresses (seed names re-resolved; see `daemon`).
+    pub async fn set_seeds(&self, seeds: Vec<SocketAddr>) -> Result<(), Stopped> {
+        self.cmd_tx
+            .send(Command::SetSeeds(seeds))
+            .await
+            .map_err(|_| Stopped)
     }
 
     /// Removes a member by operator decision.
@@ -413,6 +435,12 @@ impl<T: Transport> NodeRuntime<T> {
                 Step::Compare => self.compare(now),
             }
             self.flush(&mut effects).await;
+            // A node whose only seed is itself (the first pod behind a headless Service, on a
+            // cold start) founds the cluster: no member joins to tell it so, but it holds
+            // quorum, and must become ready for the next pod to start.
+            if !self.joined && self.node.has_quorum() {
+                self.joined = true;
+            }
             if !self.joined && now >= next_seed_warning {
                 warn!(seeds = ?self.info.seeds, "no answer from any seed yet; still trying");
                 next_seed_warning = now + Duration::from_secs(5);
@@ -650,6 +678,19 @@ impl<T: Transport> NodeRuntime<T> {
                 self.app_error_pct = error_pct.min(100);
                 self.publish_signals();
                 let _ = reply.send(());
+            }
+            Command::Join(addrs, reply) => {
+                let result = self.node.join(now, &addrs, effects);
+                match &result {
+                    Ok(contacted) => info!(?contacted, "joining through an operator's addresses"),
+                    Err(e) => info!(error = %e, "join refused"),
+                }
+                let _ = reply.send(result);
+            }
+            Command::SetSeeds(seeds) => {
+                if self.node.set_seeds(now, seeds.clone()) {
+                    info!(?seeds, "seed addresses changed (re-resolved)");
+                }
             }
         }
     }

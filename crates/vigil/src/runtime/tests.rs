@@ -275,3 +275,34 @@ async fn a_resumed_subscription_replays_what_was_missed_or_starts_with_a_snapsho
         other => panic!("expected a snapshot for an id out of the window, got {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_whose_only_seed_is_itself_founds_the_cluster_and_counts_as_joined() {
+    let net = network();
+    // the first pod behind a headless Service on a cold start: the name resolves to itself
+    let first = start(&net, 1, vec![addr(1)]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let joined = loop {
+        let s = first.handle.snapshot().await.unwrap();
+        if s.joined || Instant::now() >= deadline {
+            break s.joined && s.view.has_quorum;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(joined, "a founder must become ready (joined, with quorum)");
+    // and a re-resolved seed list brings the next one in
+    let second = start(&net, 2, vec![addr(9)]);
+    second
+        .handle
+        .set_seeds(vec![addr(1), addr(2)])
+        .await
+        .unwrap();
+    assert!(
+        eventually(&[&first, &second], Duration::from_secs(10), |v| v
+            .members
+            .len()
+            == 2
+            && v.members.iter().all(|m| m.status == Status::Healthy))
+        .await
+    );
+}
