@@ -62,7 +62,8 @@ pub struct NodeInfo {
 pub struct Options {
     /// How long to keep gossiping after a graceful leave.
     pub leave_linger: Duration,
-    /// How often to measure CPU, memory and errors; `None` = never (tests).
+    /// How often to measure this process's signals (`runtime::signals`); `None` = never
+    /// (tests).
     pub signals_interval: Option<Duration>,
     /// Seals and opens every datagram; `None` = plain gossip.
     pub keyring: Option<Keyring>,
@@ -167,6 +168,8 @@ pub struct Handle {
     pub info: Arc<NodeInfo>,
     /// Its metrics.
     pub metrics: Arc<Metrics>,
+    /// Answers of this member's own service, read into its health signals.
+    pub service_load: Arc<signals::ServiceLoad>,
 }
 
 impl Handle {
@@ -221,6 +224,7 @@ enum Step {
     Timeout,
     Command(Command),
     Sample,
+    LagProbe(Instant),
 }
 
 /// Owns a node and its transport; see the module docs.
@@ -238,6 +242,7 @@ pub struct NodeRuntime<T: Transport> {
     leaving_until: Option<Duration>,
     send_errors: u64,
     sampler: Option<SignalSampler>,
+    service_load: Arc<signals::ServiceLoad>,
     limiter: SourceLimiter,
     event_log: events::EventLog,
     /// Per-member buckets, after the seal (keyed clusters only).
@@ -263,10 +268,12 @@ impl<T: Transport> NodeRuntime<T> {
         let info = Arc::new(info);
         let metrics = Arc::new(Metrics::new());
         let wall_epoch = SystemTime::now() - epoch.elapsed();
+        let service_load = Arc::new(signals::ServiceLoad::default());
         let handle = Handle {
             cmd_tx,
             info: info.clone(),
             metrics: metrics.clone(),
+            service_load: service_load.clone(),
         };
         let joined = info.seeds.is_empty();
         let sampler = options.signals_interval.map(|_| SignalSampler::new());
@@ -291,6 +298,7 @@ impl<T: Transport> NodeRuntime<T> {
             leaving_until: None,
             send_errors: 0,
             sampler,
+            service_load,
             limiter,
             event_log: events::EventLog::default(),
             members,
@@ -314,6 +322,10 @@ impl<T: Transport> NodeRuntime<T> {
             .unwrap_or(Duration::from_secs(3600));
         let mut sample_tick = tokio::time::interval(sample_every);
         sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The lag probe: how late this tick runs is how late everything on this event loop
+        // runs (a starved or frozen process, a saturated runtime).
+        let mut lag_tick = tokio::time::interval(signals::LAG_TICK);
+        lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_seed_warning = self.now() + Duration::from_secs(5);
         info!(
             id = %self.info.id,
@@ -345,6 +357,7 @@ impl<T: Transport> NodeRuntime<T> {
                 _ = tokio::time::sleep_until(wake_at) => Step::Timeout,
                 Some(cmd) = self.cmd_rx.recv() => Step::Command(cmd),
                 _ = sample_tick.tick(), if self.sampler.is_some() => Step::Sample,
+                due = lag_tick.tick(), if self.sampler.is_some() => Step::LagProbe(due),
             };
             let now = self.now();
             match step {
@@ -353,10 +366,10 @@ impl<T: Transport> NodeRuntime<T> {
                 Step::RecvError(e) => debug!(error = %e, "receive failed"),
                 Step::Timeout => self.node.handle_timeout(now, &mut effects),
                 Step::Command(cmd) => self.command(now, cmd, &mut effects),
-                Step::Sample => {
+                Step::Sample => self.sample_signals(),
+                Step::LagProbe(due) => {
                     if let Some(sampler) = &mut self.sampler {
-                        let signals = sampler.sample(self.node.stats(), self.send_errors);
-                        self.node.set_signals(signals);
+                        sampler.note_lag(Instant::now().saturating_duration_since(due));
                     }
                 }
             }
@@ -367,6 +380,24 @@ impl<T: Transport> NodeRuntime<T> {
             }
         }
         info!(id = %self.info.id, "node stopped");
+    }
+
+    /// Measures this process and publishes the signals when they moved noticeably (at most
+    /// one metadata change per `node.signals-interval`), counting what that costs.
+    fn sample_signals(&mut self) {
+        let Some(sampler) = &mut self.sampler else {
+            return;
+        };
+        let signals = sampler.sample(&self.service_load, self.node.stats(), self.send_errors);
+        let id = self.info.id.as_str();
+        let before = self.node.record(id).map(|r| r.meta.signals);
+        self.node.set_signals(signals);
+        if let Some(r) = self.node.record(id) {
+            if Some(r.meta.signals) != before {
+                let bytes = membership::codec::metadata_len(&r.meta) as u64;
+                self.metrics.signals_published(bytes);
+            }
+        }
     }
 
     /// Per-source rate limit, seal check, replay window, per-member rate limit, then the
