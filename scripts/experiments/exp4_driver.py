@@ -5,8 +5,9 @@ middle phase, and a sample of the gateway's view every 0.5 s.
 
     exp4_driver.py --vigil BIN --out DIR --stress-cmd "stress-ng --cpu 2 --timeout 40s" [...]
 
-Writes DIR/samples.csv (t, each producer's score, phi, status, cpu signal, as the gateway
-sees them), DIR/routes.csv (t, HTTP status, X-Routed-To of every write) and DIR/run.json
+Writes DIR/samples.csv (t, each producer's score, phi, status and signals as the gateway
+sees them, the gateway's routing weight and ejection of each, and every member seen FAILED),
+DIR/routes.csv (t, HTTP status, X-Routed-To of every write) and DIR/run.json
 (phases, producers, the commands). Only the standard library.
 """
 
@@ -146,7 +147,10 @@ def main():
                 row = {"t": round(t, 2)}
                 try:
                     s = get_json(f"{gw}/cluster/status")
+                    # the gateway's routing state is in its /api/cluster/status (cached 1 s)
+                    s["routing"] = get_json(f"{gw}/api/cluster/status").get("routing")
                     row["has_quorum"] = s["hasQuorum"]
+                    row["failed"] = " ".join(sorted(k for k, v in s["membership"].items() if v["status"] == "FAILED"))
                     for m in PRODUCERS:
                         v = s["membership"].get(m)
                         if v:
@@ -154,6 +158,17 @@ def main():
                             row[f"{m}_phi"] = v["phiScore"]
                             row[f"{m}_status"] = v["status"]
                             row[f"{m}_cpu"] = v["signals"]["cpuPct"]
+                        ld = s.get("load", {}).get(m)
+                        if ld:
+                            row[f"{m}_pressure"] = ld["pressurePct"]
+                            row[f"{m}_lag"] = ld["lagMs"]
+                            row[f"{m}_latency"] = ld["latencyMs"]
+                        rt = (s.get("routing") or {}).get(m)
+                        if rt:
+                            row[f"{m}_weight"] = round(rt["weight"], 3)
+                            row[f"{m}_ejected"] = int(rt["ejected"])
+                            row[f"{m}_ejections"] = rt["ejections"]
+                            row[f"{m}_ewma"] = round(rt["latencyEwmaMs"], 1)
                 except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
                     row["error"] = str(e)
                 samples.append(row)
@@ -220,7 +235,8 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    cols = ["t", "has_quorum"] + [f"{m}_{k}" for m in PRODUCERS for k in ("score", "phi", "status", "cpu")] + ["error"]
+    kinds = ("score", "phi", "status", "cpu", "pressure", "lag", "latency", "weight", "ejected", "ejections", "ewma")
+    cols = ["t", "has_quorum", "failed"] + [f"{m}_{k}" for m in PRODUCERS for k in kinds] + ["error"]
     with open(os.path.join(args.out, "samples.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
