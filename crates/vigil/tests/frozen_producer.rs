@@ -23,8 +23,11 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 const CONFIG: &str = "services:\n  producer:\n    rate: 0\n";
-/// Writes counted once producer-b is ejected.
-const WINDOW: usize = 100;
+/// Writes counted once producer-b is ejected: at [`RATE`], about 10 s, five freeze cycles and
+/// several ejections and returns.
+const WINDOW: usize = 200;
+/// The writer's pace (the workload's shape, as in experiment 4, not a wait for a result).
+const RATE: Duration = Duration::from_millis(50);
 /// Generous bound on producer-b's share of those (about 0.5 when both are well).
 const MAX_SHARE: f64 = 0.25;
 const STOPPED: Duration = Duration::from_millis(1700);
@@ -138,7 +141,9 @@ async fn a_producer_frozen_in_bursts_stops_receiving_most_writes() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut k = 0;
     let mut before = Vec::new();
+    let mut pace = tokio::time::interval(RATE);
     loop {
+        pace.tick().await;
         k += 1;
         before.push(write(k).await);
         let ejected = c.get_json(&status).await.is_some_and(|s| {
@@ -158,7 +163,9 @@ async fn a_producer_frozen_in_bursts_stops_receiving_most_writes() {
         );
     }
     let mut after = Vec::new();
+    let window_started = Instant::now();
     for _ in 0..WINDOW {
+        pace.tick().await;
         k += 1;
         after.push(write(k).await);
     }
@@ -171,8 +178,9 @@ async fn a_producer_frozen_in_bursts_stops_receiving_most_writes() {
         .count();
     let share = to_b as f64 / accepted.max(1) as f64;
     println!(
-        "ejected after {} writes; then {to_b} of {accepted} accepted writes went to producer-b ({:.0} %)",
+        "ejected after {} writes; then {to_b} of {accepted} accepted writes in {:.1} s went to producer-b ({:.0} %)",
         before.len(),
+        window_started.elapsed().as_secs_f64(),
         share * 100.0
     );
     assert!(
