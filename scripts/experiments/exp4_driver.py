@@ -54,11 +54,12 @@ def post(url, body, timeout=5.0):
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.headers.get("x-routed-to", "")
+            return r.status, r.headers.get("x-routed-to", ""), ""
     except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("x-routed-to", "") if e.headers else ""
-    except (urllib.error.URLError, OSError):
-        return 0, ""
+        body = e.read().decode(errors="replace")[:300]
+        return e.code, e.headers.get("x-routed-to", "") if e.headers else "", body
+    except (urllib.error.URLError, OSError) as e:
+        return 0, "", str(e)
 
 
 def wait_until(what, deadline_s, cond):
@@ -130,6 +131,12 @@ def main():
             s = get_json(f"{gw}/cluster/status")
             return s["hasQuorum"] and s["healthyNodes"] == len(MEMBERS)
         wait_until("5 HEALTHY members with quorum at the gateway", 60, converged)
+
+        def all_hold_quorum():
+            # a producer refuses writes until it holds quorum itself (its lease can come a
+            # moment after the gateway's): start measuring once every member does
+            return all(get_json(f"http://127.0.0.1:{ports[m][0]}/cluster/status")["hasQuorum"] for m, _ in MEMBERS)
+        wait_until("every member holds quorum", 30, all_hold_quorum)
         print(f"cluster up: gateway {gw}; logs in {work}", file=sys.stderr)
 
         t0 = time.monotonic()
@@ -181,9 +188,9 @@ def main():
             while not stop.is_set():
                 k += 1
                 t = time.monotonic() - t0
-                code, routed = post(f"{gw}/api/logs", [{"service": "exp4", "level": "INFO", "message": f"event {k}"}])
+                code, routed, why = post(f"{gw}/api/logs", [{"service": "exp4", "level": "INFO", "message": f"event {k}"}])
                 took = time.monotonic() - t0 - t
-                routes.append({"t": round(t, 3), "status": code, "routed_to": routed, "latency_ms": round(took * 1000, 1)})
+                routes.append({"t": round(t, 3), "status": code, "routed_to": routed, "latency_ms": round(took * 1000, 1), "error": why})
                 nxt += 1.0 / args.rate
                 stop.wait(max(0.0, nxt - time.monotonic()))
 
@@ -242,7 +249,7 @@ def main():
         w.writeheader()
         w.writerows(samples)
     with open(os.path.join(args.out, "routes.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["t", "status", "routed_to", "latency_ms"])
+        w = csv.DictWriter(f, fieldnames=["t", "status", "routed_to", "latency_ms", "error"])
         w.writeheader()
         w.writerows(routes)
     with open(os.path.join(args.out, "run.json"), "w") as f:
