@@ -115,7 +115,7 @@ pub const KEYS: &[Key] = &[
     key("node.http-advertise", Kind::Text, None, "HTTP address published to peers (default: node.http, or the advertised host with node.http's port)"),
     key("node.seeds", Kind::List, None, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
     key("node.leave-linger", Kind::Duration, d(60), "how long a leaving node keeps gossiping so that its departure spreads"),
-    key("node.signals-interval", Kind::Duration, d(60), "how often the node measures its own CPU, memory and error signals"),
+    key("node.signals-interval", Kind::Duration, d(60), "how often the node measures its own CPU, pressure, lag, memory, latency and error signals"),
     key("http.admin-token", Kind::Text, None, "Bearer token for state-changing endpoints (POST /cluster/leave, ...), at least 24 characters (vigil keys token); required while http.admin-endpoints is on, unless security.insecure"),
     key("http.admin-endpoints", Kind::Bool, None, "true = POST /cluster/leave, member removal and the keyring endpoints are served (then http.admin-token is required); false = they answer 403"),
     key("http.max-body", Kind::Number, n(64 << 20), "largest HTTP request body accepted, bytes (413 above)"),
