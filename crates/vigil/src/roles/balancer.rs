@@ -56,7 +56,7 @@ pub struct BalancerConfig {
     /// Most retry tokens saved.
     pub retry_cap: f64,
     /// A non-final attempt is abandoned (and counted as a failure) after this many times the
-    /// typical cost ...
+    /// cost of the fastest other member in rotation ...
     pub attempt_timeout_factor: f64,
     /// ... but never before this.
     pub attempt_timeout_min: Duration,
@@ -299,13 +299,20 @@ impl Balancer {
         out
     }
 
-    /// How long a non-final attempt may take before it is abandoned for the next member.
-    pub fn attempt_timeout(&self, now: Duration) -> Duration {
-        let typical = self
-            .typical_ms(None, now)
-            .unwrap_or(self.floor_ms())
-            .max(self.floor_ms());
-        Duration::from_secs_f64(typical * self.config.attempt_timeout_factor / 1000.0)
+    /// How long a non-final attempt to `id` may take before it is abandoned for the next
+    /// member: a multiple of the fastest other member's cost in rotation (not of a median:
+    /// with two producers, one of them slow, the median would be half the slow one).
+    pub fn attempt_timeout(&self, id: &str, now: Duration) -> Duration {
+        let floor = self.floor_ms();
+        let best = self
+            .upstreams
+            .iter()
+            .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
+            .filter_map(|(other, _)| self.relaxed_ms(other, now))
+            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
+            .unwrap_or(floor)
+            .max(floor);
+        Duration::from_secs_f64(best * self.config.attempt_timeout_factor / 1000.0)
             .max(self.config.attempt_timeout_min)
     }
 
@@ -587,11 +594,15 @@ mod tests {
     }
 
     #[test]
-    fn the_attempt_timeout_follows_the_typical_latency() {
+    fn the_attempt_timeout_follows_the_fastest_other_member() {
         let mut bal = Balancer::new(BalancerConfig::default());
-        assert_eq!(bal.attempt_timeout(MS(0)), MS(160));
+        assert_eq!(bal.attempt_timeout("a", MS(0)), MS(160));
         bal.observe("a", MS(0), MS(100), true);
         bal.observe("b", MS(0), MS(100), true);
-        assert_eq!(bal.attempt_timeout(MS(0)), MS(800));
+        assert_eq!(bal.attempt_timeout("a", MS(0)), MS(800));
+        // b turns slow: an attempt to b is given 8 x a's time, not 8 x the median
+        bal.observe("b", MS(10), MS(1500), true);
+        bal.observe("a", MS(10), MS(10), true);
+        assert!(bal.attempt_timeout("b", MS(10)) < MS(800));
     }
 }

@@ -276,7 +276,7 @@ async fn post_logs(
         // Every attempt but the last is abandoned once it takes far longer than producers
         // usually do: the next producer gets the same event ids, so a late answer of this
         // one cannot double rows.
-        let limit = (k + 1 < attempts).then(|| g.balancer().attempt_timeout(g.now()));
+        let limit = (k + 1 < attempts).then(|| g.balancer().attempt_timeout(&c.id, g.now()));
         let url = format!("{}/logs", crate::tls::base_url(&c.http));
         g.metrics.routed(&c.id);
         g.balancer().started(&c.id);
