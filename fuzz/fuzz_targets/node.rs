@@ -122,6 +122,9 @@ fn meta(u: &mut Unstructured) -> Result<Metadata> {
             cpu_pct: u.arbitrary()?,
             mem_pct: u.arbitrary()?,
             error_pct: u.arbitrary()?,
+            pressure_pct: u.arbitrary()?,
+            lag_ms: u.arbitrary()?,
+            latency_ms: u.arbitrary()?,
         },
         tags: BTreeMap::new(),
     };
@@ -463,6 +466,9 @@ impl Harness {
                 cpu_pct: u.arbitrary()?,
                 mem_pct: u.arbitrary()?,
                 error_pct: u.arbitrary()?,
+                pressure_pct: u.arbitrary()?,
+                lag_ms: u.arbitrary()?,
+                latency_ms: u.arbitrary()?,
             }),
             13 => {
                 let target = id(u)?;

@@ -241,6 +241,39 @@ def exp3(d):
             print("  " + line.rstrip())
 
 
+def exp4_phase(samples, routes, a, b, stressed, other):
+    """The summary.json figures of one phase [a, b) (see exp4.sh)."""
+    ss = [s for s in samples if a <= float(s["t"]) < b]
+    rr = [x for x in routes if a <= float(x["t"]) < b]
+    ok = [x for x in rr if x["status"] == "202"]
+    late = [x for x in ok if float(x["t"]) >= a + 5]
+
+    def share(xs):
+        return round(sum(1 for x in xs if x["routed_to"] == stressed) / len(xs), 3) if xs else None
+
+    def scores(p):
+        return [float(s[f"{p}_score"]) for s in ss if s.get(f"{p}_score")]
+
+    lat = sorted(float(x["latency_ms"]) for x in ok if x.get("latency_ms"))
+    failed = set()
+    for s in ss:
+        failed.update(x for x in (s.get("failed") or "").split() if x)
+    sb, sa = scores(stressed), scores(other)
+    return {
+        "share_b": share(ok),
+        "share_b_after_5s": share(late),
+        "score_b_min": min(sb) if sb else None,
+        "score_b_mean": round(statistics.mean(sb), 1) if sb else None,
+        "score_a_min": min(sa) if sa else None,
+        "score_a_mean": round(statistics.mean(sa), 1) if sa else None,
+        "write_p50_ms": lat[len(lat) // 2] if lat else None,
+        "write_p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+        "writes": len(ok),
+        "failed_writes": len(rr) - len(ok),
+        "false_failed": len(failed),
+    }
+
+
 def exp4(d):
     samples = list(csv.DictReader(open(os.path.join(d, "samples.csv"))))
     routes = list(csv.DictReader(open(os.path.join(d, "routes.csv"))))
@@ -248,8 +281,12 @@ def exp4(d):
     phases = info["phases"]  # [[name, start_s, end_s], ...]
     producers = info["producers"]
     stressed = info["stressed"]
+    other = next(p for p in producers if p != stressed)
     rows = []
+    summary = {}
     for name, a, b in phases:
+        P = exp4_phase(samples, routes, a, b, stressed, other)
+        summary[name] = P
         row = {"phase": name, "from_s": a, "to_s": b}
         ss = [s for s in samples if a <= float(s["t"]) < b]
         for p in producers:
@@ -259,6 +296,11 @@ def exp4(d):
             row[f"{p} phi max"] = f"{max(ph):.2f}" if ph else "-"
             st = [s[f"{p}_status"] for s in ss if s.get(f"{p}_status")]
             row[f"{p} not HEALTHY"] = f"{sum(1 for x in st if x != 'HEALTHY')}/{len(st)}"
+            for k in ("pressure", "lag", "latency"):
+                v = [float(s[f"{p}_{k}"]) for s in ss if s.get(f"{p}_{k}")]
+                row[f"{p} {k} max"] = f"{max(v):.0f}" if v else "-"
+            ej = [int(s[f"{p}_ejections"]) for s in ss if s.get(f"{p}_ejections")]
+            row[f"{p} ejections"] = (max(ej) - min(ej)) if ej else "-"
         rr = [x for x in routes if a <= float(x["t"]) < b]
         ok = [x for x in rr if x["status"] == "202"]
         for p in producers:
@@ -266,14 +308,25 @@ def exp4(d):
             row[f"to {p}"] = f"{n} ({100 * n / len(ok):.0f} %)" if ok else "-"
         row["requests"] = len(rr)
         row["errors"] = len(rr) - len(ok)
+        row[f"to {stressed} from +5 s"] = f"{100 * P['share_b_after_5s']:.0f} %" if P["share_b_after_5s"] is not None else "-"
         lat = sorted(float(x["latency_ms"]) for x in ok if x.get("latency_ms"))
         row["write p50/p99 ms"] = f"{lat[len(lat) // 2]:.0f} / {lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.0f}" if lat else "-"
+        row["false FAILED"] = P["false_failed"]
         rows.append(row)
     h = ["phase", "from_s", "to_s"]
     for p in producers:
-        h += [f"{p} score (mean, min)", f"{p} phi max", f"{p} not HEALTHY"]
-    h += [f"to {p}" for p in producers] + ["requests", "errors", "write p50/p99 ms"]
+        h += [f"{p} score (mean, min)", f"{p} phi max", f"{p} not HEALTHY", f"{p} pressure max", f"{p} lag max",
+              f"{p} latency max", f"{p} ejections"]
+    h += [f"to {p}" for p in producers] + [f"to {stressed} from +5 s", "requests", "errors", "write p50/p99 ms",
+                                            "false FAILED"]
     write_csv(os.path.join(d, "phases.csv"), rows, h)
+    # One summary for every mode: exp4/summary.json, {"modes": {mode: {phase: P}}}.
+    mode = os.path.basename(os.path.normpath(d))
+    path = os.path.join(os.path.dirname(os.path.normpath(d)), "summary.json")
+    all_modes = load(path) if os.path.exists(path) else {"modes": {}}
+    all_modes["modes"][mode] = summary
+    with open(path, "w") as f:
+        json.dump(all_modes, f, indent=1, sort_keys=True)
     how = info["stress_cmd"] + (f", plus SIGSTOP/SIGCONT {info['throttle']} ms (run:stop)" if info.get("throttle") else "")
     print(f"\nExperiment 4: health score under CPU stress on {stressed}: {how} {meta(d)}\n")
     print(table(rows, h))

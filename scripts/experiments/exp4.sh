@@ -21,7 +21,9 @@
 #            process for at most one period, 100 ms by default).
 #   throttled-hard  the same with 2.8 s frozen out of every 3 s.
 # Installs stress-ng with apt-get if missing (root). Writes $RESULTS_DIR/exp4/<mode>/
-# samples.csv, routes.csv, run.json, phases.csv and $IMG_DIR/exp4-<mode>.png; prints a
+# samples.csv, routes.csv, run.json, phases.csv, $RESULTS_DIR/exp4/summary.json (every mode run
+# so far: {"modes": {mode: {phase: {share_b, share_b_after_5s, score_b_min, ...}}}}) and
+# $IMG_DIR/exp4-<mode>.png; prints a
 # table per mode.
 
 # shellcheck source=scripts/experiments/common.sh

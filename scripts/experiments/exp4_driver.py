@@ -5,8 +5,9 @@ middle phase, and a sample of the gateway's view every 0.5 s.
 
     exp4_driver.py --vigil BIN --out DIR --stress-cmd "stress-ng --cpu 2 --timeout 40s" [...]
 
-Writes DIR/samples.csv (t, each producer's score, phi, status, cpu signal, as the gateway
-sees them), DIR/routes.csv (t, HTTP status, X-Routed-To of every write) and DIR/run.json
+Writes DIR/samples.csv (t, each producer's score, phi, status and signals as the gateway
+sees them, the gateway's routing weight and ejection of each, and every member seen FAILED),
+DIR/routes.csv (t, HTTP status, X-Routed-To of every write) and DIR/run.json
 (phases, producers, the commands). Only the standard library.
 """
 
@@ -53,11 +54,12 @@ def post(url, body, timeout=5.0):
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.headers.get("x-routed-to", "")
+            return r.status, r.headers.get("x-routed-to", ""), ""
     except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("x-routed-to", "") if e.headers else ""
-    except (urllib.error.URLError, OSError):
-        return 0, ""
+        body = e.read().decode(errors="replace")[:300]
+        return e.code, e.headers.get("x-routed-to", "") if e.headers else "", body
+    except (urllib.error.URLError, OSError) as e:
+        return 0, "", str(e)
 
 
 def wait_until(what, deadline_s, cond):
@@ -129,6 +131,12 @@ def main():
             s = get_json(f"{gw}/cluster/status")
             return s["hasQuorum"] and s["healthyNodes"] == len(MEMBERS)
         wait_until("5 HEALTHY members with quorum at the gateway", 60, converged)
+
+        def all_hold_quorum():
+            # a producer refuses writes until it holds quorum itself (its lease can come a
+            # moment after the gateway's): start measuring once every member does
+            return all(get_json(f"http://127.0.0.1:{ports[m][0]}/cluster/status")["hasQuorum"] for m, _ in MEMBERS)
+        wait_until("every member holds quorum", 30, all_hold_quorum)
         print(f"cluster up: gateway {gw}; logs in {work}", file=sys.stderr)
 
         t0 = time.monotonic()
@@ -146,7 +154,10 @@ def main():
                 row = {"t": round(t, 2)}
                 try:
                     s = get_json(f"{gw}/cluster/status")
+                    # the gateway's routing state is in its /api/cluster/status (cached 1 s)
+                    s["routing"] = get_json(f"{gw}/api/cluster/status").get("routing")
                     row["has_quorum"] = s["hasQuorum"]
+                    row["failed"] = " ".join(sorted(k for k, v in s["membership"].items() if v["status"] == "FAILED"))
                     for m in PRODUCERS:
                         v = s["membership"].get(m)
                         if v:
@@ -154,6 +165,17 @@ def main():
                             row[f"{m}_phi"] = v["phiScore"]
                             row[f"{m}_status"] = v["status"]
                             row[f"{m}_cpu"] = v["signals"]["cpuPct"]
+                        ld = s.get("load", {}).get(m)
+                        if ld:
+                            row[f"{m}_pressure"] = ld["pressurePct"]
+                            row[f"{m}_lag"] = ld["lagMs"]
+                            row[f"{m}_latency"] = ld["latencyMs"]
+                        rt = (s.get("routing") or {}).get(m)
+                        if rt:
+                            row[f"{m}_weight"] = round(rt["weight"], 3)
+                            row[f"{m}_ejected"] = int(rt["ejected"])
+                            row[f"{m}_ejections"] = rt["ejections"]
+                            row[f"{m}_ewma"] = round(rt["latencyEwmaMs"], 1)
                 except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
                     row["error"] = str(e)
                 samples.append(row)
@@ -166,9 +188,9 @@ def main():
             while not stop.is_set():
                 k += 1
                 t = time.monotonic() - t0
-                code, routed = post(f"{gw}/api/logs", [{"service": "exp4", "level": "INFO", "message": f"event {k}"}])
+                code, routed, why = post(f"{gw}/api/logs", [{"service": "exp4", "level": "INFO", "message": f"event {k}"}])
                 took = time.monotonic() - t0 - t
-                routes.append({"t": round(t, 3), "status": code, "routed_to": routed, "latency_ms": round(took * 1000, 1)})
+                routes.append({"t": round(t, 3), "status": code, "routed_to": routed, "latency_ms": round(took * 1000, 1), "error": why})
                 nxt += 1.0 / args.rate
                 stop.wait(max(0.0, nxt - time.monotonic()))
 
@@ -220,13 +242,14 @@ def main():
             except subprocess.TimeoutExpired:
                 p.kill()
 
-    cols = ["t", "has_quorum"] + [f"{m}_{k}" for m in PRODUCERS for k in ("score", "phi", "status", "cpu")] + ["error"]
+    kinds = ("score", "phi", "status", "cpu", "pressure", "lag", "latency", "weight", "ejected", "ejections", "ewma")
+    cols = ["t", "has_quorum", "failed"] + [f"{m}_{k}" for m in PRODUCERS for k in kinds] + ["error"]
     with open(os.path.join(args.out, "samples.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(samples)
     with open(os.path.join(args.out, "routes.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["t", "status", "routed_to", "latency_ms"])
+        w = csv.DictWriter(f, fieldnames=["t", "status", "routed_to", "latency_ms", "error"])
         w.writeheader()
         w.writerows(routes)
     with open(os.path.join(args.out, "run.json"), "w") as f:

@@ -212,10 +212,15 @@ def exp4(d, img, name="exp4-health.png"):
         a1.plot([x[0] for x in pts], [x[1] for x in pts], label=f"{p}{' (stressed)' if p == info['stressed'] else ''}")
         pts = [(float(s["t"]), float(s[f"{p}_phi"])) for s in samples if s.get(f"{p}_phi")]
         a2.plot([x[0] for x in pts], [x[1] for x in pts], label=p)
-    cpu = [(float(s["t"]), float(s[f"{prods[0]}_cpu"])) for s in samples if s.get(f"{prods[0]}_cpu")]
+    st = info["stressed"]
     a2b = a2.twinx()
-    a2b.plot([x[0] for x in cpu], [x[1] for x in cpu], color="grey", ls=":", label="CPU % (host, as reported)")
-    a2b.set_ylabel("CPU %", color="grey")
+    for k, style in (("pressure", ":"), ("lag", "--")):
+        pts = [(float(s["t"]), float(s[f"{st}_{k}"])) for s in samples if s.get(f"{st}_{k}")]
+        if k == "lag":
+            pts = [(t, min(100.0, v / 5)) for t, v in pts]  # 500 ms = 100
+        a2b.plot([x[0] for x in pts], [x[1] for x in pts], color="grey", ls=style,
+                 label=f"{st} {'CPU pressure %' if k == 'pressure' else 'lag (500 ms = 100)'}")
+    a2b.set_ylabel("signal", color="grey")
     a2b.set_ylim(0, 105)
     a1.axhline(50, color="red", ls="--", lw=1, label="DEGRADED below 50")
     a1.set_ylabel("health score at the gateway")

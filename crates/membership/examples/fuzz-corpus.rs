@@ -33,6 +33,7 @@ fn record(id: &str, liveness: Liveness, v6: bool) -> MemberRecord {
                 cpu_pct: 35,
                 mem_pct: 60,
                 error_pct: 0,
+                ..Default::default()
             },
             tags: BTreeMap::from([("version".into(), "0.1.0".into())]),
         }

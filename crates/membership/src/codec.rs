@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! byte 0      magic 0x56 ('V')
-//! byte 1      wire version (2: probes carry no reply address, joins are padded)
+//! byte 1      wire version (3: health signals carry pressure, lag and latency)
 //! bytes 2..6  cluster id (u32, little endian; FNV-1a of the cluster name, truncated)
 //! byte 6      flags: low nibble = length of the trailing authentication tag in 8-byte units
 //!             (0 today; the authentication issue fills it in)
@@ -30,7 +30,7 @@ use crate::member::{fnv1a, MemberRecord, Metadata, NodeId};
 /// First byte of every Vigil datagram.
 pub const MAGIC: u8 = 0x56;
 /// Wire version this build speaks.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 7;
 /// Longest member id accepted, in bytes (ids are configured names, not payloads).

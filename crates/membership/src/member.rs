@@ -83,28 +83,55 @@ impl std::fmt::Display for Status {
 }
 
 /// Health signals a node measures about itself, quantized so that small wobbles do not
-/// cause gossip. All in percent (0-100).
+/// cause gossip (see [`HealthSignals::quantized`] and `crate::health` for the score).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HealthSignals {
-    /// CPU load, percent of all cores.
+    /// The process's CPU time against the CPU it may use (its cgroup quota, else the cores
+    /// it may run on), percent.
     pub cpu_pct: u8,
-    /// Memory in use, percent of the total.
+    /// Resident memory against its limit (the cgroup's, else the host's), percent.
     pub mem_pct: u8,
-    /// Share of failed requests over the recent window, percent.
+    /// Share of failed requests of its own service (or of datagrams when it serves none)
+    /// over the recent window, percent.
     pub error_pct: u8,
+    /// Share of time it wanted a CPU and waited for one: the most of its threads' run-queue
+    /// wait, its cgroup's CPU throttling and its cgroup's CPU pressure (PSI), percent.
+    pub pressure_pct: u8,
+    /// How late its own periodic tick ran (event-loop lag), peak-held, milliseconds.
+    pub lag_ms: u16,
+    /// Mean time its own service took to answer, peak-held, milliseconds.
+    pub latency_ms: u16,
 }
 
+/// The steps [`HealthSignals::lag_ms`] and [`HealthSignals::latency_ms`] are rounded down to:
+/// roughly logarithmic, so that a change worth gossiping is a noticeable one at any scale.
+pub const MS_STEPS: [u16; 15] = [
+    0, 10, 20, 50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000,
+];
+
 impl HealthSignals {
-    /// Rounds each signal to a step of 5 percent and clamps it to 100, so that
-    /// gossip carries a change only when a signal moves noticeably.
+    /// Rounds each percentage to a step of 5 (clamped to 100) and each duration down to
+    /// one of [`MS_STEPS`], so that gossip carries a change only when a signal moves
+    /// noticeably.
     pub fn quantized(self) -> Self {
         fn q(v: u8) -> u8 {
             ((v.min(100) as u16 + 2) / 5 * 5).min(100) as u8
+        }
+        fn q_ms(v: u16) -> u16 {
+            MS_STEPS
+                .iter()
+                .rev()
+                .copied()
+                .find(|&s| s <= v)
+                .unwrap_or(0)
         }
         HealthSignals {
             cpu_pct: q(self.cpu_pct),
             mem_pct: q(self.mem_pct),
             error_pct: q(self.error_pct),
+            pressure_pct: q(self.pressure_pct),
+            lag_ms: q_ms(self.lag_ms),
+            latency_ms: q_ms(self.latency_ms),
         }
     }
 }
@@ -520,11 +547,14 @@ mod tests {
     }
 
     #[test]
-    fn quantized_signals_step_by_five() {
+    fn quantized_signals_step_by_five_and_durations_by_steps() {
         let s = HealthSignals {
             cpu_pct: 42,
             mem_pct: 200,
             error_pct: 3,
+            pressure_pct: 97,
+            lag_ms: 1234,
+            latency_ms: 9,
         }
         .quantized();
         assert_eq!(
@@ -532,8 +562,20 @@ mod tests {
             HealthSignals {
                 cpu_pct: 40,
                 mem_pct: 100,
-                error_pct: 5
+                error_pct: 5,
+                pressure_pct: 95,
+                lag_ms: 1000,
+                latency_ms: 0,
             }
+        );
+        assert_eq!(
+            HealthSignals {
+                lag_ms: u16::MAX,
+                ..Default::default()
+            }
+            .quantized()
+            .lag_ms,
+            5000
         );
     }
 }

@@ -59,6 +59,27 @@ impl Sim {
         self.schedule_resume(i, until);
     }
 
+    /// Like [`Sim::pause`], but at the resume the node's overdue timers fire before the
+    /// datagrams that queued up are delivered: what a process short of CPU sees when its
+    /// event loop picks the timer first, every peer silent for the whole stall.
+    pub fn starve(&mut self, i: usize, d: Duration) {
+        self.pause(i, d);
+        if matches!(self.procs[i].state, State::Paused { .. }) {
+            self.procs[i].timers_first = true;
+        }
+    }
+
+    /// Excuses a conviction of node `i` until `until` (a fault a scenario injects that
+    /// [`Sim::pause`] would not excuse by itself, such as many short pauses).
+    pub fn excuse(&mut self, i: usize, until: Duration) {
+        self.procs[i].excused_until = until;
+    }
+
+    /// The time after a fault ends during which a conviction is still excused.
+    pub fn excuse_grace_period(&self) -> Duration {
+        self.excuse_grace()
+    }
+
     /// Leaves gracefully: calls the core's `leave`, then stops the process after
     /// `leave_linger` (so its farewell can spread).
     pub fn leave(&mut self, i: usize) {

@@ -51,6 +51,9 @@ pub struct Process {
     pub clock_rate: f64,
     /// Virtual time at which the current life's local clock equals virtual time.
     pub clock_anchor: Duration,
+    /// At the next resume, fire the overdue timer before delivering the backlog (a starved
+    /// process whose event loop happens to pick its timer first, see [`crate::Sim::starve`]).
+    pub timers_first: bool,
 }
 
 impl Process {
@@ -70,6 +73,7 @@ impl Process {
             excused_until: Duration::ZERO,
             clock_rate: 1.0,
             clock_anchor: Duration::ZERO,
+            timers_first: false,
         }
     }
 

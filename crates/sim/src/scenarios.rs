@@ -10,6 +10,8 @@
 //! - `partition`: cuts a minority off for `partition`, checks quorum on both sides, heals;
 //! - `churn`: random crashes, restarts, joins, leaves and short pauses, then settles;
 //! - `jitter`: a long quiet run on a noisy network, counting false positives;
+//! - `starved`: one member gets CPU only in bursts (frozen 1.7 s of every 2 s for 40 s), and
+//!   must convict nobody on the strength of its own late timers (see [`starved`]);
 //! - `trials`: randomized fault schedules on random cluster sizes (see [`trials`]).
 
 use std::collections::BTreeMap;
@@ -29,6 +31,7 @@ use crate::sim::{derive_seed, Sim, SimConfig, SimError};
 use crate::tracker::Predicate;
 use membership::Liveness;
 
+pub mod starved;
 pub mod trials;
 
 /// The scenarios `vigil-sim` runs.
@@ -46,19 +49,22 @@ pub enum Scenario {
     Churn,
     /// A long run with latency jitter and loss, counting false positives.
     Jitter,
+    /// One member frozen in bursts; nobody is convicted because of its late timers.
+    Starved,
     /// Randomized fault schedules on random cluster sizes (see [`trials`]).
     Trials,
 }
 
 impl Scenario {
     /// Every scenario, in documentation order.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Join,
         Scenario::Crash,
         Scenario::Pause,
         Scenario::Partition,
         Scenario::Churn,
         Scenario::Jitter,
+        Scenario::Starved,
         Scenario::Trials,
     ];
 
@@ -71,6 +77,7 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::Churn => "churn",
             Scenario::Jitter => "jitter",
+            Scenario::Starved => "starved",
             Scenario::Trials => "trials",
         }
     }
@@ -78,7 +85,7 @@ impl Scenario {
     /// Virtual duration when none is given.
     pub fn default_duration(self) -> Duration {
         Duration::from_secs(match self {
-            Scenario::Join | Scenario::Crash | Scenario::Pause => 60,
+            Scenario::Join | Scenario::Crash | Scenario::Pause | Scenario::Starved => 60,
             Scenario::Partition => 90,
             Scenario::Churn | Scenario::Trials => 120,
             Scenario::Jitter => 3600,
@@ -127,7 +134,7 @@ pub struct ScenarioParams {
     pub jitter: Option<Duration>,
     /// Loss probability (default 0; 5 % for `jitter`).
     pub loss: Option<f64>,
-    /// Pause length for `pause`.
+    /// Pause length for `pause`; each stall for `starved`.
     pub pause: Duration,
     /// Partition length for `partition`.
     pub partition: Duration,
@@ -177,7 +184,11 @@ impl ScenarioParams {
             latency: Duration::from_millis(1),
             jitter: None,
             loss: None,
-            pause: Duration::from_secs(5),
+            pause: if scenario == Scenario::Starved {
+                starved::STALL
+            } else {
+                Duration::from_secs(5)
+            },
             partition: Duration::from_secs(30),
             minority: None,
             crashes: None,
@@ -355,6 +366,7 @@ pub fn run(params: &ScenarioParams) -> Result<Report, SimError> {
         Scenario::Partition => run.partition(),
         Scenario::Churn => run.churn(),
         Scenario::Jitter => run.jitter(),
+        Scenario::Starved => run.starved(),
         Scenario::Trials => unreachable!("handled above"),
     };
     run.settle_violation(result);

@@ -972,7 +972,8 @@ impl Sim {
         self.after_call(i, true);
     }
 
-    /// Resumes a paused node: backlog first, in arrival order, then its overdue timers.
+    /// Resumes a paused node: backlog first, in arrival order, then its overdue timers (the
+    /// timers first too when it was paused by [`Sim::starve`]).
     pub(crate) fn resume(&mut self, i: usize) {
         let grace_end = self.now + self.excuse_grace();
         let p = &mut self.procs[i];
@@ -981,6 +982,10 @@ impl Sim {
         if p.excused_until == Duration::MAX {
             p.excused_until = grace_end;
         }
+        if std::mem::take(&mut p.timers_first) {
+            self.fire_timer(i);
+        }
+        let p = &mut self.procs[i];
         let backlog = std::mem::take(&mut p.backlog);
         for (from, bytes) in backlog {
             if self.procs[i].state != State::Running {

@@ -193,6 +193,17 @@ fn a_short_noisy_run_converges_without_false_positives() {
 }
 
 #[test]
+fn a_member_starved_in_bursts_convicts_nobody() {
+    for stall_ms in [1700, 2800] {
+        let mut p = params(Scenario::Starved, 8, 3, 70);
+        p.pause = Duration::from_millis(stall_ms);
+        let r = run(&p);
+        assert_eq!(r.false_positives, 0, "{:?}", r.false_positive_examples);
+        assert_eq!(outcome(&r, "starved_accusations"), 0, "{}", r.reproduce);
+    }
+}
+
+#[test]
 fn churn_keeps_the_safety_invariants() {
     let r = sim::run(&params(Scenario::Churn, 12, 9, 60)).unwrap();
     // Safety violations stop the run before the settle phase; only the final

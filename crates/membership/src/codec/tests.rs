@@ -69,6 +69,7 @@ fn record() -> impl Strategy<Value = MemberRecord> {
                             cpu_pct: s.0,
                             mem_pct: s.1,
                             error_pct: s.2,
+                            ..Default::default()
                         },
                         tags,
                     }
@@ -409,6 +410,9 @@ fn metadata_of(len: usize) -> Metadata {
             cpu_pct: 100,
             mem_pct: 100,
             error_pct: 100,
+            pressure_pct: 100,
+            lag_ms: u16::MAX,
+            latency_ms: u16::MAX,
         },
         tags: Default::default(),
     };

@@ -7,6 +7,23 @@
 //! (FAILED) only when it holds quorum, the suspicion has lasted the suspicion timeout, and
 //! enough distinct observers accused (from distinct zones when the observers span zones),
 //! so one slow or cut-off observer cannot evict a healthy member.
+//!
+//! # Local health
+//! A node that is itself starved of CPU sees everyone's heartbeats late and would accuse
+//! healthy members (Lifeguard's finding; false FAILED verdicts from overloaded members were
+//! memberlist's most reported problem). The core cannot read a clock, but it sees the same
+//! thing: [`Node::handle_timeout`] called later than the deadline it asked for. Each call
+//! more than half a gossip interval late raises the node's local health by one (up to
+//! [`MAX_LOCAL_HEALTH`]); each heartbeat interval of on-time calls lowers it by one. While it
+//! is above zero the node
+//! - accuses nobody (neither as an observer nor as a stand-in witness): it still probes, and
+//!   an answer still clears the subject, but silence is not held against anyone;
+//! - waits `(1 + local health)` times the probe timeout and the suspicion timeout before
+//!   acting on its own clock (Lifeguard's stretched timeouts).
+//!
+//! Accusations by healthy observers are untouched, so a real crash is still convicted by
+//! them. A stall longer than `cluster.local-pause-guard` also restarts every silence clock
+//! (see [`Node::forgive_own_pause`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -37,6 +54,9 @@ pub(crate) fn suspicion_timeout(
     full.mul_f64(1.0 - 0.5 * frac)
 }
 
+/// Highest local health (see the module docs, "Local health").
+pub(crate) const MAX_LOCAL_HEALTH: u32 = 8;
+
 /// Most distinct accusers remembered per suspicion: observers are at most 16 (validated),
 /// so more names can only come from a confused or hostile sender.
 pub(crate) const MAX_ACCUSERS: usize = 32;
@@ -51,6 +71,30 @@ pub(crate) struct Suspicion {
 }
 
 impl Node {
+    /// Raises local health when this call of `handle_timeout` is `late` (see the module
+    /// docs), lowers it after a heartbeat interval on time.
+    pub(super) fn note_own_lateness(&mut self, now: Duration, late: Duration) {
+        if late > self.config.gossip_interval / 2 {
+            self.local_health = (self.local_health + 1).min(MAX_LOCAL_HEALTH);
+            self.local_health_at = now;
+        } else if self.local_health > 0
+            && now.saturating_sub(self.local_health_at) >= self.config.heartbeat_interval
+        {
+            self.local_health -= 1;
+            self.local_health_at = now;
+        }
+    }
+
+    /// Whether this node's own timers run late: it accuses nobody meanwhile.
+    pub(super) fn lagging(&self) -> bool {
+        self.local_health > 0
+    }
+
+    /// `d` stretched by local health.
+    pub(super) fn stretched(&self, d: Duration) -> Duration {
+        d.saturating_mul(1 + self.local_health)
+    }
+
     pub(super) fn refresh_my_observers(&mut self) {
         if self.observers_epoch != self.table.ring_epoch {
             let zone = self.my_record().meta.zone.clone();
@@ -216,7 +260,9 @@ impl Node {
                     probe.push((id.clone(), r.addr));
                     continue;
                 }
-                Some((sent, _)) if now.saturating_sub(*sent) < self.config.probe_timeout => {
+                Some((sent, _))
+                    if now.saturating_sub(*sent) < self.stretched(self.config.probe_timeout) =>
+                {
                     continue
                 }
                 Some(_) => {}
@@ -238,6 +284,10 @@ impl Node {
                 nonce,
             };
             self.send(to, &msg, out);
+        }
+        if self.lagging() {
+            self.stats.accusations_withheld += accuse.len() as u64;
+            accuse.clear();
         }
         accuse.sort();
         for (subject, generation, incarnation) in accuse {
@@ -358,7 +408,7 @@ impl Node {
             if evidence.enough
                 && now.saturating_sub(s.since)
                     >= suspicion_timeout(
-                        self.config.suspicion_timeout,
+                        self.stretched(self.config.suspicion_timeout),
                         s.accusers.len(),
                         evidence.needed,
                         evidence.observers.len(),

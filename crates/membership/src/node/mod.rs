@@ -226,6 +226,9 @@ pub struct Stats {
     pub syncs_started: u64,
     /// Accusations this node made as an observer.
     pub accusations: u64,
+    /// Accusations this node held back because its own timers ran late (see
+    /// `node::detect`, "local health").
+    pub accusations_withheld: u64,
     /// Times this node refuted a suspicion of itself.
     pub refutations: u64,
     /// Largest datagram sent.
@@ -300,6 +303,11 @@ pub struct Node {
     next_tick: Duration,
     next_seed_contact: Duration,
     last_timeout: Option<Duration>,
+    /// Local health (Lifeguard's "local health multiplier"): how many recent timeouts of
+    /// this node ran late, 0 to 8; see `node::detect`.
+    local_health: u32,
+    /// When `local_health` last changed.
+    local_health_at: Duration,
     last_sync: Option<Duration>,
     /// Where the next table transfer too large for one answer starts (see `sync`).
     sync_cursor: usize,
@@ -428,6 +436,8 @@ impl Node {
             next_tick: first_tick,
             next_seed_contact: now,
             last_timeout: None,
+            local_health: 0,
+            local_health_at: Duration::ZERO,
             last_sync: None,
             sync_cursor: 0,
             hb_seq: 0,
@@ -499,6 +509,12 @@ impl Node {
         self.leader.as_deref()
     }
 
+    /// This node's local health: 0 when its timers run on time, up to
+    /// 8 while they run late (see `node::detect`, "local health").
+    pub fn local_health(&self) -> u32 {
+        self.local_health
+    }
+
     /// Whether this node has left the cluster.
     pub fn has_left(&self) -> bool {
         self.left
@@ -562,6 +578,9 @@ impl Node {
     /// Runs whatever is due at `now`: heartbeats, a gossip round, detection, conviction,
     /// quorum decisions, seed contact, tombstone collection.
     pub fn handle_timeout(&mut self, now: Duration, out: &mut impl Output) {
+        // how late this call is for the deadline this node asked for
+        let due = self.next_heartbeat.min(self.next_tick);
+        self.note_own_lateness(now, now.saturating_sub(due));
         self.clock = self.clock.max(now);
         if let Some(last) = self.last_timeout {
             if now.saturating_sub(last) > self.config.local_pause_guard {

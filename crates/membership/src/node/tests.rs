@@ -65,6 +65,8 @@ pub(super) struct Pump {
     /// Every datagram delivered while `recording` (source, destination, bytes), to replay.
     tape: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     recording: bool,
+    /// How late each node's timeouts are handled (a starved process).
+    pub(super) late: Vec<Duration>,
 }
 
 impl Pump {
@@ -82,6 +84,7 @@ impl Pump {
             group: vec![0; n],
             tape: Vec::new(),
             recording: false,
+            late: vec![Duration::ZERO; n],
         }
     }
 
@@ -117,7 +120,7 @@ impl Pump {
                 self.absorb(i, cap);
             }
             for i in 0..self.nodes.len() {
-                if !self.down[i] && self.nodes[i].poll_timeout() <= now {
+                if !self.down[i] && self.nodes[i].poll_timeout() + self.late[i] <= now {
                     let mut cap = Capture::default();
                     self.nodes[i].handle_timeout(now, &mut cap);
                     self.absorb(i, cap);
@@ -288,6 +291,33 @@ fn one_accuser_alone_cannot_convict() {
         Some(Status::Suspect),
         "still one accuser only"
     );
+}
+
+#[test]
+fn a_node_whose_timers_run_late_accuses_nobody_and_the_others_still_convict() {
+    let mut p = Pump::new(5, Config::default());
+    p.run_for(MS(3000));
+    // n0 is starved: every timeout runs 400 ms late; n4 crashes
+    p.late[0] = MS(400);
+    p.down[4] = true;
+    p.run_for(MS(8000));
+    assert!(p.nodes[0].local_health() > 0);
+    // n0 watches n4 too, but leaves the verdict to the observers whose timers run on time
+    assert_eq!(p.nodes[0].stats().accusations, 0);
+    for i in 1..4 {
+        assert_eq!(p.status(i, 4), Some(Status::Failed), "at n{i}");
+    }
+    // on time again: local health drains and n0 accuses as before
+    p.late[0] = Duration::ZERO;
+    p.run_for(MS(10_000));
+    assert_eq!(p.nodes[0].local_health(), 0);
+}
+
+#[test]
+fn timers_on_time_leave_local_health_at_zero() {
+    let mut p = Pump::new(3, Config::default());
+    p.run_for(MS(10_000));
+    assert!(p.nodes.iter().all(|n| n.local_health() == 0));
 }
 
 #[test]

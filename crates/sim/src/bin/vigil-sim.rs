@@ -27,6 +27,8 @@ enum ScenarioArg {
     Churn,
     /// A long run with latency jitter (default 100 ms) and loss (default 5 %).
     Jitter,
+    /// One member frozen 1.7 s of every 2 s for 40 s: nobody convicted through its late timers.
+    Starved,
     /// `--trials` randomized fault schedules on random cluster sizes (3 to `--nodes-max`).
     Trials,
 }
@@ -40,6 +42,7 @@ impl From<ScenarioArg> for Scenario {
             ScenarioArg::Partition => Scenario::Partition,
             ScenarioArg::Churn => Scenario::Churn,
             ScenarioArg::Jitter => Scenario::Jitter,
+            ScenarioArg::Starved => Scenario::Starved,
             ScenarioArg::Trials => Scenario::Trials,
         }
     }
@@ -87,9 +90,9 @@ struct Args {
     /// Probability that a datagram is lost, 0 to 1 (default 0; 0.05 for `jitter`).
     #[arg(long)]
     loss: Option<f64>,
-    /// Pause length in seconds (`pause`).
-    #[arg(long, default_value_t = 5.0)]
-    pause_s: f64,
+    /// Pause length in seconds (`pause`: default 5; `starved`: each stall, default 1.7).
+    #[arg(long)]
+    pause_s: Option<f64>,
     /// Partition length in seconds (`partition`).
     #[arg(long, default_value_t = 30.0)]
     partition_s: f64,
@@ -190,7 +193,9 @@ fn params(a: &Args) -> anyhow::Result<ScenarioParams> {
     p.latency = ms(a.latency_ms, "latency-ms")?;
     p.jitter = a.jitter_ms.map(|x| ms(x, "jitter-ms")).transpose()?;
     p.loss = a.loss;
-    p.pause = secs(a.pause_s, "pause-s")?;
+    if let Some(x) = a.pause_s {
+        p.pause = secs(x, "pause-s")?;
+    }
     p.partition = secs(a.partition_s, "partition-s")?;
     p.minority = a.minority;
     p.crashes = a.crashes;

@@ -24,6 +24,39 @@ pub struct SignalsDto {
     pub error_pct: u8,
 }
 
+/// The signals of a member beyond `signals` (see `membership::HealthSignals`): how short of
+/// CPU and how slow it says it is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadDto {
+    /// Time spent waiting for a CPU (run queue, cgroup throttling, cgroup PSI), percent.
+    pub pressure_pct: u8,
+    /// Event-loop lag, peak-held, milliseconds.
+    pub lag_ms: u16,
+    /// Its service's mean answer time, peak-held, milliseconds.
+    pub latency_ms: u16,
+}
+
+/// How a gateway routes to one member (only in a gateway's `/api/cluster/status`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteDto {
+    /// Share of the gateway's first attempts sent to it since the gateway started, 0-1.
+    pub share: f64,
+    /// First attempts sent to it.
+    pub requests: u64,
+    /// Its routing weight now, normalized over the candidates, 0-1.
+    pub weight: f64,
+    /// Peak-EWMA of its answer times as the gateway measured them, milliseconds.
+    pub latency_ewma_ms: f64,
+    /// Whether outlier detection keeps it out of rotation now.
+    pub ejected: bool,
+    /// How many times it was ejected.
+    pub ejections: u64,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+}
+
 /// One member as this node sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -102,6 +135,12 @@ pub struct StatusDto {
     pub nodes_by_status: BTreeMap<String, usize>,
     /// Every member by id.
     pub membership: BTreeMap<String, MemberDto>,
+    /// Every member's CPU pressure, lag and service latency, by id.
+    #[serde(default)]
+    pub load: BTreeMap<String, LoadDto>,
+    /// A gateway's routing state per member, by id (other roles: absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<BTreeMap<String, RouteDto>>,
 }
 
 /// RFC 3339 in UTC, to the millisecond.
@@ -173,6 +212,20 @@ pub fn status(info: &NodeInfo, snapshot: &Snapshot) -> StatusDto {
             .iter()
             .map(|m| (m.id.clone(), member(m, snapshot)))
             .collect(),
+        load: view
+            .members
+            .iter()
+            .map(|m| {
+                let s = m.signals;
+                let dto = LoadDto {
+                    pressure_pct: s.pressure_pct,
+                    lag_ms: s.lag_ms,
+                    latency_ms: s.latency_ms,
+                };
+                (m.id.clone(), dto)
+            })
+            .collect(),
+        routing: None,
     }
 }
 

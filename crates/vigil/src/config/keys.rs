@@ -118,7 +118,7 @@ pub const KEYS: &[Key] = &[
     key("node.http-advertise", Kind::Text, None, "HTTP address published to peers (default: node.http, or the advertised host with node.http's port)"),
     key("node.seeds", Kind::List, None, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
     key("node.leave-linger", Kind::Duration, d(60), "how long a leaving node keeps gossiping so that its departure spreads"),
-    key("node.signals-interval", Kind::Duration, d(60), "how often the node measures its own CPU, memory and error signals"),
+    key("node.signals-interval", Kind::Duration, d(60), "how often the node measures its own CPU, pressure, lag, memory, latency and error signals"),
     key("node.event-handlers", Kind::List, None, "commands run (sh -c) once per membership event, with VIGIL_EVENT, VIGIL_MEMBER_ID, VIGIL_STATUS, ... in the environment and the event's JSON on stdin; at most 16, no comma inside a command (call a script)"),
     key("node.event-handler-timeout", Kind::Duration, d(3600), "an event handler still running after this long is killed (the next event waits for it meanwhile)"),
     key("http.admin-token", Kind::Text, None, "Bearer token for state-changing endpoints (POST /cluster/leave, ...), at least 24 characters (vigil keys token); required while http.admin-endpoints is on, unless security.insecure"),

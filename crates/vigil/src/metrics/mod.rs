@@ -82,6 +82,13 @@ pub struct Metrics {
     pub http: extra::HttpMetrics,
     pipeline: extra::PipelineMetrics,
     process: extra::ProcessMetrics,
+    signal_updates: Counter,
+    signal_update_bytes: Counter,
+    routed: Family<MemberLabels, Counter>,
+    ejections: Family<MemberLabels, Counter>,
+    ejected: Family<MemberLabels, Gauge>,
+    route_weight: Family<MemberLabels, Gauge<f64, AtomicU64>>,
+    retries: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -275,11 +282,58 @@ impl Metrics {
         let http = extra::HttpMetrics::register(&mut registry);
         let pipeline = extra::PipelineMetrics::register(&mut registry);
         let process = extra::ProcessMetrics::register(&mut registry);
+        let signal_updates = counter(
+            &mut registry,
+            "cluster_signal_updates",
+            "Changes of this node's own health signals published to the cluster (at most one per node.signals-interval)",
+        );
+        let signal_update_bytes = counter(
+            &mut registry,
+            "cluster_signal_update_bytes",
+            "Encoded metadata bytes of those changes: each one is gossiped to every member a bounded number of times",
+        );
+        let routed = Family::<MemberLabels, Counter>::default();
+        registry.register(
+            "gateway_routed_requests",
+            "Requests the gateway sent to each member (every attempt)",
+            routed.clone(),
+        );
+        let ejections = Family::<MemberLabels, Counter>::default();
+        registry.register(
+            "gateway_ejections",
+            "Times the gateway's outlier detection ejected each member",
+            ejections.clone(),
+        );
+        let ejected = Family::<MemberLabels, Gauge>::default();
+        registry.register(
+            "gateway_ejected",
+            "1 while the gateway's outlier detection keeps a member out of rotation",
+            ejected.clone(),
+        );
+        let route_weight = Family::<MemberLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "gateway_route_weight",
+            "Each member's routing weight at the gateway (health squared over peak-EWMA latency, normalized to sum 1)",
+            route_weight.clone(),
+        );
+        let retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "gateway_retries",
+            "Second and later attempts of a request: taken (within the retry budget) or refused",
+            retries.clone(),
+        );
         Metrics {
             http,
             pipeline,
             process,
             registry,
+            signal_updates,
+            signal_update_bytes,
+            routed,
+            ejections,
+            ejected,
+            route_weight,
+            retries,
             heartbeats_sent,
             heartbeats_received,
             failures_detected,
@@ -345,6 +399,45 @@ impl Metrics {
                     .observe(Duration::from_millis(wall_now_ms - generation).as_secs_f64());
             }
             _ => {}
+        }
+    }
+
+    /// Counts one published change of this node's health signals, `bytes` of metadata.
+    pub fn signals_published(&self, bytes: u64) {
+        self.signal_updates.inc();
+        self.signal_update_bytes.inc_by(bytes);
+    }
+
+    /// Counts one attempt the gateway sent to `member`.
+    pub fn routed(&self, member: &str) {
+        self.routed
+            .get_or_create(&MemberLabels {
+                member: member.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one retry, `taken` or refused by the retry budget.
+    pub fn retry(&self, taken: bool) {
+        let reason = if taken { "taken" } else { "refused_by_budget" };
+        self.retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Copies the balancer's state: ejections so far, who is ejected, the weights.
+    pub fn balancer(&self, members: &[(String, u64, bool, f64)]) {
+        self.ejected.clear();
+        self.route_weight.clear();
+        for (member, ejections, ejected, weight) in members {
+            let l = MemberLabels {
+                member: member.clone(),
+            };
+            let c = self.ejections.get_or_create(&l);
+            let seen = c.get();
+            if *ejections > seen {
+                c.inc_by(ejections - seen);
+            }
+            self.ejected.get_or_create(&l).set(i64::from(*ejected));
+            self.route_weight.get_or_create(&l).set(*weight);
         }
     }
 

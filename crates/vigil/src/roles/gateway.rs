@@ -3,13 +3,14 @@
 //! | route | goes to |
 //! |---|---|
 //! | `GET /api/cluster/status` | this node's view (cached `services.cache.status-ttl`) |
-//! | `POST /api/logs` | the best producer ([`routing::rank`]), another on failure; 202 `{"accepted": n}` once durable |
+//! | `POST /api/logs` | a producer chosen by [`balancer`] among those [`routing::rank`] allows, another on failure or when the first is too slow (within the retry budget); 202 `{"accepted": n}` once durable |
 //! | `GET /api/logs`, `GET /api/logs/stats` | the best consumer, another on failure (cached `services.cache.ttl`) |
 //!
 //! The gateway gives every event without an id one before forwarding, so that a retry on
 //! another producer carries the same ids and cannot double rows. Writes are refused with 503
 //! when this node has no quorum. Answers say where they came from (`X-Routed-To`) and whether
-//! the cache answered (`X-Cache: HIT|MISS`).
+//! the cache answered (`X-Cache: HIT|MISS`). A gateway's `/api/cluster/status` adds its
+//! routing state per producer (`routing`: share, weight, peak-EWMA latency, ejections).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +27,14 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 use tracing::debug;
 
+use super::balancer::{Balancer, BalancerConfig, Choice};
 use super::cache::Cache;
 use super::event::{self, LogEvent, LogEventIn};
 use super::routing::{self, ViewWatch};
 use super::{error_body, producer};
+use crate::api::model::RouteDto;
 use crate::config::keys::ServicesSettings;
+use crate::metrics::Metrics;
 use crate::runtime::NodeInfo;
 
 /// How many members a request tries before giving up.
@@ -43,6 +47,9 @@ pub struct Gateway {
     cache: Cache,
     client: reqwest::Client,
     rng: std::sync::Mutex<SmallRng>,
+    balancer: std::sync::Mutex<Balancer>,
+    started: std::time::Instant,
+    metrics: Arc<Metrics>,
     query_ttl: Duration,
     status_ttl: Duration,
 }
@@ -74,11 +81,86 @@ impl Gateway {
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         routing::rank(&s.view, role, &zone, false, &mut *rng)
     }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn balancer(&self) -> std::sync::MutexGuard<'_, Balancer> {
+        self.balancer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The order to try producers in (see [`balancer`](super::balancer)).
+    fn producer_order(&self) -> Vec<routing::Candidate> {
+        let candidates = self.candidates("producer");
+        let choices: Vec<Choice<'_>> = candidates
+            .iter()
+            .map(|c| Choice {
+                id: &c.id,
+                score: c.score,
+                tier: c.tier,
+            })
+            .collect();
+        let now = self.now();
+        let order = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            let mut b = self.balancer();
+            b.deposit(now);
+            b.order(&choices, now, &mut *rng)
+        };
+        order
+            .iter()
+            .filter_map(|id| candidates.iter().find(|c| &c.id == id).cloned())
+            .collect()
+    }
+
+    /// Notes an answer and copies the balancer's state to the metrics.
+    fn observe(&self, id: &str, took: Duration, ok: bool) {
+        let now = self.now();
+        let states = {
+            let mut b = self.balancer();
+            if b.observe(id, now, took, ok) {
+                debug!(producer = %id, took_ms = took.as_millis() as u64, ok, "ejected");
+            }
+            b.states(now)
+        };
+        let rows: Vec<_> = states
+            .into_iter()
+            .map(|s| (s.id, s.ejections, s.ejected, s.weight))
+            .collect();
+        self.metrics.balancer(&rows);
+    }
+
+    /// The routing state for `/api/cluster/status`.
+    fn routes(&self) -> std::collections::BTreeMap<String, RouteDto> {
+        let states = self.balancer().states(self.now());
+        let total: u64 = states.iter().map(|s| s.chosen).sum();
+        states
+            .into_iter()
+            .map(|s| {
+                let dto = RouteDto {
+                    share: if total > 0 {
+                        s.chosen as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                    requests: s.chosen,
+                    weight: s.weight,
+                    latency_ewma_ms: s.cost_ms,
+                    ejected: s.ejected,
+                    ejections: s.ejections,
+                    consecutive_failures: s.consecutive_failures,
+                };
+                (s.id, dto)
+            })
+            .collect()
+    }
 }
 
 /// Builds the gateway and its routes.
 pub fn start(
     info: Arc<NodeInfo>,
+    metrics: Arc<Metrics>,
     settings: &ServicesSettings,
     view: ViewWatch,
     tls_ca: Option<&std::path::Path>,
@@ -103,6 +185,9 @@ pub fn start(
         .connect_timeout(Duration::from_secs(1))
         .build()?,
         rng: std::sync::Mutex::new(SmallRng::seed_from_u64(event::now_ms() as u64)),
+        balancer: std::sync::Mutex::new(Balancer::new(BalancerConfig::default())),
+        started: std::time::Instant::now(),
+        metrics,
         query_ttl: settings.cache_ttl,
         status_ttl: settings.status_ttl,
     });
@@ -138,7 +223,9 @@ async fn cluster_status(State(g): State<Arc<Gateway>>) -> Response {
     let Some(s) = g.view.current() else {
         return error_body(StatusCode::SERVICE_UNAVAILABLE, "no cluster view yet");
     };
-    let body = match serde_json::to_string(&crate::api::model::status(&g.info, &s)) {
+    let mut status = crate::api::model::status(&g.info, &s);
+    status.routing = Some(g.routes());
+    let body = match serde_json::to_string(&status) {
         Ok(b) => b,
         Err(e) => return error_body(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
@@ -164,7 +251,7 @@ async fn post_logs(
     }
     let n = events.len();
     let body: Vec<_> = events.iter().map(LogEvent::to_out).collect();
-    let candidates = g.candidates("producer");
+    let candidates = g.producer_order();
     if candidates.is_empty() {
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -176,10 +263,36 @@ async fn post_logs(
     // Producers that refused for want of quorum (their lease lapsed before ours): when all
     // did, the answer is the same "no quorum" refusal, which accepted nothing.
     let mut no_quorum = 0;
-    for c in candidates.iter().take(ATTEMPTS) {
+    let attempts = candidates.len().min(ATTEMPTS);
+    for (k, c) in candidates.iter().take(attempts).enumerate() {
+        if k > 0 {
+            let taken = g.balancer().try_retry();
+            g.metrics.retry(taken);
+            if !taken {
+                errors.push("retry budget spent".to_string());
+                break;
+            }
+        }
+        // Every attempt but the last is abandoned once it takes far longer than producers
+        // usually do: the next producer gets the same event ids, so a late answer of this
+        // one cannot double rows.
+        let limit = (k + 1 < attempts).then(|| g.balancer().attempt_timeout(&c.id, g.now()));
         let url = format!("{}/logs", crate::tls::base_url(&c.http));
-        match g.client.post(&url).json(&body).send().await {
+        g.metrics.routed(&c.id);
+        g.balancer().started(&c.id);
+        let sent = std::time::Instant::now();
+        let request = g.client.post(&url).json(&body).send();
+        let result = match limit {
+            Some(limit) => match tokio::time::timeout(limit, request).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+            },
+            None => request.await.map_err(|e| e.to_string()),
+        };
+        let took = sent.elapsed();
+        match result {
             Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
+                g.observe(&c.id, took, true);
                 let mut resp =
                     (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response();
                 if let Ok(v) = HeaderValue::from_str(&c.id) {
@@ -189,6 +302,9 @@ async fn post_logs(
             }
             Ok(r) => {
                 let status = r.status();
+                // a refusal for want of quorum or room says nothing about the producer's speed
+                let refused = status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+                g.observe(&c.id, took, refused || !status.is_server_error());
                 saw_full |= status == reqwest::StatusCode::TOO_MANY_REQUESTS;
                 if status == reqwest::StatusCode::BAD_REQUEST {
                     // The producer validates like we do; a 400 would repeat everywhere.
@@ -202,7 +318,10 @@ async fn post_logs(
                 }
                 errors.push(format!("{}: {status}", c.id));
             }
-            Err(e) => errors.push(format!("{}: {e}", c.id)),
+            Err(e) => {
+                g.observe(&c.id, took, false);
+                errors.push(format!("{}: {e}", c.id));
+            }
         }
         debug!(producer = %c.id, "producer did not accept; trying the next");
     }

@@ -6,7 +6,8 @@
 //! - [`routing`]: choosing a member by status, zone and health score; [`routing::ViewWatch`].
 //! - [`producer`]: `POST /logs`, bounded queue, delivery until acknowledged.
 //! - [`consumer`]: idempotent persistence ([`store`]: SQLite or PostgreSQL), `GET /logs`.
-//! - [`gateway`]: `/api/...`, routing to producers and consumers, [`cache`] (Redis or local).
+//! - [`gateway`]: `/api/...`, routing to producers and consumers, [`cache`] (Redis or local),
+//!   [`balancer`] (what the gateway learns from its own requests).
 //! - `kafka` (feature `kafka`): the producer's publisher and the consumer group loop.
 //!
 //! # Data flow
@@ -14,6 +15,7 @@
 //! -> store; an acknowledgement flows back only after the store committed, and every retry
 //! carries the same event ids, so rows are exactly-once.
 
+pub mod balancer;
 pub mod cache;
 pub mod consumer;
 pub mod event;
@@ -118,10 +120,25 @@ pub fn start(
             (Service::Consumer(c), r)
         }
         _ => {
-            let (g, r) = gateway::start(handle.info.clone(), s, view, ca)?;
+            let (g, r) = gateway::start(handle.info.clone(), handle.metrics.clone(), s, view, ca)?;
             (Service::Gateway(g), r)
         }
     };
+    // Every answer of the service feeds this member's own latency and error signals.
+    let load = handle.service_load.clone();
+    let router = router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let load = load.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let answer = next.run(req).await;
+                let status = answer.status();
+                let failed = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                load.record(started.elapsed(), failed);
+                answer
+            }
+        },
+    ));
     Ok(Started {
         router,
         service: Some(Arc::new(service)),

@@ -26,6 +26,8 @@ pub struct Candidate {
     pub http: String,
     /// Its health score.
     pub score: u8,
+    /// Its tier: 0 HEALTHY in this zone, 1 HEALTHY elsewhere, 2 DEGRADED, 3 SUSPECT.
+    pub tier: u8,
 }
 
 /// Members of `role`, best first (see the module docs).
@@ -62,6 +64,7 @@ pub fn rank(
                     id: m.id.clone(),
                     http,
                     score: m.health_score,
+                    tier: t,
                 },
             ))
         })

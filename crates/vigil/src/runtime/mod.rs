@@ -71,7 +71,8 @@ pub struct NodeInfo {
 pub struct Options {
     /// How long to keep gossiping after a graceful leave.
     pub leave_linger: Duration,
-    /// How often to measure CPU, memory and errors; `None` = never (tests).
+    /// How often to measure this process's signals (`runtime::signals`); `None` = never
+    /// (tests).
     pub signals_interval: Option<Duration>,
     /// Seals and opens every datagram; `None` = plain gossip.
     pub keyring: Option<Keyring>,
@@ -191,6 +192,8 @@ pub struct Handle {
     pub metrics: Arc<Metrics>,
     /// Where it publishes changes.
     pub bus: Arc<bus::EventBus>,
+    /// Answers of this member's own service, read into its health signals.
+    pub service_load: Arc<signals::ServiceLoad>,
 }
 
 impl Handle {
@@ -277,6 +280,7 @@ enum Step {
     Command(Command),
     Sample,
     Compare,
+    LagProbe(Instant),
 }
 
 /// Owns a node and its transport; see the module docs.
@@ -294,6 +298,7 @@ pub struct NodeRuntime<T: Transport> {
     leaving_until: Option<Duration>,
     send_errors: u64,
     sampler: Option<SignalSampler>,
+    service_load: Arc<signals::ServiceLoad>,
     limiter: SourceLimiter,
     event_log: events::EventLog,
     /// Per-member buckets, after the seal (keyed clusters only).
@@ -328,11 +333,13 @@ impl<T: Transport> NodeRuntime<T> {
         let metrics = Arc::new(Metrics::new());
         let bus = Arc::new(bus::EventBus::default());
         let wall_epoch = SystemTime::now() - epoch.elapsed();
+        let service_load = Arc::new(signals::ServiceLoad::default());
         let handle = Handle {
             cmd_tx,
             info: info.clone(),
             metrics: metrics.clone(),
             bus: bus.clone(),
+            service_load: service_load.clone(),
         };
         let joined = info.seeds.is_empty();
         let sampler = options.signals_interval.map(|_| SignalSampler::new());
@@ -357,6 +364,7 @@ impl<T: Transport> NodeRuntime<T> {
             leaving_until: None,
             send_errors: 0,
             sampler,
+            service_load,
             limiter,
             event_log: events::EventLog::default(),
             members,
@@ -386,6 +394,10 @@ impl<T: Transport> NodeRuntime<T> {
         sample_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut compare_tick = tokio::time::interval(Duration::from_secs(1));
         compare_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The lag probe: how late this tick runs is how late everything on this event loop
+        // runs (a starved or frozen process, a saturated runtime).
+        let mut lag_tick = tokio::time::interval(signals::LAG_TICK);
+        lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut next_seed_warning = self.now() + Duration::from_secs(5);
         info!(
             id = %self.info.id,
@@ -418,6 +430,7 @@ impl<T: Transport> NodeRuntime<T> {
                 Some(cmd) = self.cmd_rx.recv() => Step::Command(cmd),
                 _ = sample_tick.tick(), if self.sampler.is_some() => Step::Sample,
                 _ = compare_tick.tick() => Step::Compare,
+                due = lag_tick.tick(), if self.sampler.is_some() => Step::LagProbe(due),
             };
             let now = self.now();
             match step {
@@ -426,10 +439,10 @@ impl<T: Transport> NodeRuntime<T> {
                 Step::RecvError(e) => debug!(error = %e, "receive failed"),
                 Step::Timeout => self.node.handle_timeout(now, &mut effects),
                 Step::Command(cmd) => self.command(now, cmd, &mut effects),
-                Step::Sample => {
+                Step::Sample => self.sample_signals(),
+                Step::LagProbe(due) => {
                     if let Some(sampler) = &mut self.sampler {
-                        self.measured = sampler.sample(self.node.stats(), self.send_errors);
-                        self.publish_signals();
+                        sampler.note_lag(Instant::now().saturating_duration_since(due));
                     }
                 }
                 Step::Compare => self.compare(now),
@@ -450,11 +463,30 @@ impl<T: Transport> NodeRuntime<T> {
         info!(id = %self.info.id, "node stopped");
     }
 
-    /// Publishes the measured signals, the application's error share folded in.
+    /// Measures this process and publishes the signals (see `publish_signals`).
+    fn sample_signals(&mut self) {
+        let Some(sampler) = &mut self.sampler else {
+            return;
+        };
+        self.measured = sampler.sample(&self.service_load, self.node.stats(), self.send_errors);
+        self.publish_signals();
+    }
+
+    /// Publishes the measured signals, the application's error share folded in, when they
+    /// moved noticeably (at most one metadata change per `node.signals-interval`), counting
+    /// what that costs.
     fn publish_signals(&mut self) {
         let mut signals = self.measured;
         signals.error_pct = signals.error_pct.max(self.app_error_pct);
+        let id = self.info.id.as_str();
+        let before = self.node.record(id).map(|r| r.meta.signals);
         self.node.set_signals(signals);
+        if let Some(r) = self.node.record(id) {
+            if Some(r.meta.signals) != before {
+                let bytes = membership::codec::metadata_len(&r.meta) as u64;
+                self.metrics.signals_published(bytes);
+            }
+        }
     }
 
     /// While anyone listens: the changes the core has no event for, from the view compared

@@ -1,0 +1,608 @@
+//! The gateway's request-level balancer: it learns from the answers it gets.
+//!
+//! [`routing::rank`](super::routing::rank) says who may take a request (HEALTHY, own zone
+//! first) from the cluster's view; this module decides who does, from what the gateway
+//! itself measured. No IO and no clock: every call takes `now` (time since the gateway
+//! started) and the caller's seeded RNG, so the tests replay exactly.
+//!
+//! - **Peak-EWMA latency** (Finagle, Linkerd): a member's cost jumps to any slower answer at
+//!   once and decays toward faster ones with time constant [`BalancerConfig::ewma_tau`]; while
+//!   nobody asks it, it relaxes toward the typical cost of the others
+//!   ([`BalancerConfig::idle_tau`]), so a member that was slow is tried again later.
+//! - **Weight** = (health score / 100)² / max(cost × (outstanding + 1), floor).
+//! - **Power of two choices, soft**: two members of the best tier drawn at random, one of
+//!   them taken with probability proportional to its weight. Two equal members split evenly;
+//!   one with a tenth of the weight gets about a tenth of the other's share.
+//! - **Outlier ejection** (Envoy): after [`BalancerConfig::consecutive_failures`] failures in
+//!   a row, or when its cost is more than [`BalancerConfig::latency_factor`] times the
+//!   median of the others' and above [`BalancerConfig::latency_min`], a member is ejected
+//!   for `base_ejection × k` (capped at `max_ejection`), k growing with each ejection and
+//!   shrinking by one per `base_ejection` spent in rotation. Never more than
+//!   `max_ejected_share` of the known members are out at once.
+//! - **Retry budget** (Finagle): every request deposits `retry_ratio` of a token, time
+//!   deposits `retry_min_per_s` a second, up to `retry_cap`; a retry spends one, so retries
+//!   add at most about `retry_ratio` to the load plus a small floor.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::Rng;
+
+/// The balancer's knobs; the defaults are the ones documented in `docs/design.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalancerConfig {
+    /// Decay of the peak-EWMA toward faster answers.
+    pub ewma_tau: Duration,
+    /// Decay of an unused member's cost toward the others' typical cost.
+    pub idle_tau: Duration,
+    /// Costs below this count as equal.
+    pub latency_floor: Duration,
+    /// Failures in a row that eject.
+    pub consecutive_failures: u32,
+    /// Cost this many times the median of the others' ejects ...
+    pub latency_factor: f64,
+    /// ... when it is also above this.
+    pub latency_min: Duration,
+    /// First ejection time.
+    pub base_ejection: Duration,
+    /// Longest ejection time.
+    pub max_ejection: Duration,
+    /// Most of the known members ejected at once, 0-1.
+    pub max_ejected_share: f64,
+    /// Retry tokens deposited per request.
+    pub retry_ratio: f64,
+    /// Retry tokens deposited per second.
+    pub retry_min_per_s: f64,
+    /// Most retry tokens saved.
+    pub retry_cap: f64,
+    /// A non-final attempt is abandoned (and counted as a failure) after this many times the
+    /// cost of the fastest other member in rotation ...
+    pub attempt_timeout_factor: f64,
+    /// ... but never before this.
+    pub attempt_timeout_min: Duration,
+}
+
+impl Default for BalancerConfig {
+    fn default() -> Self {
+        BalancerConfig {
+            ewma_tau: Duration::from_secs(5),
+            idle_tau: Duration::from_secs(3),
+            latency_floor: Duration::from_millis(20),
+            consecutive_failures: 3,
+            latency_factor: 4.0,
+            latency_min: Duration::from_millis(200),
+            base_ejection: Duration::from_secs(2),
+            max_ejection: Duration::from_secs(6),
+            max_ejected_share: 0.5,
+            retry_ratio: 0.2,
+            retry_min_per_s: 5.0,
+            retry_cap: 20.0,
+            attempt_timeout_factor: 8.0,
+            attempt_timeout_min: Duration::from_millis(150),
+        }
+    }
+}
+
+/// What the balancer knows of one member.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Upstream {
+    /// Peak-EWMA of answer times, milliseconds (None before the first answer).
+    pub cost_ms: Option<f64>,
+    /// When the last answer came.
+    pub last_sample: Duration,
+    /// Requests sent and not answered yet.
+    pub outstanding: u32,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Ejected until then.
+    pub ejected_until: Option<Duration>,
+    /// Ejections so far.
+    pub ejections: u64,
+    /// The current ejection multiplier.
+    pub multiplier: u32,
+    /// When the last ejection ended.
+    pub back_since: Duration,
+    /// First attempts sent to it.
+    pub chosen: u64,
+}
+
+/// One member that may take a request: id, health score, tier (lower first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice<'a> {
+    /// Member id.
+    pub id: &'a str,
+    /// Its health score, 0-100.
+    pub score: u8,
+    /// Its tier (own zone 0, others 1).
+    pub tier: u8,
+}
+
+/// One member's routing state, for metrics and `/api/cluster/status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteState {
+    /// Member id.
+    pub id: String,
+    /// First attempts sent to it.
+    pub chosen: u64,
+    /// Weight among the last candidates, normalized to sum 1.
+    pub weight: f64,
+    /// Peak-EWMA, milliseconds (0 before any answer).
+    pub cost_ms: f64,
+    /// Out of rotation now.
+    pub ejected: bool,
+    /// Ejections so far.
+    pub ejections: u64,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+}
+
+/// The balancer (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Balancer {
+    config: BalancerConfig,
+    upstreams: BTreeMap<String, Upstream>,
+    tokens: f64,
+    tokens_at: Duration,
+    last_weights: BTreeMap<String, f64>,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+impl Balancer {
+    /// A balancer with no history.
+    pub fn new(config: BalancerConfig) -> Self {
+        let tokens = config.retry_cap / 2.0;
+        Balancer {
+            config,
+            upstreams: BTreeMap::new(),
+            tokens,
+            tokens_at: Duration::ZERO,
+            last_weights: BTreeMap::new(),
+        }
+    }
+
+    /// What it knows of `id`.
+    #[cfg(test)]
+    pub fn upstream(&self, id: &str) -> Option<&Upstream> {
+        self.upstreams.get(id)
+    }
+
+    fn floor_ms(&self) -> f64 {
+        self.config.latency_floor.as_secs_f64() * 1000.0
+    }
+
+    /// The median cost of the members answering normally, other than `except`.
+    fn typical_ms(&self, except: Option<&str>, now: Duration) -> Option<f64> {
+        median(
+            self.upstreams
+                .iter()
+                .filter(|(id, u)| Some(id.as_str()) != except && !u.is_ejected(now))
+                .filter_map(|(_, u)| u.cost_ms)
+                .collect(),
+        )
+    }
+
+    /// A member's peak-EWMA now, relaxed toward the others' typical cost while it went unasked.
+    fn relaxed_ms(&self, id: &str, now: Duration) -> Option<f64> {
+        let floor = self.floor_ms();
+        let typical = self.typical_ms(Some(id), now).unwrap_or(floor).max(floor);
+        let u = self.upstreams.get(id)?;
+        let cost = u.cost_ms?;
+        let idle = now.saturating_sub(u.last_sample).as_secs_f64();
+        Some(if cost > typical {
+            typical + (cost - typical) * (-idle / self.config.idle_tau.as_secs_f64()).exp()
+        } else {
+            cost
+        })
+    }
+
+    /// A member's cost now: its relaxed peak-EWMA (the others' typical cost before its first
+    /// answer), at least the floor, times its outstanding requests plus one.
+    pub fn cost_ms(&self, id: &str, now: Duration) -> f64 {
+        let floor = self.floor_ms();
+        let outstanding = self.upstreams.get(id).map_or(0, |u| u.outstanding);
+        let cost = self
+            .relaxed_ms(id, now)
+            .unwrap_or_else(|| self.typical_ms(Some(id), now).unwrap_or(floor));
+        cost.max(floor) * f64::from(outstanding + 1)
+    }
+
+    /// A member's weight now: (score / 100)² / cost.
+    pub fn weight(&self, id: &str, score: u8, now: Duration) -> f64 {
+        let h = f64::from(score.clamp(1, 100)) / 100.0;
+        h * h / self.cost_ms(id, now)
+    }
+
+    /// The order to try members in: first the soft power-of-two choice among the best tier
+    /// in rotation, then the rest of the members in rotation by tier and weight, then the
+    /// ejected ones (a last resort). Counts the first choice.
+    pub fn order(
+        &mut self,
+        candidates: &[Choice<'_>],
+        now: Duration,
+        rng: &mut impl Rng,
+    ) -> Vec<String> {
+        for c in candidates {
+            let u = self.upstreams.entry(c.id.to_string()).or_default();
+            if u.ejected_until.is_some_and(|t| t <= now) {
+                u.ejected_until = None;
+                u.back_since = now;
+            }
+        }
+        let weights: Vec<f64> = candidates
+            .iter()
+            .map(|c| self.weight(c.id, c.score, now))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        self.last_weights = candidates
+            .iter()
+            .zip(&weights)
+            .map(|(c, w)| (c.id.to_string(), if total > 0.0 { w / total } else { 0.0 }))
+            .collect();
+        let in_rotation: Vec<usize> = (0..candidates.len())
+            .filter(|&i| !self.upstreams[candidates[i].id].is_ejected(now))
+            .collect();
+        let best_tier = in_rotation.iter().map(|&i| candidates[i].tier).min();
+        let pool: Vec<usize> = in_rotation
+            .iter()
+            .copied()
+            .filter(|&i| Some(candidates[i].tier) == best_tier)
+            .collect();
+        let first = match pool.len() {
+            0 => None,
+            1 => Some(pool[0]),
+            n => {
+                let a = pool[rng.random_range(0..n)];
+                let mut b = pool[rng.random_range(0..n - 1)];
+                if b == a {
+                    b = pool[n - 1];
+                }
+                let (wa, wb) = (weights[a], weights[b]);
+                let p = if wa + wb > 0.0 { wa / (wa + wb) } else { 0.5 };
+                Some(if rng.random_bool(p.clamp(0.0, 1.0)) {
+                    a
+                } else {
+                    b
+                })
+            }
+        };
+        let mut rest: Vec<usize> = (0..candidates.len())
+            .filter(|&i| Some(i) != first)
+            .collect();
+        rest.sort_by(|&x, &y| {
+            let ex = !in_rotation.contains(&x);
+            let ey = !in_rotation.contains(&y);
+            ex.cmp(&ey)
+                .then(candidates[x].tier.cmp(&candidates[y].tier))
+                .then(weights[y].total_cmp(&weights[x]))
+                .then(candidates[x].id.cmp(candidates[y].id))
+        });
+        let mut out: Vec<String> = Vec::with_capacity(candidates.len());
+        if let Some(f) = first {
+            if let Some(u) = self.upstreams.get_mut(candidates[f].id) {
+                u.chosen += 1;
+            }
+            out.push(candidates[f].id.to_string());
+        }
+        out.extend(rest.into_iter().map(|i| candidates[i].id.to_string()));
+        out
+    }
+
+    /// How long a non-final attempt to `id` may take before it is abandoned for the next
+    /// member: a multiple of the fastest other member's cost in rotation (not of a median:
+    /// with two producers, one of them slow, the median would be half the slow one).
+    pub fn attempt_timeout(&self, id: &str, now: Duration) -> Duration {
+        let floor = self.floor_ms();
+        let best = self
+            .upstreams
+            .iter()
+            .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
+            .filter_map(|(other, _)| self.relaxed_ms(other, now))
+            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
+            .unwrap_or(floor)
+            .max(floor);
+        Duration::from_secs_f64(best * self.config.attempt_timeout_factor / 1000.0)
+            .max(self.config.attempt_timeout_min)
+    }
+
+    /// Notes that a request to `id` was sent.
+    pub fn started(&mut self, id: &str) {
+        self.upstreams
+            .entry(id.to_string())
+            .or_default()
+            .outstanding += 1;
+    }
+
+    /// Notes an answer (or a failure: an error, a 5xx, an abandoned attempt) from `id`
+    /// after `took`; may eject it. Returns whether this answer ejected it.
+    pub fn observe(&mut self, id: &str, now: Duration, took: Duration, ok: bool) -> bool {
+        let tau = self.config.ewma_tau.as_secs_f64();
+        let rtt = took.as_secs_f64() * 1000.0;
+        let relaxed = self.relaxed_ms(id, now);
+        let u = self.upstreams.entry(id.to_string()).or_default();
+        u.outstanding = u.outstanding.saturating_sub(1);
+        u.cost_ms = Some(match relaxed {
+            Some(c) if rtt <= c => {
+                let w = (-now.saturating_sub(u.last_sample).as_secs_f64() / tau).exp();
+                c * w + rtt * (1.0 - w)
+            }
+            _ => rtt,
+        });
+        u.last_sample = now;
+        if ok {
+            u.consecutive_failures = 0;
+        } else {
+            u.consecutive_failures += 1;
+        }
+        if u.is_ejected(now) {
+            return false;
+        }
+        let failing = u.consecutive_failures >= self.config.consecutive_failures;
+        let cost = u.cost_ms.unwrap_or(0.0);
+        let slow = cost > self.config.latency_min.as_secs_f64() * 1000.0
+            && self
+                .typical_ms(Some(id), now)
+                .is_some_and(|t| cost > self.config.latency_factor * t.max(self.floor_ms()));
+        if !(failing || slow) || !self.may_eject(now) {
+            return false;
+        }
+        let base = self.config.base_ejection;
+        let max = self.config.max_ejection;
+        let u = self.upstreams.get_mut(id).expect("entry made above");
+        let healthy_periods = now.saturating_sub(u.back_since).as_secs_f64() / base.as_secs_f64();
+        u.multiplier = u.multiplier.saturating_sub(healthy_periods as u32) + 1;
+        u.ejected_until = Some(now + base.saturating_mul(u.multiplier).min(max));
+        u.ejections += 1;
+        u.consecutive_failures = 0;
+        true
+    }
+
+    fn may_eject(&self, now: Duration) -> bool {
+        let known = self.upstreams.len();
+        let out = self
+            .upstreams
+            .values()
+            .filter(|u| u.is_ejected(now))
+            .count();
+        ((out + 1) as f64) <= (known as f64 * self.config.max_ejected_share).floor()
+    }
+
+    /// Deposits the request's share of retry tokens.
+    pub fn deposit(&mut self, now: Duration) {
+        let dt = now.saturating_sub(self.tokens_at).as_secs_f64();
+        self.tokens_at = now;
+        self.tokens = (self.tokens + self.config.retry_ratio + dt * self.config.retry_min_per_s)
+            .min(self.config.retry_cap);
+    }
+
+    /// Spends a retry token if there is one.
+    pub fn try_retry(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Every member's routing state.
+    pub fn states(&self, now: Duration) -> Vec<RouteState> {
+        self.upstreams
+            .iter()
+            .map(|(id, u)| RouteState {
+                id: id.clone(),
+                chosen: u.chosen,
+                weight: self.last_weights.get(id).copied().unwrap_or(0.0),
+                cost_ms: u.cost_ms.unwrap_or(0.0),
+                ejected: u.is_ejected(now),
+                ejections: u.ejections,
+                consecutive_failures: u.consecutive_failures,
+            })
+            .collect()
+    }
+}
+
+impl Upstream {
+    /// Whether it is out of rotation at `now`.
+    pub fn is_ejected(&self, now: Duration) -> bool {
+        self.ejected_until.is_some_and(|t| now < t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn two<'a>(score_a: u8, score_b: u8) -> [Choice<'a>; 2] {
+        [
+            Choice {
+                id: "a",
+                score: score_a,
+                tier: 0,
+            },
+            Choice {
+                id: "b",
+                score: score_b,
+                tier: 0,
+            },
+        ]
+    }
+
+    /// Sends `n` requests, one every 50 ms from `start`, each answered after `latency(id)`;
+    /// returns how many went first to "b" and the time after the last.
+    fn drive(
+        bal: &mut Balancer,
+        rng: &mut SmallRng,
+        start: Duration,
+        n: usize,
+        scores: (u8, u8),
+        latency: impl Fn(&str, Duration) -> (Duration, bool),
+    ) -> (usize, Duration) {
+        let mut to_b = 0;
+        let mut now = start;
+        for _ in 0..n {
+            bal.deposit(now);
+            let order = bal.order(&two(scores.0, scores.1), now, rng);
+            let first = order[0].clone();
+            if first == "b" {
+                to_b += 1;
+            }
+            bal.started(&first);
+            let (took, ok) = latency(&first, now);
+            bal.observe(&first, now + took, took, ok);
+            now += MS(50);
+        }
+        (to_b, now)
+    }
+
+    #[test]
+    fn equal_members_split_the_traffic_evenly() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(1);
+        let (to_b, _) = drive(&mut bal, &mut rng, MS(0), 2000, (100, 100), |id, _| {
+            (if id == "a" { MS(5) } else { MS(9) }, true)
+        });
+        // both under the 20 ms floor: equal
+        assert!((850..1150).contains(&to_b), "b took {to_b} of 2000");
+    }
+
+    #[test]
+    fn a_slow_member_gets_little_and_is_ejected() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(2);
+        let (_, t) = drive(&mut bal, &mut rng, MS(0), 200, (100, 100), |_, _| {
+            (MS(8), true)
+        });
+        let (to_b, _) = drive(&mut bal, &mut rng, t, 400, (100, 100), |id, _| {
+            (if id == "a" { MS(8) } else { MS(900) }, true)
+        });
+        assert!(to_b < 20, "b took {to_b} of 400 while 100 times slower");
+        assert!(bal.upstream("b").unwrap().ejections >= 1);
+    }
+
+    #[test]
+    fn a_low_health_score_lowers_the_share() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(3);
+        let (to_b, _) = drive(&mut bal, &mut rng, MS(0), 2000, (100, 50), |_, _| {
+            (MS(8), true)
+        });
+        // weight 0.25 against 1: about 20 %
+        assert!((300..500).contains(&to_b), "b took {to_b} of 2000");
+    }
+
+    #[test]
+    fn consecutive_failures_eject_for_a_time_that_grows() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        for id in ["a", "b"] {
+            bal.observe(id, MS(0), MS(5), true);
+        }
+        assert!(!bal.observe("b", MS(10), MS(5), false));
+        assert!(!bal.observe("b", MS(20), MS(5), false));
+        assert!(bal.observe("b", MS(30), MS(5), false));
+        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(2030)));
+        // back, and failing again at once: twice as long
+        let mut rng = SmallRng::seed_from_u64(4);
+        bal.order(&two(100, 100), MS(2100), &mut rng);
+        for k in 0..3 {
+            bal.observe("b", MS(2100 + k), MS(5), false);
+        }
+        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6102)));
+        assert_eq!(bal.upstream("b").unwrap().ejections, 2);
+    }
+
+    #[test]
+    fn never_more_than_the_allowed_share_is_ejected() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        for id in ["a", "b"] {
+            bal.observe(id, MS(0), MS(5), true);
+        }
+        for k in 0..3 {
+            bal.observe("a", MS(10 + k), MS(5), false);
+        }
+        assert!(bal.upstream("a").unwrap().is_ejected(MS(20)));
+        for k in 0..10 {
+            assert!(!bal.observe("b", MS(30 + k), MS(5), false));
+        }
+        assert!(!bal.upstream("b").unwrap().is_ejected(MS(50)));
+    }
+
+    #[test]
+    fn ejected_members_come_last_and_return_when_their_time_is_up() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(5);
+        for id in ["a", "b"] {
+            bal.observe(id, MS(0), MS(5), true);
+        }
+        for k in 0..3 {
+            bal.observe("b", MS(10 + k), MS(5), false);
+        }
+        for _ in 0..50 {
+            assert_eq!(bal.order(&two(100, 100), MS(100), &mut rng), ["a", "b"]);
+        }
+        let later: usize = (0..400)
+            .filter(|_| bal.order(&two(100, 100), MS(2100), &mut rng)[0] == "b")
+            .count();
+        assert!(later > 100, "b first {later} of 400 after its ejection");
+    }
+
+    #[test]
+    fn a_slow_member_that_recovers_wins_back_its_share() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(6);
+        let (_, t) = drive(&mut bal, &mut rng, MS(0), 200, (100, 100), |id, _| {
+            (if id == "a" { MS(8) } else { MS(1500) }, true)
+        });
+        let (_, t) = drive(&mut bal, &mut rng, t, 100, (100, 100), |_, _| (MS(8), true));
+        let (to_b, _) = drive(&mut bal, &mut rng, t, 500, (100, 100), |_, _| (MS(8), true));
+        assert!(
+            to_b > 175,
+            "b took {to_b} of 500 in the 25 s after recovering"
+        );
+    }
+
+    #[test]
+    fn the_retry_budget_limits_retries_to_a_share_of_requests() {
+        let mut bal = Balancer::new(BalancerConfig {
+            retry_min_per_s: 0.0,
+            ..BalancerConfig::default()
+        });
+        let mut retries = 0;
+        for k in 0..1000 {
+            bal.deposit(MS(k));
+            while bal.try_retry() {
+                retries += 1;
+            }
+        }
+        // the initial half-full bucket (10) plus 20 % of 1000 requests
+        assert!((209..=210).contains(&retries), "{retries}");
+    }
+
+    #[test]
+    fn the_attempt_timeout_follows_the_fastest_other_member() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        assert_eq!(bal.attempt_timeout("a", MS(0)), MS(160));
+        bal.observe("a", MS(0), MS(100), true);
+        bal.observe("b", MS(0), MS(100), true);
+        assert_eq!(bal.attempt_timeout("a", MS(0)), MS(800));
+        // b turns slow: an attempt to b is given 8 x a's time, not 8 x the median
+        bal.observe("b", MS(10), MS(1500), true);
+        bal.observe("a", MS(10), MS(10), true);
+        assert!(bal.attempt_timeout("b", MS(10)) < MS(800));
+    }
+}
