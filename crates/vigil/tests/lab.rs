@@ -8,6 +8,8 @@
 //! `SKIPPED ...` and passes. The labs run one at a time. `MEASURED:` lines carry the numbers
 //! reported in `docs/lab.md`: `cargo test -p vigil --test lab -- --nocapture`.
 
+#[path = "harness/browser.rs"]
+mod browser;
 #[path = "lab/harness.rs"]
 mod harness;
 
@@ -134,6 +136,44 @@ impl OneLeader {
 }
 
 /// Whether no node lists any member FAILED.
+/// Opens the console of each host in `expect` in chromium (outside the lab, through
+/// [`Lab::forward_http`]) and waits until it shows quorum as expected: the no-quorum banner
+/// exactly where there is none.
+fn consoles_show_quorum(lab: &Lab, expect: &[(usize, bool)]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(browser) = rt.block_on(browser::Browser::start("lab console")) else {
+        return;
+    };
+    for &(i, quorum) in expect {
+        let port = lab.forward_http(i);
+        rt.block_on(async {
+            browser.open(&format!("http://127.0.0.1:{port}/ui")).await;
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let seen = browser
+                    .script(
+                        "return [document.body.dataset.hasQuorum || null, \
+                         !document.getElementById('no-quorum').hidden]",
+                    )
+                    .await;
+                let want = serde_json::json!([quorum.to_string(), !quorum]);
+                if seen == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "n{i}'s console: [hasQuorum, banner shown] = {seen}, want {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        eprintln!(
+            "lab console: n{i} shows quorum {quorum} (banner {})",
+            !quorum
+        );
+    }
+}
+
 fn nobody_failed(snap: &Snapshot) -> Result<(), String> {
     for (k, v) in snap.iter().enumerate() {
         if let Some(v) = v {
@@ -238,6 +278,8 @@ fn split_brain_fences_the_minority_and_heals_into_one_view() {
             views(s)
         );
     });
+
+    consoles_show_quorum(&lab, &[(1, false), (3, true)]);
 
     lab.heal();
     let healed = Instant::now();

@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -432,6 +432,42 @@ impl Lab {
             .join()
             .ok()
             .flatten()
+    }
+
+    /// A port on 127.0.0.1, in the test's own namespace, that leads to host `i`'s HTTP port:
+    /// each connection is made from inside the host's namespace by a thread that enters it,
+    /// then bytes are copied both ways. So a browser outside the lab can open a node's
+    /// console. Serves until the test process ends.
+    pub fn forward_http(&self, i: usize) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a forwarding port");
+        let port = listener.local_addr().unwrap().port();
+        let ns = self.ns(i);
+        let addr: SocketAddr = format!("{}:{HTTP_PORT}", self.ip(i)).parse().unwrap();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let ns = ns.clone();
+                std::thread::spawn(move || {
+                    let Some(upstream) = connect_in_netns(&ns, addr) else {
+                        return;
+                    };
+                    let _ = upstream.set_read_timeout(None);
+                    let (Ok(mut from_client), Ok(mut to_node)) =
+                        (client.try_clone(), upstream.try_clone())
+                    else {
+                        return;
+                    };
+                    let up = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from_client, &mut to_node);
+                        let _ = to_node.shutdown(Shutdown::Write);
+                    });
+                    let (mut from_node, mut to_client) = (upstream, client);
+                    let _ = std::io::copy(&mut from_node, &mut to_client);
+                    let _ = to_client.shutdown(Shutdown::Write);
+                    let _ = up.join();
+                });
+            }
+        });
+        port
     }
 
     /// `POST path` with a JSON body to host `i`'s node, from inside its namespace: the
