@@ -249,17 +249,21 @@ async fn prometheus_scrapes_vigil_up_and_serves_the_seeds_metrics() {
         dir.join("alerts.yml"),
     )
     .unwrap();
-    let mut config = String::from(
+    // Targets come from one member's service discovery endpoint, as in
+    // deploy/prometheus/prometheus-local.yml: the coordinator lists all four.
+    let coordinator = services_list()
+        .into_iter()
+        .find(|(s, _)| *s == "coordinator")
+        .unwrap()
+        .1
+        + http_offset;
+    let config = format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
          rule_files: [alerts.yml]\n\
-         scrape_configs:\n  - job_name: vigil\n    static_configs:\n",
+         scrape_configs:\n  - job_name: vigil\n    http_sd_configs:\n\
+         \x20     - url: http://127.0.0.1:{coordinator}/cluster/prometheus-targets\n\
+         \x20       refresh_interval: 1s\n"
     );
-    for (service, port) in services_list() {
-        config.push_str(&format!(
-            "      - targets: ['127.0.0.1:{}']\n        labels: {{service: {service}}}\n",
-            port + http_offset
-        ));
-    }
     std::fs::write(dir.join("prometheus.yml"), &config).unwrap();
     let prom_port = harness::free_tcp_port();
     let base = format!("http://127.0.0.1:{prom_port}");

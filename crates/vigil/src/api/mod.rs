@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /cluster/status` | the seed's status body plus leader, self, generations, roles, addresses |
 //! | `GET /cluster/members`, `GET /cluster/members/{id}` | member bodies (404 for an unknown id) |
+//! | `GET /cluster/prometheus-targets` | Prometheus HTTP service discovery: every member with an HTTP address |
 //! | `GET /cluster/events` | every change, as Server-Sent Events, resumable with `Last-Event-ID` ([`events`]) |
 //! | `GET /actuator/health` | Spring's shape; 503 when DOWN (no quorum, or leaving) |
 //! | `GET /actuator`, `/actuator/health/{liveness,readiness}`, `/actuator/prometheus`, `/actuator/info` | Spring Boot's conventions ([`actuator`]) |
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/cluster/status", get(cluster_status))
         .route("/cluster/members", get(members))
+        .route("/cluster/prometheus-targets", get(prometheus_targets))
         .route("/cluster/events", get(events::events))
         .route("/cluster/members/{id}", get(member))
         .route("/cluster/members/{id}/remove", post(remove_member))
@@ -190,6 +192,40 @@ async fn members(State(state): State<AppState>) -> Response {
                 .members
                 .iter()
                 .map(|m| model::member(m, &s))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Prometheus HTTP service discovery (`http_sd_configs`): one target group per member that
+/// publishes an HTTP address and is not gone (LEFT members and tombstones are left out), with
+/// the seed's `service` label (the role) and the member's id and zone. So one member's
+/// address finds every member, whatever ports `vigil up --http-offset` or a deployment chose.
+async fn prometheus_targets(State(state): State<AppState>) -> Response {
+    match snapshot(&state).await {
+        Ok(s) => Json(
+            s.view
+                .members
+                .iter()
+                .filter(|m| m.status != membership::Status::Left)
+                .filter_map(|m| {
+                    let addr = m.http_addr.as_deref()?;
+                    let (scheme, host) = match addr.split_once("://") {
+                        Some((scheme, host)) => (scheme, host),
+                        None => ("http", addr),
+                    };
+                    Some(serde_json::json!({
+                        "targets": [host],
+                        "labels": {
+                            "__scheme__": scheme,
+                            "service": m.role,
+                            "node_id": m.id,
+                            "zone": m.zone,
+                        },
+                    }))
+                })
                 .collect::<Vec<_>>(),
         )
         .into_response(),
