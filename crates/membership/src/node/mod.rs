@@ -367,7 +367,7 @@ impl Node {
                 format!("must be {}", codec::ID_RULE),
             ));
         }
-        let meta_len = codec::metadata_len(&identity.meta);
+        let meta_len = metadata_len_with_any_signals(&identity.meta);
         if meta_len > config.max_metadata_bytes {
             return Err(ConfigError::new(
                 "cluster.limits.max-metadata-bytes",
@@ -808,7 +808,7 @@ impl Node {
                 meta.tags.remove(key);
             }
         }
-        let size = codec::metadata_len(&meta);
+        let size = metadata_len_with_any_signals(&meta);
         if size > self.config.max_metadata_bytes {
             return Err(CommandError::MetadataTooLarge {
                 size,
@@ -1423,6 +1423,16 @@ impl Node {
             self.send(to, &join, out);
         }
     }
+}
+
+/// The encoded size of `meta` with the largest signals it can carry: signals change without
+/// a check (`Node::set_signals`), so the room for them is kept when the rest is set.
+fn metadata_len_with_any_signals(meta: &Metadata) -> usize {
+    let mut m = meta.clone();
+    let s = &mut m.signals;
+    (s.cpu_pct, s.mem_pct, s.error_pct, s.pressure_pct) = (u8::MAX, u8::MAX, u8::MAX, u8::MAX);
+    (s.lag_ms, s.latency_ms) = (u16::MAX, u16::MAX);
+    codec::metadata_len(&m)
 }
 
 #[cfg(test)]

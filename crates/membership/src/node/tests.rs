@@ -970,7 +970,7 @@ fn oversize_local_metadata_is_refused_when_set() {
     assert_eq!(
         n.set_tag("big", Some(&"x".repeat(max))),
         Err(CommandError::MetadataTooLarge {
-            size: codec::metadata_len(&{
+            size: super::metadata_len_with_any_signals(&{
                 let mut m = Metadata::clone(&before.meta);
                 m.tags.insert("big".into(), "x".repeat(max));
                 m
