@@ -50,6 +50,20 @@ pub struct Member {
 }
 
 impl Member {
+    /// The member's fields in events and snapshots: `nodeId`, `status`, `generation`,
+    /// `role`, `zone`, `httpAddress`, `tags`.
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "nodeId": self.id,
+            "status": self.status.as_str(),
+            "generation": self.generation,
+            "role": self.role,
+            "zone": self.zone,
+            "httpAddress": self.http_addr,
+            "tags": self.tags,
+        })
+    }
+
     /// A member known only by id, status and generation.
     pub fn new(id: impl Into<String>, status: Status, generation: u64) -> Self {
         Member {
@@ -236,15 +250,7 @@ impl Change {
             | Event::MemberFailed(m)
             | Event::MemberLeft(m)
             | Event::MemberRemoved(m)
-            | Event::MemberRejoined(m) => json!({
-                "nodeId": m.id,
-                "status": m.status.as_str(),
-                "generation": m.generation,
-                "role": m.role,
-                "zone": m.zone,
-                "httpAddress": m.http_addr,
-                "tags": m.tags,
-            }),
+            | Event::MemberRejoined(m) => m.to_json(),
             Event::QuorumGained { reachable, voters } | Event::QuorumLost { reachable, voters } => {
                 json!({
                     "nodeId": self_id,

@@ -55,16 +55,9 @@ pub fn snapshot_json(view: &View, generation: u64) -> serde_json::Value {
         .members
         .iter()
         .map(|m| {
-            json!({
-                "nodeId": m.id,
-                "status": m.status.as_str(),
-                "generation": m.generation,
-                "role": m.role,
-                "zone": m.zone,
-                "httpAddress": m.http_addr,
-                "tags": m.tags,
-                "healthScore": m.health_score,
-            })
+            let mut v = m.to_json();
+            v["healthScore"] = json!(m.health_score);
+            v
         })
         .collect();
     json!({

@@ -5,7 +5,6 @@
 //! what an operator needs.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use membership::MemberView;
 use serde::{Deserialize, Serialize};
@@ -143,15 +142,8 @@ pub struct StatusDto {
     pub routing: Option<BTreeMap<String, RouteDto>>,
 }
 
-/// RFC 3339 in UTC, to the millisecond.
-pub fn rfc3339(t: SystemTime) -> String {
-    let t = time::OffsetDateTime::from(t);
-    let t = t
-        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+/// RFC 3339 in UTC, to the millisecond (one implementation: the event stream's).
+pub use crate::event::rfc3339;
 
 /// Builds one member's body.
 pub fn member(m: &MemberView, snapshot: &Snapshot) -> MemberDto {
