@@ -5,7 +5,7 @@
 # which bundles them; from $KUBERNETES_VALIDATE, PATH, or the venv scripts/test.sh makes in
 # ~/.cache/vigil-kubernetes-validate).
 # The live checks (a real Prometheus scraping `vigil up`; dashboard metrics exported by a
-# running node) are cargo tests: crates/vigil/tests/prometheus.rs and dashboards.rs.
+# running node) are cargo tests: crates/vigil-cli/tests/prometheus.rs and dashboards.rs.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -63,7 +63,7 @@ parse_common_args() {
 vigil_bin() {
     if [ -n "${VIGIL_BIN:-}" ]; then echo "$VIGIL_BIN"; return; fi
     if [ ! -x "$ROOT/target/debug/vigil" ]; then
-        (cd "$ROOT" && cargo build -q -p vigil) >&2
+        (cd "$ROOT" && cargo build -q -p vigil-cli) >&2
     fi
     echo "$ROOT/target/debug/vigil"
 }

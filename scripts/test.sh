@@ -20,7 +20,7 @@ if [ "$FAST" = 0 ]; then
     step "installing test tools (promtool from Debian's prometheus package, chromium and its driver)"
     need=()
     command -v promtool >/dev/null || need+=(prometheus)
-    # the web console's browser tests (crates/vigil/tests/console.rs)
+    # the web console's browser tests (crates/vigil-cli/tests/console.rs)
     command -v chromium >/dev/null || need+=(chromium)
     command -v chromedriver >/dev/null || need+=(chromium-driver)
     if [ ${#need[@]} -gt 0 ]; then
@@ -31,7 +31,7 @@ if [ "$FAST" = 0 ]; then
 fi
 
 # ---- multi-host fault lab (docs/lab.md): tools for the netns lab tests ------------------
-# The lab tests (`cargo test -p vigil --test lab`) run inside `cargo test --workspace` below,
+# The lab tests (`cargo test -p vigil-cli --test lab`) run inside `cargo test --workspace` below,
 # one lab at a time; without root or these tools they print SKIPPED and pass.
 if [ "$FAST" = 0 ]; then
     step "installing lab tools (iproute2 nftables iptables curl python3)"
@@ -72,7 +72,7 @@ cargo test --workspace --no-fail-fast
 # jq, curl and shellcheck; checks deploy/ offline (promtool check config/rules, promtool
 # test rules, docker-compose config), then runs the seed's three scripts against a private
 # `vigil up` on random free ports (each well under 2 minutes). The live Prometheus and
-# dashboard tests are cargo tests (crates/vigil/tests/prometheus.rs, dashboards.rs) above.
+# dashboard tests are cargo tests (crates/vigil-cli/tests/prometheus.rs, dashboards.rs) above.
 if [ "$FAST" = 0 ]; then
     step "installing monitoring and deployment tools (docker-compose jq curl shellcheck)"
     ops_need=()
@@ -111,7 +111,7 @@ if command -v shellcheck >/dev/null; then
     step "shellcheck: deploy and the seed's scripts"
     shellcheck -x deploy/*.sh integration-tests/*.sh
 fi
-cargo build -q -p vigil
+cargo build -q -p vigil-cli
 for script in test-cluster-health simulate-failure load-test; do
     step "the seed's scripts: integration-tests/$script.sh (private vigil up)"
     VIGIL_BIN="$CARGO_TARGET_DIR/debug/vigil" timeout 120 "integration-tests/$script.sh" --own
@@ -178,7 +178,7 @@ print(*[s.getsockname()[1] for s in socks])')
     export VIGIL_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
     export VIGIL_TEST_KAFKA_RESTART="$PWD/scripts/tansu-broker.sh restart $RB/tansu $KAFKA_PORT"
     step "real backends: pipeline tests (kill -9 the consumer, restart PostgreSQL and the broker; Kafka feature)"
-    cargo test -p vigil --features kafka --test pipeline -- --nocapture --test-threads 1
+    cargo test -p vigil-cli --features kafka --test pipeline -- --nocapture --test-threads 1
     stop_backends; trap - EXIT
 fi
 # --- END real backends ---

@@ -250,7 +250,7 @@ _lab_secrets() {
 
 lab_start() {  # lab_start I [EXTRA vigil node ARGS...]   start member nI on host I
     local i=${1:?host} seeds="" s pid; shift
-    [ -x "$VIGIL" ] || { _die "no vigil binary at $VIGIL (cargo build -p vigil, or set VIGIL=)"; return 1; }
+    [ -x "$VIGIL" ] || { _die "no vigil binary at $VIGIL (cargo build -p vigil-cli, or set VIGIL=)"; return 1; }
     mkdir -p "$STATE_DIR"
     # host 1 bootstraps on its first start; every later start joins through hosts 1 and 2
     for s in 1 2; do

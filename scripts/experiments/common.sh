@@ -6,7 +6,7 @@
 #   RESULTS_DIR  where JSON/CSV go (default target/experiments; one subdirectory per experiment)
 #   IMG_DIR      where PNG plots go (default docs/img)
 #   VIGIL_SIM    a vigil-sim binary to use instead of building one (cargo build --release -p sim)
-#   VIGIL_BIN    a vigil binary to use instead of building one (cargo build -p vigil)
+#   VIGIL_BIN    a vigil binary to use instead of building one (cargo build -p vigil-cli)
 #   SOURCE_COMMIT, SOURCE_DIRTY  recorded in meta.json instead of this checkout's HEAD and
 #                its count of uncommitted files (when the binaries were built elsewhere)
 #   QUICK=1      smaller sweeps (fewer seeds, shorter simulated durations), for a smoke run
@@ -35,7 +35,7 @@ sim_bin() {
 # The vigil binary (debug build, as the lab and the seed's scripts use).
 vigil_bin() {
     if [ -n "${VIGIL_BIN:-}" ]; then echo "$VIGIL_BIN"; return; fi
-    (cd "$ROOT" && cargo build -q -p vigil) >&2
+    (cd "$ROOT" && cargo build -q -p vigil-cli) >&2
     echo "$TARGET/debug/vigil"
 }
 

@@ -8,7 +8,7 @@
 # Simulator: `vigil-sim --scenario partition` at 5 nodes ({2}|{3}, as in the lab), 100
 # ({49}|{51}) and 1000 ({499}|{501}), seeds 1-3 (1000: seed 1, 15 s partition, to keep the
 # wall time near a minute), plus one sampled timeline at 5 and at 100 nodes for the plot.
-# Real processes: `cargo test -p vigil --test lab split_brain -- --nocapture` (five
+# Real processes: `cargo test -p vigil-cli --test lab split_brain -- --nocapture` (five
 # `vigil node` processes in network namespaces, the cut made in the switch) LAB_RUNS times;
 # needs root, nftables and iproute2 (the test prints SKIPPED otherwise).
 #
@@ -45,7 +45,7 @@ if [ "$LAB_RUNS" -gt 0 ] && [ ! -s "$OUT/lab.log" ]; then
     : >"$OUT/lab.log.tmp"
     for k in $(seq 1 "$LAB_RUNS"); do
         log "netns lab split brain, run $k of $LAB_RUNS"
-        (cd "$ROOT" && cargo test -q -p vigil --test lab split_brain -- --nocapture --test-threads 1) \
+        (cd "$ROOT" && cargo test -q -p vigil-cli --test lab split_brain -- --nocapture --test-threads 1) \
             >>"$OUT/lab.log.tmp" 2>&1 || log "lab run $k failed (see $OUT/lab.log)"
     done
     mv "$OUT/lab.log.tmp" "$OUT/lab.log"

@@ -28,16 +28,36 @@
 //! ```
 //!
 //! # Layout
+//! The workspace, arrows pointing down (each crate uses only the public API of the one below):
+//! ```text
+//! vigil-cli    the `vigil` binary: flags, config layering, signals; node, up, members, status,
+//!     │        events, keys, config, load
+//!     v
+//! vigil-logs   the seed's log pipeline (gateway, producer, consumer), a vigil::service::Service
+//!     │
+//!     v
+//! vigil        this crate: a member in a tokio runtime, its HTTP API, events and metrics
+//!     │
+//!     v
+//! membership   the protocol, sans-IO: gossip, failure detection, quorum (no clock, no socket)
+//! ```
+//! This crate:
 //! - The public API, at the root: [`Builder`], [`Vigil`], [`Subscription`], and the types of
 //!   [`event`] ([`Event`], [`Change`], [`Update`], [`Member`], [`View`], [`AppHealth`]).
 //! - [`config`]: `vigil.yml` + `VIGIL_*` environment + flags, layered and validated; a
 //!   [`Config`] ([`config::Settings`]) is what a member is started from.
-//! - Inside (public for the `vigil` binary, not a stable API; hidden from these docs):
-//!   `runtime` (the tokio task that owns a [`membership::Node`], its clock and socket; the
-//!   event bus; the event handlers; `runtime::daemon` wires a member together), `transport`
-//!   (UDP and its in-memory twin), `security` (keyring, replay window, rate limits), `api`
-//!   (the HTTP API as an axum `Router`, `GET /cluster/events` included), `metrics`
-//!   (Prometheus), `tls`, `cli` (the `vigil` command line), `roles` (the seed's log services).
+//! - [`runtime`]: the tokio task that owns a [`membership::Node`], its clock and socket, and
+//!   the [`runtime::Handle`] everything else reaches it through; the event bus; the event
+//!   handlers; [`runtime::daemon`] wires a member together (sockets, task, HTTP server).
+//! - [`transport`]: UDP and its in-memory twin. [`security`]: keyring and seal, replay window,
+//!   rate limits. [`tls`]: HTTPS for the API and its clients.
+//! - [`api`]: the HTTP API as an axum `Router` (`GET /cluster/events` included) and the JSON
+//!   bodies it answers ([`api::model`]), which the CLI reads back.
+//! - [`service`]: the hook for a service served beside the API (the log pipeline is one).
+//! - [`metrics`]: Prometheus; [`build_info`]: what this build is.
+//!
+//! The modules below the root are public so that `vigil-logs` and `vigil-cli` are built on
+//! documented items alone; the root is the API meant for applications.
 //!
 //! # Data flow
 //! ```text
@@ -48,7 +68,8 @@
 //!                        ├─> Vigil::subscribe()        (Update stream per subscriber)
 //!                        ├─> GET /cluster/events        (SSE, resumable with Last-Event-ID)
 //!                        └─> node.event-handlers        (one command per change)
-//! Vigil, HTTP handlers ──> runtime::Handle ──> runtime task (snapshots, tags, health, leave)
+//! Vigil, HTTP handlers, ──> runtime::Handle ──> runtime task (snapshots, tags, health, leave)
+//! a service's routes
 //! ```
 //! The runtime never waits for a reader: each reads the bus through a bounded queue and is
 //! told when it fell behind ([`Update::Lagged`], then a fresh [`Update::Snapshot`]).
@@ -57,33 +78,26 @@
 //! API at work.
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod build_info;
 pub mod config;
 pub mod event;
-mod subscription;
-
-#[doc(hidden)]
-pub mod api;
-#[doc(hidden)]
-pub mod build_info;
-#[doc(hidden)]
-pub mod cli;
-#[doc(hidden)]
 pub mod metrics;
-#[doc(hidden)]
-pub mod roles;
-#[doc(hidden)]
 pub mod runtime;
-#[doc(hidden)]
 pub mod security;
-#[doc(hidden)]
+pub mod service;
+mod subscription;
 pub mod tls;
-#[doc(hidden)]
 pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use tokio_util::sync::CancellationToken;
+
+/// The protocol crate: the runtime's [`runtime::Snapshot`] carries its
+/// [`membership::ClusterView`], so a user of the snapshot reaches its types through here.
+pub use membership;
 
 pub use config::Settings as Config;
 pub use event::{AppHealth, Change, Event, Member, Status, Update, View};
@@ -287,7 +301,7 @@ impl Builder {
         let running = daemon::start_with(
             self.config.clone(),
             shutdown.clone(),
-            false,
+            None,
             self.serve_http,
         )
         .await?;

@@ -51,8 +51,8 @@ pub struct AppState {
     pub handle: Handle,
     /// `http.admin-token`; `None` disables the state-changing endpoints.
     pub admin_token: Option<String>,
-    /// The role's service, reported in `/actuator/health`.
-    pub service: Option<std::sync::Arc<crate::roles::Service>>,
+    /// The member's service, if it runs one, reported in `/actuator/health`.
+    pub service: Option<std::sync::Arc<dyn crate::service::Service>>,
     /// `http.max-body`, `http.request-timeout` and the connection bounds.
     pub limits: Limits,
 }

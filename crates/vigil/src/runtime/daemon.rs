@@ -1,6 +1,7 @@
 //! From settings to a running member (sockets, runtime task, HTTP server, event handlers):
-//! [`start`], then [`Running::wait`]. `vigil node` runs it with the role's service
-//! ([`run`]); the library's [`crate::Builder`] without.
+//! [`start`], then [`Running::wait`]. `vigil node` runs it ([`run`]) with the service of the
+//! member's role, which it brings as a [`Starter`] (the library knows no service of its
+//! own); the library's [`crate::Builder`] without.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use super::{Handle, NodeInfo, NodeRuntime, Options};
 use crate::api::{self, AppState};
 use crate::config::{self, Settings};
 use crate::security::{store, Key, Keyring};
+use crate::service::{Started, Starter};
 use crate::transport::udp::UdpTransport;
 
 /// How long to keep trying to resolve seed names at start (DNS in containers comes late).
@@ -219,10 +221,14 @@ fn keyring(settings: &Settings) -> anyhow::Result<Option<Keyring>> {
     Ok(Some(ring))
 }
 
-/// Runs a member with its role's service until a graceful leave completes (after
+/// Runs a member with the service `service` starts until a graceful leave completes (after
 /// `shutdown` or `POST /cluster/leave`).
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    start(settings, shutdown, true).await?.wait().await
+pub async fn run(
+    settings: Settings,
+    shutdown: CancellationToken,
+    service: Option<Starter>,
+) -> anyhow::Result<()> {
+    start(settings, shutdown, service).await?.wait().await
 }
 
 /// A started member: its tasks, each stopped by [`Running::wait`] or [`Running::abort`].
@@ -240,21 +246,21 @@ pub struct Running {
 }
 
 /// Starts a member: binds its sockets, starts the runtime task, the event handlers, the
-/// role's service (`with_role`) and, if `serve_http`, the HTTP API. Cancelling `shutdown`
-/// starts a graceful leave.
+/// service `service` starts, if any, and the HTTP API. Cancelling `shutdown` starts a
+/// graceful leave.
 pub async fn start(
     settings: Settings,
     shutdown: CancellationToken,
-    with_role: bool,
+    service: Option<Starter>,
 ) -> anyhow::Result<Running> {
-    start_with(settings, shutdown, with_role, true).await
+    start_with(settings, shutdown, service, true).await
 }
 
 /// [`start`], optionally without the HTTP API (`serve_http: false`).
 pub async fn start_with(
     settings: Settings,
     shutdown: CancellationToken,
-    with_role: bool,
+    service: Option<Starter>,
     serve_http: bool,
 ) -> anyhow::Result<Running> {
     if settings.id.is_empty() {
@@ -388,21 +394,16 @@ pub async fn start_with(
         &handle,
         http_stop.clone(),
     );
-    let services = if with_role {
-        match crate::roles::start(&settings, &handle, http_stop.clone()) {
+    let services = match service {
+        Some(start_service) => match start_service(&settings, &handle, http_stop.clone()) {
             Ok(services) => services,
             Err(e) => {
                 runtime_task.abort();
                 http_stop.cancel();
                 return Err(e.context("cannot start the role's service"));
             }
-        }
-    } else {
-        crate::roles::Started {
-            router: axum::Router::new(),
-            service: None,
-            tasks: Vec::new(),
-        }
+        },
+        None => Started::none(),
     };
     tasks.extend(services.tasks);
     let state = AppState {

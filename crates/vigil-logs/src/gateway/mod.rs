@@ -1,0 +1,401 @@
+//! The API gateway: the single entrance, routing by this node's view of the cluster.
+//!
+//! | route | goes to |
+//! |---|---|
+//! | `GET /api/cluster/status` | this node's view (cached `services.cache.status-ttl`) |
+//! | `POST /api/logs` | a producer chosen by [`balancer`] among those [`routing::rank`] allows, another on failure or when the first is too slow (within the retry budget); 202 `{"accepted": n}` once durable |
+//! | `GET /api/logs`, `GET /api/logs/stats` | the best consumer, another on failure (cached `services.cache.ttl`) |
+//!
+//! The gateway gives every event without an id one before forwarding, so that a retry on
+//! another producer carries the same ids and cannot double rows. Writes are refused with 503
+//! when this node has no quorum. Answers say where they came from (`X-Routed-To`) and whether
+//! the cache answered (`X-Cache: HIT|MISS`). A gateway's `/api/cluster/status` adds its
+//! routing state per producer (`routing`: share, weight, peak-EWMA latency, ejections).
+
+pub mod balancer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::{json, Value};
+use tracing::debug;
+
+use vigil::api::model::RouteDto;
+use vigil::config::keys::ServicesSettings;
+use vigil::metrics::Metrics;
+use vigil::runtime::NodeInfo;
+
+use crate::answer::{error_body, refusal, Refusal};
+use crate::cache::Cache;
+use crate::event::{self, LogEvent, LogEventIn};
+use crate::routing::{self, ViewWatch};
+use balancer::{Balancer, BalancerConfig, Choice};
+
+/// How many members a request tries before giving up.
+const ATTEMPTS: usize = 3;
+
+/// Shared state of the gateway's handlers.
+pub struct Gateway {
+    info: Arc<NodeInfo>,
+    view: ViewWatch,
+    cache: Cache,
+    client: reqwest::Client,
+    rng: std::sync::Mutex<SmallRng>,
+    balancer: std::sync::Mutex<Balancer>,
+    started: std::time::Instant,
+    metrics: Arc<Metrics>,
+    query_ttl: Duration,
+    status_ttl: Duration,
+}
+
+impl Gateway {
+    /// For the health endpoint.
+    pub fn health(&self) -> (bool, Value) {
+        let counts = self.view.current().map(|s| {
+            let count = |role: &str| {
+                s.view
+                    .members
+                    .iter()
+                    .filter(|m| m.role == role && m.status == vigil::Status::Healthy)
+                    .count()
+            };
+            json!({ "producer": count("producer"), "consumer": count("consumer") })
+        });
+        (
+            true,
+            json!({ "status": "UP", "cache": self.cache.health(), "healthyUpstreams": counts }),
+        )
+    }
+
+    fn candidates(&self, role: &str) -> Vec<routing::Candidate> {
+        let Some(s) = self.view.current() else {
+            return Vec::new();
+        };
+        let zone = routing::own_zone(&s.view);
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        routing::rank(&s.view, role, &zone, false, &mut *rng)
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    fn balancer(&self) -> std::sync::MutexGuard<'_, Balancer> {
+        self.balancer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The order to try producers in (see [`balancer`](super::balancer)).
+    fn producer_order(&self) -> Vec<routing::Candidate> {
+        let candidates = self.candidates("producer");
+        let choices: Vec<Choice<'_>> = candidates
+            .iter()
+            .map(|c| Choice {
+                id: &c.id,
+                score: c.score,
+                tier: c.tier,
+            })
+            .collect();
+        let now = self.now();
+        let order = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            let mut b = self.balancer();
+            b.deposit(now);
+            b.order(&choices, now, &mut *rng)
+        };
+        order
+            .iter()
+            .filter_map(|id| candidates.iter().find(|c| &c.id == id).cloned())
+            .collect()
+    }
+
+    /// Notes an answer and copies the balancer's state to the metrics.
+    fn observe(&self, id: &str, took: Duration, ok: bool) {
+        let now = self.now();
+        let states = {
+            let mut b = self.balancer();
+            if b.observe(id, now, took, ok) {
+                debug!(producer = %id, took_ms = took.as_millis() as u64, ok, "ejected");
+            }
+            b.states(now)
+        };
+        let rows: Vec<_> = states
+            .into_iter()
+            .map(|s| (s.id, s.ejections, s.ejected, s.weight))
+            .collect();
+        self.metrics.balancer(&rows);
+    }
+
+    /// The routing state for `/api/cluster/status`.
+    fn routes(&self) -> std::collections::BTreeMap<String, RouteDto> {
+        let states = self.balancer().states(self.now());
+        let total: u64 = states.iter().map(|s| s.chosen).sum();
+        states
+            .into_iter()
+            .map(|s| {
+                let dto = RouteDto {
+                    share: if total > 0 {
+                        s.chosen as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                    requests: s.chosen,
+                    weight: s.weight,
+                    latency_ewma_ms: s.cost_ms,
+                    ejected: s.ejected,
+                    ejections: s.ejections,
+                    consecutive_failures: s.consecutive_failures,
+                };
+                (s.id, dto)
+            })
+            .collect()
+    }
+}
+
+/// Builds the gateway and its routes.
+pub fn start(
+    info: Arc<NodeInfo>,
+    metrics: Arc<Metrics>,
+    settings: &ServicesSettings,
+    view: ViewWatch,
+    tls_ca: Option<&std::path::Path>,
+) -> anyhow::Result<(Arc<Gateway>, Router)> {
+    let cache = match &settings.redis_url {
+        Some(url) => {
+            Cache::redis(url).map_err(|e| anyhow::anyhow!("services.redis.url `{url}`: {e}"))?
+        }
+        None => Cache::local(),
+    };
+    let gateway = Arc::new(Gateway {
+        info,
+        view,
+        cache,
+        // A producer answers a write only once it is durable, or after its ack timeout:
+        // wait that long and a little more before trying another producer.
+        client: vigil::tls::client(
+            tls_ca,
+            Duration::from_secs(5).max(settings.ack_timeout + Duration::from_secs(1)),
+        )
+        .map_err(|e| anyhow::anyhow!("http.tls-ca: {e}"))?
+        .connect_timeout(Duration::from_secs(1))
+        .build()?,
+        rng: std::sync::Mutex::new(SmallRng::seed_from_u64(event::now_ms() as u64)),
+        balancer: std::sync::Mutex::new(Balancer::new(BalancerConfig::default())),
+        started: std::time::Instant::now(),
+        metrics,
+        query_ttl: settings.cache_ttl,
+        status_ttl: settings.status_ttl,
+    });
+    let router = Router::new()
+        .route("/api/cluster/status", get(cluster_status))
+        .route("/api/logs", post(post_logs).get(get_logs))
+        .route("/api/logs/stats", get(get_stats))
+        .with_state(gateway.clone());
+    Ok((gateway, router))
+}
+
+fn json_response(status: StatusCode, body: String, routed_to: &str, cache: &str) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(routed_to) {
+        h.insert("x-routed-to", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(cache) {
+        h.insert("x-cache", v);
+    }
+    r
+}
+
+async fn cluster_status(State(g): State<Arc<Gateway>>) -> Response {
+    let key = format!("vigil:gateway:{}:status", g.info.id);
+    if let Some(body) = g.cache.get(&key).await {
+        return json_response(StatusCode::OK, body, &g.info.id, "HIT");
+    }
+    let Some(s) = g.view.current() else {
+        return error_body(StatusCode::SERVICE_UNAVAILABLE, "no cluster view yet");
+    };
+    let mut status = vigil::api::model::status(&g.info, &s);
+    status.routing = Some(g.routes());
+    let body = match serde_json::to_string(&status) {
+        Ok(b) => b,
+        Err(e) => return error_body(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    g.cache.put(&key, &body, g.status_ttl).await;
+    json_response(StatusCode::OK, body, &g.info.id, "MISS")
+}
+
+async fn post_logs(
+    State(g): State<Arc<Gateway>>,
+    body: Result<Json<Vec<LogEventIn>>, JsonRejection>,
+) -> Response {
+    let Json(events) = match body {
+        Ok(b) => b,
+        Err(e) => return vigil::api::refuse_body(&e, ""),
+    };
+    let events = match event::validate_batch(events, "unknown") {
+        Ok(e) => e,
+        Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let has_quorum = g.view.current().is_some_and(|s| s.view.has_quorum);
+    if !has_quorum {
+        return refusal(Refusal::NoQuorum, 0);
+    }
+    let n = events.len();
+    let body: Vec<_> = events.iter().map(LogEvent::to_out).collect();
+    let candidates = g.producer_order();
+    if candidates.is_empty() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no HEALTHY producer in the cluster view",
+        );
+    }
+    let mut errors = Vec::new();
+    let mut saw_full = false;
+    // Producers that refused for want of quorum (their lease lapsed before ours): when all
+    // did, the answer is the same "no quorum" refusal, which accepted nothing.
+    let mut no_quorum = 0;
+    let attempts = candidates.len().min(ATTEMPTS);
+    for (k, c) in candidates.iter().take(attempts).enumerate() {
+        if k > 0 {
+            let taken = g.balancer().try_retry();
+            g.metrics.retry(taken);
+            if !taken {
+                errors.push("retry budget spent".to_string());
+                break;
+            }
+        }
+        // Every attempt but the last is abandoned once it takes far longer than producers
+        // usually do: the next producer gets the same event ids, so a late answer of this
+        // one cannot double rows.
+        let limit = (k + 1 < attempts).then(|| g.balancer().attempt_timeout(&c.id, g.now()));
+        let url = format!("{}/logs", vigil::tls::base_url(&c.http));
+        g.metrics.routed(&c.id);
+        g.balancer().started(&c.id);
+        let sent = std::time::Instant::now();
+        let request = g.client.post(&url).json(&body).send();
+        let result = match limit {
+            Some(limit) => match tokio::time::timeout(limit, request).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+            },
+            None => request.await.map_err(|e| e.to_string()),
+        };
+        let took = sent.elapsed();
+        match result {
+            Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
+                g.observe(&c.id, took, true);
+                let mut resp =
+                    (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response();
+                if let Ok(v) = HeaderValue::from_str(&c.id) {
+                    resp.headers_mut().insert("x-routed-to", v);
+                }
+                return resp;
+            }
+            Ok(r) => {
+                let status = r.status();
+                // a refusal for want of quorum or room says nothing about the producer's speed
+                let refused = status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+                g.observe(&c.id, took, refused || !status.is_server_error());
+                saw_full |= status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                if status == reqwest::StatusCode::BAD_REQUEST {
+                    // The producer validates like we do; a 400 would repeat everywhere.
+                    let text = r.text().await.unwrap_or_default();
+                    return json_response(StatusCode::BAD_REQUEST, text, &c.id, "MISS");
+                }
+                if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                    && r.text().await.is_ok_and(|t| t.contains("no quorum"))
+                {
+                    no_quorum += 1;
+                }
+                errors.push(format!("{}: {status}", c.id));
+            }
+            Err(e) => {
+                g.observe(&c.id, took, false);
+                errors.push(format!("{}: {e}", c.id));
+            }
+        }
+        debug!(producer = %c.id, "producer did not accept; trying the next");
+    }
+    if no_quorum > 0 && no_quorum == errors.len() {
+        return refusal(Refusal::NoQuorum, 0);
+    }
+    if saw_full {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({ "error": "every producer tried is full: retry later", "tried": errors })),
+        )
+            .into_response();
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "no producer accepted the batch", "tried": errors })),
+    )
+        .into_response()
+}
+
+async fn get_logs(State(g): State<Arc<Gateway>>, RawQuery(q): RawQuery) -> Response {
+    read_through(&g, "/logs", q).await
+}
+
+async fn get_stats(State(g): State<Arc<Gateway>>, RawQuery(q): RawQuery) -> Response {
+    read_through(&g, "/logs/stats", q).await
+}
+
+/// A read routed to the best consumer, through the cache.
+async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Response {
+    let query = query.unwrap_or_default();
+    let key = format!("vigil:gateway:q:{path}?{query}");
+    if let Some(body) = g.cache.get(&key).await {
+        return json_response(StatusCode::OK, body, "cache", "HIT");
+    }
+    let candidates = g.candidates("consumer");
+    if candidates.is_empty() {
+        return error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no HEALTHY consumer in the cluster view",
+        );
+    }
+    let mut errors = Vec::new();
+    for c in candidates.iter().take(ATTEMPTS) {
+        let base = vigil::tls::base_url(&c.http);
+        let url = if query.is_empty() {
+            format!("{base}{path}")
+        } else {
+            format!("{base}{path}?{query}")
+        };
+        match g.client.get(&url).send().await {
+            Ok(r) => {
+                let status = r.status();
+                let body: Bytes = r.bytes().await.unwrap_or_default();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                if status.is_success() {
+                    g.cache.put(&key, &text, g.query_ttl).await;
+                    return json_response(StatusCode::OK, text, &c.id, "MISS");
+                }
+                if status == reqwest::StatusCode::BAD_REQUEST {
+                    return json_response(StatusCode::BAD_REQUEST, text, &c.id, "MISS");
+                }
+                errors.push(format!("{}: {status}", c.id));
+            }
+            Err(e) => errors.push(format!("{}: {e}", c.id)),
+        }
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": "no consumer answered", "tried": errors })),
+    )
+        .into_response()
+}

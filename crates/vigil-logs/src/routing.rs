@@ -1,0 +1,203 @@
+//! Choosing a member to send work to, from this node's view of the cluster.
+//!
+//! Healthy members of the wanted role come first, own zone before other zones (crossing
+//! zones costs latency and shares fate with fewer failures); inside each group the order is
+//! a weighted shuffle by health score, so a member scoring 90 gets about twice the traffic of
+//! one scoring 45 and no single member takes everything. SUSPECT, FAILED, DEGRADED and LEFT
+//! members are skipped, unless the caller asks for a last resort (the producer's delivery,
+//! which retries and is idempotent, may try a DEGRADED or SUSPECT consumer rather than none).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vigil::membership::{ClusterView, Status};
+use rand::Rng;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use vigil::runtime::{Handle, Snapshot};
+
+/// One member to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Member id.
+    pub id: String,
+    /// Its HTTP address (host:port).
+    pub http: String,
+    /// Its health score.
+    pub score: u8,
+    /// Its tier: 0 HEALTHY in this zone, 1 HEALTHY elsewhere, 2 DEGRADED, 3 SUSPECT.
+    pub tier: u8,
+}
+
+/// Members of `role`, best first (see the module docs).
+pub fn rank(
+    view: &ClusterView,
+    role: &str,
+    own_zone: &str,
+    last_resort: bool,
+    rng: &mut impl Rng,
+) -> Vec<Candidate> {
+    let tier = |status: Status, same_zone: bool| -> Option<u8> {
+        match (status, same_zone) {
+            (Status::Healthy, true) => Some(0),
+            (Status::Healthy, false) => Some(1),
+            (Status::Degraded, _) if last_resort => Some(2),
+            (Status::Suspect, _) if last_resort => Some(3),
+            _ => None,
+        }
+    };
+    let mut keyed: Vec<(u8, f64, Candidate)> = view
+        .members
+        .iter()
+        .filter(|m| m.role == role)
+        .filter_map(|m| {
+            let t = tier(m.status, m.zone == own_zone)?;
+            let http = m.http_addr.clone()?;
+            // Efraimidis-Spirakis: sorting by u^(1/w) descending is a weighted shuffle.
+            let weight = f64::from(m.health_score.max(1));
+            let u: f64 = rng.random_range(f64::EPSILON..1.0);
+            Some((
+                t,
+                u.powf(1.0 / weight),
+                Candidate {
+                    id: m.id.clone(),
+                    http,
+                    score: m.health_score,
+                    tier: t,
+                },
+            ))
+        })
+        .collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    keyed.into_iter().map(|(_, _, c)| c).collect()
+}
+
+/// The zone of this node, as its own view records it.
+pub fn own_zone(view: &ClusterView) -> String {
+    view.member(&view.self_id)
+        .map(|m| m.zone.clone())
+        .unwrap_or_default()
+}
+
+/// The latest snapshot of the node's view, refreshed in the background so request handlers
+/// read it without a round trip to the runtime task.
+#[derive(Clone)]
+pub struct ViewWatch {
+    rx: watch::Receiver<Option<Arc<Snapshot>>>,
+}
+
+impl ViewWatch {
+    /// Starts refreshing every `every` until `stop`; returns the watch and the task.
+    pub fn start(
+        handle: Handle,
+        every: Duration,
+        stop: CancellationToken,
+    ) -> (ViewWatch, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                match handle.snapshot().await {
+                    Ok(s) => {
+                        let _ = tx.send(Some(Arc::new(s)));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+        (ViewWatch { rx }, task)
+    }
+
+    /// The latest snapshot, if one was taken yet.
+    pub fn current(&self) -> Option<Arc<Snapshot>> {
+        self.rx.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil::membership::{HealthSignals, MemberView};
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    fn member(id: &str, role: &str, zone: &str, status: Status, score: u8) -> MemberView {
+        MemberView {
+            id: id.into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            generation: 1,
+            incarnation: 0,
+            status,
+            health_score: score,
+            phi: 0.0,
+            last_heartbeat: None,
+            role: role.into(),
+            zone: zone.into(),
+            rack: String::new(),
+            http_addr: Some(format!("{id}:80")),
+            voter: true,
+            monitored: true,
+            signals: HealthSignals::default(),
+            tags: Default::default(),
+        }
+    }
+
+    fn view(members: Vec<MemberView>) -> ClusterView {
+        ClusterView {
+            quorum_valid_for: std::time::Duration::ZERO,
+            self_id: "gw".into(),
+            has_quorum: true,
+            leader: None,
+            voters: members.len(),
+            members,
+        }
+    }
+
+    fn ids(c: &[Candidate]) -> Vec<&str> {
+        c.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    #[test]
+    fn unhealthy_members_are_skipped_and_own_zone_comes_first() {
+        let v = view(vec![
+            member("far", "producer", "b", Status::Healthy, 100),
+            member("near", "producer", "a", Status::Healthy, 10),
+            member("sick", "producer", "a", Status::Degraded, 100),
+            member("sus", "producer", "a", Status::Suspect, 100),
+            member("dead", "producer", "a", Status::Failed, 100),
+            member("other", "consumer", "a", Status::Healthy, 100),
+        ]);
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert_eq!(
+            ids(&rank(&v, "producer", "a", false, &mut rng)),
+            ["near", "far"]
+        );
+        assert_eq!(
+            ids(&rank(&v, "producer", "a", true, &mut rng)),
+            ["near", "far", "sick", "sus"]
+        );
+    }
+
+    #[test]
+    fn traffic_follows_health_scores() {
+        let v = view(vec![
+            member("strong", "consumer", "a", Status::Healthy, 90),
+            member("weak", "consumer", "a", Status::Healthy, 30),
+        ]);
+        let mut rng = SmallRng::seed_from_u64(2);
+        let strong = (0..4000)
+            .filter(|_| rank(&v, "consumer", "a", false, &mut rng)[0].id == "strong")
+            .count();
+        // Expected share 90 / (90 + 30) = 75 %.
+        assert!(
+            (2800..3200).contains(&strong),
+            "strong first {strong} of 4000"
+        );
+    }
+}
