@@ -30,7 +30,7 @@ use crate::member::{fnv1a, MemberRecord, Metadata, NodeId};
 /// First byte of every Vigil datagram.
 pub const MAGIC: u8 = 0x56;
 /// Wire version this build speaks.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 7;
 /// Longest member id accepted, in bytes (ids are configured names, not payloads).
@@ -147,9 +147,13 @@ pub enum Message {
         valid_ms: u32,
         /// The newest of its rounds a quorum of voters granted (0: none yet).
         confirmed: u64,
-        /// Voters and joining members in its table: a voter refuses a candidate that
-        /// knows of fewer seats than it does (see `node::lease`, joint quorums).
-        seats: u32,
+        /// The voter configuration it counts its quorum over: number and digest of its
+        /// seats (see `node::seats`). A voter refuses a candidate whose configuration is
+        /// older than its own, or as old but different.
+        epoch: u64,
+        /// The configuration's digest (fixed 8 bytes: it is a hash).
+        #[serde(with = "postcard::fixint::le")]
+        digest: u64,
     },
     /// A voter's answer to a lease request.
     LeaseGrant {
@@ -160,9 +164,12 @@ pub enum Message {
         /// Whether the voter granted it (false: it granted another leader that has not
         /// expired).
         granted: bool,
-        /// Voters and joining members in its table: the leader makes joining members voters
-        /// once a quorum of voters knows of them all.
-        seats: u32,
+        /// The voter configuration it adopted: the leader's newest configuration is
+        /// confirmed once quorums of it and of the one before have adopted it.
+        epoch: u64,
+        /// The configuration's digest.
+        #[serde(with = "postcard::fixint::le")]
+        digest: u64,
     },
 }
 

@@ -146,23 +146,25 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             any::<u32>(),
             any::<u64>(),
-            any::<u32>()
+            any::<(u64, u64)>()
         )
-            .prop_map(
-                |(from, round, valid_ms, confirmed, seats)| Message::LeaseRequest {
+            .prop_map(|(from, round, valid_ms, confirmed, (epoch, digest))| {
+                Message::LeaseRequest {
                     from,
                     round,
                     valid_ms,
                     confirmed,
-                    seats,
+                    epoch,
+                    digest,
                 }
-            ),
-        (sender(), any::<u64>(), any::<bool>(), any::<u32>()).prop_map(
-            |(from, round, granted, seats)| Message::LeaseGrant {
+            }),
+        (sender(), any::<u64>(), any::<bool>(), any::<(u64, u64)>()).prop_map(
+            |(from, round, granted, (epoch, digest))| Message::LeaseGrant {
                 from,
                 round,
                 granted,
-                seats,
+                epoch,
+                digest,
             }
         ),
     ]
