@@ -151,9 +151,10 @@ pub enum Message {
         /// seats (see `node::seats`). A voter refuses a candidate whose configuration is
         /// older than its own, or as old but different.
         epoch: u64,
-        /// The configuration's digest (fixed 8 bytes: it is a hash).
-        #[serde(with = "postcard::fixint::le")]
-        digest: u64,
+        /// The configuration's digest: always from a candidate; from a leader only while
+        /// some member has not yet reported adopting its configuration (8 bytes saved on
+        /// every other renewal).
+        digest: Option<Digest>,
     },
     /// A voter's answer to a lease request.
     LeaseGrant {
@@ -167,11 +168,14 @@ pub enum Message {
         /// The voter configuration it adopted: the leader's newest configuration is
         /// confirmed once quorums of it and of the one before have adopted it.
         epoch: u64,
-        /// The configuration's digest.
-        #[serde(with = "postcard::fixint::le")]
-        digest: u64,
+        /// The configuration's digest, left out when it is the request's.
+        digest: Option<Digest>,
     },
 }
+
+/// A voter configuration's digest (see `node::seats`): a hash, so sent as 8 fixed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest(#[serde(with = "postcard::fixint::le")] pub u64);
 
 impl Message {
     /// A join for `record`, padded with zeros so that it encodes to `max_datagram` bytes

@@ -146,7 +146,7 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             any::<u32>(),
             any::<u64>(),
-            any::<(u64, u64)>()
+            any::<(u64, Option<u64>)>()
         )
             .prop_map(|(from, round, valid_ms, confirmed, (epoch, digest))| {
                 Message::LeaseRequest {
@@ -155,18 +155,24 @@ fn message() -> impl Strategy<Value = Message> {
                     valid_ms,
                     confirmed,
                     epoch,
-                    digest,
+                    digest: digest.map(crate::codec::Digest),
                 }
             }),
-        (sender(), any::<u64>(), any::<bool>(), any::<(u64, u64)>()).prop_map(
-            |(from, round, granted, (epoch, digest))| Message::LeaseGrant {
-                from,
-                round,
-                granted,
-                epoch,
-                digest,
-            }
-        ),
+        (
+            sender(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<(u64, Option<u64>)>()
+        )
+            .prop_map(
+                |(from, round, granted, (epoch, digest))| Message::LeaseGrant {
+                    from,
+                    round,
+                    granted,
+                    epoch,
+                    digest: digest.map(crate::codec::Digest),
+                }
+            ),
     ]
 }
 

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Node, Output};
-use crate::codec::{Message, Sender};
+use crate::codec::{Digest, Message, Sender};
 use crate::member::Liveness;
 
 /// Rounds received from the current leader kept for the freshness rule.
@@ -127,7 +127,7 @@ pub(super) struct Request {
     pub valid_ms: u32,
     pub confirmed: u64,
     pub epoch: u64,
-    pub digest: u64,
+    pub digest: Option<u64>,
 }
 
 impl Lease {
@@ -361,13 +361,14 @@ impl Node {
         }
         self.promise(Arc::from(self.me.as_str()), generation, now + length);
         let (epoch, digest) = self.table.seats.adopted();
+        let announce = valid_ms == 0 || self.table.seats.unconfirmed() || !self.all_informed();
         let msg = Message::LeaseRequest {
             from: self.sender(),
             round: self.lease.round,
             valid_ms,
             confirmed: self.lease.confirmed,
             epoch,
-            digest,
+            digest: announce.then_some(Digest(digest)),
         };
         let to: Vec<_> = self
             .table
@@ -420,7 +421,7 @@ impl Node {
         from: &Sender,
         round: u64,
         granted: bool,
-        (epoch, digest): (u64, u64),
+        (epoch, digest): (u64, Option<u64>),
         out: &mut impl Output,
     ) {
         let Some(sent) = self
@@ -445,9 +446,16 @@ impl Node {
         if let Some(p) = self.lease.pending.get_mut(&id) {
             p.answered |= sent >= p.seen;
         }
-        self.table.adopt(epoch, digest);
-        let (mine, my_digest) = self.table.seats.adopted();
-        if epoch > mine || (epoch == mine && digest == my_digest) {
+        // No digest: the granter adopted the configuration the request named.
+        let informs = match digest {
+            None => true,
+            Some(d) => {
+                self.table.adopt(epoch, d);
+                let (mine, my_digest) = self.table.seats.adopted();
+                epoch > mine || (epoch == mine && d == my_digest)
+            }
+        };
+        if informs {
             self.lease.informed.insert(id.clone(), epoch);
         } else {
             self.lease.informed.remove(&id);
@@ -489,7 +497,9 @@ impl Node {
         let id = record.id.clone();
         // Requests announce the configuration their sender counts over: adopted here once
         // this table holds exactly its seats.
-        self.table.adopt(epoch, digest);
+        if let Some(d) = digest {
+            self.table.adopt(epoch, d);
+        }
         if valid_ms > 0 {
             self.lease.leased_seen = Some((id.clone(), from.generation, now));
         }
@@ -546,13 +556,14 @@ impl Node {
             self.follow(now, &id, from.generation, round, valid_ms, confirmed);
             self.refresh_quorum(out);
         }
-        let (epoch, digest) = self.table.seats.adopted();
+        let (mine, my_digest) = self.table.seats.adopted();
+        let same = mine == epoch && digest.is_none_or(|d| d == my_digest);
         let answer = Message::LeaseGrant {
             from: self.sender(),
             round,
             granted: grant,
-            epoch,
-            digest,
+            epoch: mine,
+            digest: (!same).then_some(Digest(my_digest)),
         };
         // Answer to the datagram's source, like every answer: sent to the address this table
         // holds for the leader instead, requests replayed from elsewhere made every voter
@@ -609,9 +620,27 @@ impl Node {
 
     /// Whether a candidate counting over configuration `epoch` with `digest` counts over
     /// this node's adopted configuration or a newer one.
-    fn seats_current(&self, epoch: u64, digest: u64) -> bool {
+    fn seats_current(&self, epoch: u64, digest: Option<u64>) -> bool {
         let (mine, my_digest) = self.table.seats.adopted();
+        let Some(digest) = digest else {
+            return false;
+        };
         mine > 0 && (epoch > mine || (epoch == mine && digest == my_digest))
+    }
+
+    /// Whether every live member has reported adopting this node's configuration: its
+    /// requests may then leave the digest out.
+    fn all_informed(&self) -> bool {
+        let (epoch, _) = self.table.seats.adopted();
+        self.table.iter().all(|e| {
+            *e.record.id == *self.me
+                || !e.record.is_live()
+                || self
+                    .lease
+                    .informed
+                    .get(&e.record.id)
+                    .is_some_and(|i| *i >= epoch)
+        })
     }
 
     /// Confirms this node's own newest configuration once quorums of it and of the one

@@ -773,7 +773,7 @@ impl Node {
                     valid_ms,
                     confirmed,
                     epoch,
-                    digest,
+                    digest: digest.map(|d| d.0),
                 };
                 self.on_lease_request(now, from, &sender, request, out)
             }
@@ -783,7 +783,10 @@ impl Node {
                 granted,
                 epoch,
                 digest,
-            } => self.on_lease_grant(now, &sender, round, granted, (epoch, digest), out),
+            } => {
+                let configuration = (epoch, digest.map(|d| d.0));
+                self.on_lease_grant(now, &sender, round, granted, configuration, out)
+            }
         }
     }
 
