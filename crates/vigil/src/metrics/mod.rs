@@ -241,7 +241,7 @@ impl Metrics {
         let member_phi = Family::<MemberLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "cluster_member_phi",
-            "Phi-accrual suspicion level of each member as seen here",
+            "Phi-accrual suspicion level of each member this node watches directly (absent for itself and for members others watch)",
             member_phi.clone(),
         );
         let member_health = Family::<MemberLabels, Gauge>::default();
@@ -542,8 +542,12 @@ impl Metrics {
             let labels = MemberLabels {
                 member: m.id.clone(),
             };
-            let phi = if m.phi.is_finite() { m.phi } else { f64::MAX };
-            self.member_phi.get_or_create(&labels).set(phi);
+            // Phi is this node's detector's, so only for members it watches (as in
+            // `/cluster/status`'s `phiScore`): others' would be a stale or made-up 0.
+            if m.monitored {
+                let phi = if m.phi.is_finite() { m.phi } else { f64::MAX };
+                self.member_phi.get_or_create(&labels).set(phi);
+            }
             self.member_health
                 .get_or_create(&labels)
                 .set(i64::from(m.health_score));
