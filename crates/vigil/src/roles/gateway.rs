@@ -245,8 +245,7 @@ async fn post_logs(
         Ok(e) => e,
         Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let has_quorum = g.view.current().is_some_and(|s| s.view.has_quorum);
-    if !has_quorum {
+    if !g.view.quorum().await {
         return producer::refusal(producer::Refusal::NoQuorum, 0);
     }
     let n = events.len();
