@@ -74,7 +74,10 @@ async fn writes_are_accepted_as_soon_as_every_member_holds_quorum() {
         };
         answers.push((ready_at.elapsed().as_millis(), answer));
     }
-    let refused: Vec<_> = answers.iter().filter(|(_, (code, _))| *code != 202).collect();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(_, (code, _))| *code != 202)
+        .collect();
     println!(
         "{} writes in {} ms after every member held quorum; refused: {refused:?}",
         answers.len(),
