@@ -181,8 +181,9 @@ pub struct MemberRecord {
     pub voter: bool,
     /// Admitted by the leader but not yet a full voter: while any member is joining, a
     /// leader needs a quorum of the voters and one of the voters and joining members
-    /// together (joint quorums, as in Raft's membership changes; see `node::lease`). Never
-    /// set together with `voter`; lost at a restart, a leave or a removal.
+    /// together (joint quorums, as in Raft's membership changes; see `node::seats`). Never
+    /// set together with `voter`; like it, sticks to the id across generations until the
+    /// member leaves or is removed.
     pub joining: bool,
 }
 
@@ -393,13 +394,16 @@ impl MemberRecord {
         let before = self.clone();
         match other.generation.cmp(&self.generation) {
             std::cmp::Ordering::Greater => {
-                // A new life: everything comes from the newer copy, but the voter seat
-                // sticks to the id unless the old life ended by leaving or removal.
-                let keep_voter =
-                    self.voter && !matches!(self.liveness, Liveness::Left | Liveness::Removed);
+                // A new life: everything comes from the newer copy, but the seat (voter or
+                // joining) sticks to the id unless the old life ended by leaving or removal:
+                // a seat is the leader's decision, and configurations name seats by id
+                // (`node::seats`), so a restart must not change the seats in every table.
+                let ended = matches!(self.liveness, Liveness::Left | Liveness::Removed);
+                let keep_voter = self.voter && !ended;
+                let keep_joining = self.joining && !ended;
                 *self = other.clone();
                 self.voter = other.voter || keep_voter;
-                self.joining = other.joining && !self.voter;
+                self.joining = (other.joining || keep_joining) && !self.voter;
             }
             std::cmp::Ordering::Less => return MergeOutcome::Stale,
             std::cmp::Ordering::Equal => {
@@ -533,6 +537,21 @@ mod tests {
         assert!(!r.voter);
         r.merge(&rec(3, 0, Liveness::Alive));
         assert!(!r.voter);
+    }
+
+    /// A joining member that restarted lost its mark, so no table held the configuration
+    /// the leader had stamped with it any more, and a restarted founder could never adopt
+    /// one again (trials seed 2, trial 2: never held quorum after the heal).
+    #[test]
+    fn joining_seat_survives_a_restart_but_not_a_leave() {
+        let mut r = rec(1, 0, Liveness::Alive);
+        r.joining = true;
+        r.merge(&rec(2, 0, Liveness::Alive));
+        assert!(r.joining && !r.voter);
+        r.merge(&rec(2, 0, Liveness::Left));
+        assert!(!r.joining);
+        r.merge(&rec(3, 0, Liveness::Alive));
+        assert!(!r.joining);
     }
 
     #[test]

@@ -35,7 +35,29 @@ async fn the_console_of_vigil_up_shows_four_healthy_members() {
     let ids: Vec<String> = browser.rows().await.into_iter().map(|(id, _)| id).collect();
     assert_eq!(ids, ["consumer", "coordinator", "gateway", "producer"]);
     eprintln!("MEASURED: console shows 4 HEALTHY {took:.2?} after opening");
-    // the gateway's page has the pipeline panel; a few posted events show up in it
+    // the gateway's page has the pipeline panel; a write and a read through the gateway put
+    // their routing in it (share of writes by producer, of reads by consumer)
+    let event = serde_json::json!([{"service": "console", "level": "INFO", "message": "m"}]);
+    assert_eq!(
+        up.post_code("gateway", "/api/logs", &event).await,
+        Some(202)
+    );
+    assert_eq!(up.get_code("gateway", "/api/logs").await, Some(200));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = browser
+            .script("return document.getElementById('pipeline').textContent")
+            .await;
+        let text = text.as_str().unwrap_or_default();
+        if text.contains("share of writes") && text.contains("share of reads") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no routing tables in the pipeline panel: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     browser
         .wait_rows("still 4", Duration::from_secs(5), |r| all_healthy(r, 4))
         .await;

@@ -1,7 +1,9 @@
 //! The Grafana dashboards in `deploy/grafana/dashboards` are checked offline (no Grafana
 //! server can run here): each is JSON with the fields Grafana's dashboard schema needs, every
 //! panel queries the provisioned Prometheus datasource by its uid, and every metric that a
-//! dashboard or an alert rule queries is exported by a running `vigil node`.
+//! dashboard or an alert rule queries is exported by a running `vigil node`, with a series
+//! for every `label="value"` matcher it uses (the gateway's routing panels included: the
+//! cluster has a gateway that routed a write and a read).
 
 mod harness;
 
@@ -254,27 +256,61 @@ fn provisioning_matches_the_compose_mounts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_a_dashboard_or_alert_queries_is_exported_by_a_node() {
     let _guard = harness::exclusive().await;
-    let mut cluster = Cluster::new("dashboards", "");
+    // A gateway, a producer and a consumer beside the plain members: the gateway's routing
+    // series exist only once it has routed something.
+    let mut cluster = Cluster::new("dashboards", "services:\n  producer:\n    rate: 0\n");
     for id in ["a", "b", "c"] {
         cluster.start(id);
     }
+    let sqlite = cluster.dir.join("consumer.sqlite").display().to_string();
+    cluster.start_role("gateway", "gateway", &[]);
+    cluster.start_role("producer", "producer", &[]);
+    cluster.start_role(
+        "consumer",
+        "consumer",
+        &[("VIGIL_SERVICES_CONSUMER_SQLITE_PATH".to_string(), sqlite)],
+    );
+    let members = ["a", "b", "c", "gateway", "producer", "consumer"];
     cluster
-        .wait_for("3 HEALTHY", Duration::from_secs(20), || async {
-            cluster.sees_healthy("a", 3).await
+        .wait_for("6 HEALTHY", Duration::from_secs(30), || async {
+            cluster.sees_healthy("gateway", 6).await
         })
         .await;
-    let text = cluster
-        .client()
-        .get(cluster.node("a").url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let exported: HashSet<String> = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    let logs = cluster.node("gateway").url("/api/logs");
+    cluster
+        .wait_for(
+            "a write and a read through the gateway",
+            Duration::from_secs(20),
+            || async {
+                let body =
+                    serde_json::json!([{"service": "dash", "level": "INFO", "message": "m"}]);
+                let client = cluster.client();
+                let wrote = client.post(&logs).json(&body).send().await;
+                let read = client.get(&logs).send().await;
+                wrote.is_ok_and(|r| r.status() == 202) && read.is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+    // Every series of every member, as `name{labels}` lines.
+    let mut series = Vec::new();
+    for id in members {
+        let text = cluster
+            .client()
+            .get(cluster.node(id).url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        series.extend(
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                .map(|l| l.rsplit_once(' ').map_or(l, |(s, _)| s).to_string()),
+        );
+    }
+    let exported: HashSet<String> = series
+        .iter()
         .filter_map(|l| l.split(['{', ' ']).next())
         .map(str::to_string)
         .collect();
@@ -294,6 +330,34 @@ async fn every_metric_a_dashboard_or_alert_queries_is_exported_by_a_node() {
         missing.is_empty(),
         "queried but not exported by vigil:\n{}\nexported: {exported:?}",
         missing.join("\n")
+    );
+    // `name{label="value", ...}`: some series of `name` has each such pair (labels that
+    // Prometheus adds, job and instance, apart).
+    let selector = regex::Regex::new(r"([A-Za-z_:][A-Za-z0-9_:]*)\{([^}]*)\}").unwrap();
+    let equality = regex::Regex::new(r#"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"([^"]*)""#).unwrap();
+    let mut unmatched = Vec::new();
+    for (origin, expr) in every_expression() {
+        for sel in selector.captures_iter(&expr) {
+            let name = &sel[1];
+            for m in equality.captures_iter(&sel[2]) {
+                if matches!(&m[1], "job" | "instance") {
+                    continue;
+                }
+                let pair = format!("{}=\"{}\"", &m[1], &m[2]);
+                let found = series.iter().any(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('{') && rest.contains(&pair))
+                });
+                if !found {
+                    unmatched.push(format!("{origin}: {name}{{{pair}}}"));
+                }
+            }
+        }
+    }
+    assert!(
+        unmatched.is_empty(),
+        "matchers no exported series has:\n{}",
+        unmatched.join("\n")
     );
     for seed in [
         "cluster_heartbeats_sent_total",

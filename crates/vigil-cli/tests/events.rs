@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use harness::Cluster;
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use vigil::cli::events::{SseEvent, SseParser};
+use vigil::api::sse::{SseEvent, SseParser};
 
 /// An open `GET /cluster/events`, read chunk by chunk.
 struct EventStream {

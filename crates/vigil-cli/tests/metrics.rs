@@ -37,7 +37,8 @@ async fn metrics_have_the_seeds_names_and_pass_promtool() {
         "cluster_healthy_nodes 3",
         "cluster_has_quorum 1",
         "cluster_nodes{status=\"HEALTHY\"} 3",
-        "cluster_member_phi{member=\"b\"}",
+        // only for the members `a` watches (see the test below): the family at least
+        "# TYPE cluster_member_phi gauge",
         "cluster_member_health_score{member=\"c\"}",
         "cluster_gossip_sent_bytes_total",
         "cluster_gossip_messages_received_total",
@@ -76,6 +77,118 @@ async fn metrics_have_the_seeds_names_and_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Checks `check` until it returns Ok or `timeout` passes; the last error otherwise.
+async fn until_ok<F, Fut>(timeout: Duration, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let result = check().await;
+        if result.is_ok() || std::time::Instant::now() >= deadline {
+            return result;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The members `cluster_member_phi` has a sample for, in a Prometheus text body.
+fn phi_members(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("cluster_member_phi{member=\""))
+        .filter_map(|l| l.split_once('"'))
+        .map(|(id, _)| id.to_string())
+        .collect()
+}
+
+/// Issue 17: phi is this node's detector's, so it is exported only for the members this node
+/// watches (`monitored` in its `/cluster/status`): not for itself, not for a FAILED member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phi_is_exported_only_for_members_this_node_watches() {
+    let _guard = harness::exclusive().await;
+    let mut cluster = Cluster::new("metrics-phi", "");
+    for id in ["a", "b", "c", "d"] {
+        cluster.start(id);
+    }
+    cluster
+        .wait_for("4 HEALTHY", Duration::from_secs(20), || async {
+            cluster.all_see_healthy(&["a", "b", "c", "d"], 4).await
+        })
+        .await;
+    let metrics = |id: &str| {
+        let url = cluster.node(id).url("/metrics");
+        let client = cluster.client().clone();
+        async move {
+            let r = client.get(&url).send().await.ok()?;
+            r.text().await.ok()
+        }
+    };
+    let watched = |status: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        status["membership"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, m)| m["monitored"] == true)
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Each member watches the members the rings give it (possibly none), and every member is
+    // watched by someone. The watch sets settle a moment after everyone is HEALTHY, hence
+    // the deadline; metrics and status are read one after the other.
+    let agree = until_ok(Duration::from_secs(10), || async {
+        let mut everyone_watched = std::collections::BTreeSet::new();
+        for id in ["a", "b", "c", "d"] {
+            let (Some(text), Some(status)) = (metrics(id).await, cluster.status(id).await) else {
+                return Err(format!("{id} did not answer"));
+            };
+            let exported = phi_members(&text);
+            if exported.contains(id) {
+                return Err(format!("{id} exports phi for itself"));
+            }
+            if exported != watched(&status) {
+                return Err(format!(
+                    "{id} exports phi for {exported:?} but watches {:?}",
+                    watched(&status)
+                ));
+            }
+            everyone_watched.extend(exported);
+        }
+        if everyone_watched.len() != 4 {
+            return Err(format!("watched by someone: only {everyone_watched:?}"));
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = agree {
+        panic!("phi exported vs watched, after 10 s: {e}");
+    }
+
+    cluster.node("d").signal(nix::sys::signal::Signal::SIGKILL);
+    cluster
+        .wait_for("a sees d FAILED", Duration::from_secs(30), || async {
+            cluster.status_of("a", "d").await.as_deref() == Some("FAILED")
+        })
+        .await;
+    cluster
+        .wait_for(
+            "no phi for the FAILED member d",
+            Duration::from_secs(10),
+            || async {
+                let mut ok = true;
+                for id in ["a", "b", "c"] {
+                    ok &= metrics(id)
+                        .await
+                        .is_some_and(|t| !phi_members(&t).contains("d"));
+                }
+                ok
+            },
+        )
+        .await;
 }
 
 /// One sample's value in a Prometheus text body, if present.

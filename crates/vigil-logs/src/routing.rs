@@ -8,12 +8,12 @@
 //! which retries and is idempotent, may try a DEGRADED or SUSPECT consumer rather than none).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use vigil::membership::{ClusterView, Status};
 use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use vigil::membership::{ClusterView, Status};
 
 use vigil::runtime::{Handle, Snapshot};
 
@@ -84,8 +84,20 @@ pub fn own_zone(view: &ClusterView) -> String {
 /// read it without a round trip to the runtime task.
 #[derive(Clone)]
 pub struct ViewWatch {
-    rx: watch::Receiver<Option<Arc<Snapshot>>>,
+    rx: watch::Receiver<Option<Taken>>,
+    tx: Arc<watch::Sender<Option<Taken>>>,
+    handle: Handle,
+    /// Held while [`ViewWatch::quorum`] asks the node, so that requests arriving together
+    /// wait for one answer rather than each asking.
+    asking: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// A snapshot and when it was taken.
+type Taken = (Instant, Arc<Snapshot>);
+
+/// A copy younger than this is not replaced by [`ViewWatch::quorum`]: it bounds how often a
+/// node without quorum is asked, whatever the rate of refused requests.
+const FRESH: Duration = Duration::from_millis(20);
 
 impl ViewWatch {
     /// Starts refreshing every `every` until `stop`; returns the watch and the task.
@@ -95,6 +107,9 @@ impl ViewWatch {
         stop: CancellationToken,
     ) -> (ViewWatch, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(None);
+        let tx = Arc::new(tx);
+        let refresh_tx = tx.clone();
+        let refresh_handle = handle.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -103,29 +118,63 @@ impl ViewWatch {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                match handle.snapshot().await {
+                match refresh_handle.snapshot().await {
                     Ok(s) => {
-                        let _ = tx.send(Some(Arc::new(s)));
+                        let _ = refresh_tx.send(Some((Instant::now(), Arc::new(s))));
                     }
                     Err(_) => return,
                 }
             }
         });
-        (ViewWatch { rx }, task)
+        let watch = ViewWatch {
+            rx,
+            tx,
+            handle,
+            asking: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        (watch, task)
     }
 
     /// The latest snapshot, if one was taken yet.
     pub fn current(&self) -> Option<Arc<Snapshot>> {
-        self.rx.borrow().clone()
+        self.rx.borrow().as_ref().map(|(_, s)| s.clone())
+    }
+
+    /// Whether the node holds quorum. A copy that says so is believed; one
+    /// that does not (or no copy yet) is first replaced by a snapshot taken now, unless it is
+    /// younger than [`FRESH`]: the copy can be up to a refresh period old, and a request
+    /// refused for a quorum the node gained a moment ago (a lease granted since the last
+    /// refresh) would be refused by the view of the past. Checking again only on the way to
+    /// a refusal keeps the normal path free of a round trip to the runtime task.
+    pub async fn quorum(&self) -> bool {
+        let holds = |s: &Snapshot| s.view.has_quorum;
+        if self.current().is_some_and(|s| holds(&s)) {
+            return true;
+        }
+        let _asking = self.asking.lock().await;
+        let latest = self.rx.borrow().clone();
+        if let Some((at, s)) = latest {
+            if holds(&s) || at.elapsed() < FRESH {
+                return holds(&s);
+            }
+        }
+        match self.handle.snapshot().await {
+            Ok(s) => {
+                let s = Arc::new(s);
+                let _ = self.tx.send(Some((Instant::now(), s.clone())));
+                holds(&s)
+            }
+            Err(_) => false,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil::membership::{HealthSignals, MemberView};
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
+    use vigil::membership::{HealthSignals, MemberView};
 
     fn member(id: &str, role: &str, zone: &str, status: Status, score: u8) -> MemberView {
         MemberView {

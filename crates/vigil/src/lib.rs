@@ -298,13 +298,9 @@ impl Builder {
             return Err(Error::Config(e));
         }
         let shutdown = CancellationToken::new();
-        let running = daemon::start_with(
-            self.config.clone(),
-            shutdown.clone(),
-            None,
-            self.serve_http,
-        )
-        .await?;
+        let running =
+            daemon::start_with(self.config.clone(), shutdown.clone(), None, self.serve_http)
+                .await?;
         Ok(Vigil {
             handle: running.handle.clone(),
             gossip_bound: running.gossip_bound,

@@ -58,15 +58,17 @@ pub type Starter =
 /// for a 5xx or a 429), which the member's health score reads.
 pub fn measured(router: Router, handle: &Handle) -> Router {
     let load = handle.service_load.clone();
-    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-        let load = load.clone();
-        async move {
-            let started = Instant::now();
-            let answer = next.run(req).await;
-            let status = answer.status();
-            let failed = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-            load.record(started.elapsed(), failed);
-            answer
-        }
-    }))
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let load = load.clone();
+            async move {
+                let started = Instant::now();
+                let answer = next.run(req).await;
+                let status = answer.status();
+                let failed = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                load.record(started.elapsed(), failed);
+                answer
+            }
+        },
+    ))
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
+use vigil::api::sse::{SseEvent, SseParser};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,64 +31,6 @@ pub struct EventsArgs {
 
 /// With the node's 15 s keep-alive comments, this much silence means the connection is dead.
 const IDLE_LIMIT: Duration = Duration::from_secs(60);
-
-/// One SSE event as read.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    /// `event:`.
-    pub event: String,
-    /// `id:`.
-    pub id: String,
-    /// `data:` lines, joined with newlines.
-    pub data: String,
-}
-
-/// Splits an SSE byte stream into events; feed it chunks as they come.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    buf: Vec<u8>,
-    current: SseEvent,
-    has_data: bool,
-}
-
-impl SseParser {
-    /// Adds a chunk; returns the events it completed.
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
-        self.buf.extend_from_slice(chunk);
-        let mut out = Vec::new();
-        while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
-            if line.is_empty() {
-                if self.has_data {
-                    out.push(std::mem::take(&mut self.current));
-                }
-                self.current = SseEvent::default();
-                self.has_data = false;
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            match field {
-                "event" => self.current.event = value.to_string(),
-                "id" => self.current.id = value.to_string(),
-                "data" => {
-                    if self.has_data {
-                        self.current.data.push('\n');
-                    }
-                    self.current.data.push_str(value);
-                    self.has_data = true;
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-}
 
 /// The text line of one event.
 pub fn render(e: &SseEvent) -> String {

@@ -148,7 +148,9 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(watch_signals(shutdown.clone()));
-        let result = vigil::runtime::daemon::run(settings, shutdown, Some(Box::new(vigil_logs::start))).await;
+        let result =
+            vigil::runtime::daemon::run(settings, shutdown, Some(Box::new(vigil_logs::start)))
+                .await;
         signals.abort();
         result
     })

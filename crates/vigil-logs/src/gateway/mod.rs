@@ -4,13 +4,16 @@
 //! |---|---|
 //! | `GET /api/cluster/status` | this node's view (cached `services.cache.status-ttl`) |
 //! | `POST /api/logs` | a producer chosen by [`balancer`] among those [`routing::rank`] allows, another on failure or when the first is too slow (within the retry budget); 202 `{"accepted": n}` once durable |
-//! | `GET /api/logs`, `GET /api/logs/stats` | the best consumer, another on failure (cached `services.cache.ttl`) |
+//! | `GET /api/logs`, `GET /api/logs/stats` | a consumer chosen the same way by a second [`balancer`] (its own latencies, ejections and retry budget), another on failure or when the first is too slow (cached `services.cache.ttl`) |
 //!
 //! The gateway gives every event without an id one before forwarding, so that a retry on
 //! another producer carries the same ids and cannot double rows. Writes are refused with 503
-//! when this node has no quorum. Answers say where they came from (`X-Routed-To`) and whether
-//! the cache answered (`X-Cache: HIT|MISS`). A gateway's `/api/cluster/status` adds its
-//! routing state per producer (`routing`: share, weight, peak-EWMA latency, ejections).
+//! when this node has no quorum: a quorum its last copy of the view lacks is checked again
+//! against the node itself first ([`ViewWatch::quorum`]), so a lease granted a moment ago
+//! counts. Answers say where they came from (`X-Routed-To`) and whether the cache answered
+//! (`X-Cache: HIT|MISS`). A gateway's `/api/cluster/status` adds its routing state per
+//! producer and consumer (`routing`: role, share of that role's requests, weight, peak-EWMA
+//! latency, ejections).
 
 pub mod balancer;
 
@@ -43,6 +46,11 @@ use balancer::{Balancer, BalancerConfig, Choice};
 /// How many members a request tries before giving up.
 const ATTEMPTS: usize = 3;
 
+/// The role writes go to.
+const WRITES: &str = "producer";
+/// The role reads go to.
+const READS: &str = "consumer";
+
 /// Shared state of the gateway's handlers.
 pub struct Gateway {
     info: Arc<NodeInfo>,
@@ -50,7 +58,10 @@ pub struct Gateway {
     cache: Cache,
     client: reqwest::Client,
     rng: std::sync::Mutex<SmallRng>,
-    balancer: std::sync::Mutex<Balancer>,
+    /// Routes writes to producers.
+    writes: std::sync::Mutex<Balancer>,
+    /// Routes reads to consumers.
+    reads: std::sync::Mutex<Balancer>,
     started: std::time::Instant,
     metrics: Arc<Metrics>,
     query_ttl: Duration,
@@ -89,13 +100,19 @@ impl Gateway {
         self.started.elapsed()
     }
 
-    fn balancer(&self) -> std::sync::MutexGuard<'_, Balancer> {
-        self.balancer.lock().unwrap_or_else(|p| p.into_inner())
+    /// The balancer of `role` (producers for writes, consumers for reads).
+    fn balancer(&self, role: &'static str) -> std::sync::MutexGuard<'_, Balancer> {
+        let b = if role == READS {
+            &self.reads
+        } else {
+            &self.writes
+        };
+        b.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The order to try producers in (see [`balancer`](super::balancer)).
-    fn producer_order(&self) -> Vec<routing::Candidate> {
-        let candidates = self.candidates("producer");
+    /// The order to try members of `role` in (see [`balancer`](super::balancer)).
+    fn order(&self, role: &'static str) -> Vec<routing::Candidate> {
+        let candidates = self.candidates(role);
         let choices: Vec<Choice<'_>> = candidates
             .iter()
             .map(|c| Choice {
@@ -107,7 +124,7 @@ impl Gateway {
         let now = self.now();
         let order = {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-            let mut b = self.balancer();
+            let mut b = self.balancer(role);
             b.deposit(now);
             b.order(&choices, now, &mut *rng)
         };
@@ -117,13 +134,50 @@ impl Gateway {
             .collect()
     }
 
-    /// Notes an answer and copies the balancer's state to the metrics.
-    fn observe(&self, id: &str, took: Duration, ok: bool) {
+    /// Whether the `k`-th attempt (from 0) of a request to `role` may go: the first always,
+    /// later ones while the retry budget lasts.
+    fn may_attempt(&self, role: &'static str, k: usize) -> bool {
+        if k == 0 {
+            return true;
+        }
+        let taken = self.balancer(role).try_retry();
+        self.metrics.retry(role, taken);
+        taken
+    }
+
+    /// Sends one attempt to `c`, a member of `role`. Every attempt but the `last` is
+    /// abandoned once it takes far longer than the others usually do (the next member gets
+    /// the same request: a write carries its event ids, a read changes nothing). Returns the
+    /// answer or why there is none, and how long it took.
+    async fn attempt(
+        &self,
+        role: &'static str,
+        c: &routing::Candidate,
+        last: bool,
+        request: reqwest::RequestBuilder,
+    ) -> (Result<reqwest::Response, String>, Duration) {
+        let limit = (!last).then(|| self.balancer(role).attempt_timeout(&c.id, self.now()));
+        self.metrics.routed(role, &c.id);
+        self.balancer(role).started(&c.id);
+        let sent = std::time::Instant::now();
+        let request = request.send();
+        let result = match limit {
+            Some(limit) => match tokio::time::timeout(limit, request).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+            },
+            None => request.await.map_err(|e| e.to_string()),
+        };
+        (result, sent.elapsed())
+    }
+
+    /// Notes an answer of a member of `role` and copies the balancer's state to the metrics.
+    fn observe(&self, role: &'static str, id: &str, took: Duration, ok: bool) {
         let now = self.now();
         let states = {
-            let mut b = self.balancer();
+            let mut b = self.balancer(role);
             if b.observe(id, now, took, ok) {
-                debug!(producer = %id, took_ms = took.as_millis() as u64, ok, "ejected");
+                debug!(role, member = %id, took_ms = took.as_millis() as u64, ok, "ejected");
             }
             b.states(now)
         };
@@ -131,17 +185,20 @@ impl Gateway {
             .into_iter()
             .map(|s| (s.id, s.ejections, s.ejected, s.weight))
             .collect();
-        self.metrics.balancer(&rows);
+        self.metrics.balancer(role, &rows);
     }
 
-    /// The routing state for `/api/cluster/status`.
+    /// The routing state for `/api/cluster/status`: producers and consumers by id, each
+    /// share out of its role's requests.
     fn routes(&self) -> std::collections::BTreeMap<String, RouteDto> {
-        let states = self.balancer().states(self.now());
-        let total: u64 = states.iter().map(|s| s.chosen).sum();
-        states
-            .into_iter()
-            .map(|s| {
+        let now = self.now();
+        let mut routes = std::collections::BTreeMap::new();
+        for role in [WRITES, READS] {
+            let states = self.balancer(role).states(now);
+            let total: u64 = states.iter().map(|s| s.chosen).sum();
+            routes.extend(states.into_iter().map(|s| {
                 let dto = RouteDto {
+                    role: role.to_string(),
                     share: if total > 0 {
                         s.chosen as f64 / total as f64
                     } else {
@@ -155,8 +212,9 @@ impl Gateway {
                     consecutive_failures: s.consecutive_failures,
                 };
                 (s.id, dto)
-            })
-            .collect()
+            }));
+        }
+        routes
     }
 }
 
@@ -188,7 +246,8 @@ pub fn start(
         .connect_timeout(Duration::from_secs(1))
         .build()?,
         rng: std::sync::Mutex::new(SmallRng::seed_from_u64(event::now_ms() as u64)),
-        balancer: std::sync::Mutex::new(Balancer::new(BalancerConfig::default())),
+        writes: std::sync::Mutex::new(Balancer::new(BalancerConfig::default())),
+        reads: std::sync::Mutex::new(Balancer::new(BalancerConfig::default())),
         started: std::time::Instant::now(),
         metrics,
         query_ttl: settings.cache_ttl,
@@ -248,13 +307,12 @@ async fn post_logs(
         Ok(e) => e,
         Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let has_quorum = g.view.current().is_some_and(|s| s.view.has_quorum);
-    if !has_quorum {
+    if !g.view.quorum().await {
         return refusal(Refusal::NoQuorum, 0);
     }
     let n = events.len();
     let body: Vec<_> = events.iter().map(LogEvent::to_out).collect();
-    let candidates = g.producer_order();
+    let candidates = g.order(WRITES);
     if candidates.is_empty() {
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -268,34 +326,16 @@ async fn post_logs(
     let mut no_quorum = 0;
     let attempts = candidates.len().min(ATTEMPTS);
     for (k, c) in candidates.iter().take(attempts).enumerate() {
-        if k > 0 {
-            let taken = g.balancer().try_retry();
-            g.metrics.retry(taken);
-            if !taken {
-                errors.push("retry budget spent".to_string());
-                break;
-            }
+        if !g.may_attempt(WRITES, k) {
+            errors.push("retry budget spent".to_string());
+            break;
         }
-        // Every attempt but the last is abandoned once it takes far longer than producers
-        // usually do: the next producer gets the same event ids, so a late answer of this
-        // one cannot double rows.
-        let limit = (k + 1 < attempts).then(|| g.balancer().attempt_timeout(&c.id, g.now()));
         let url = format!("{}/logs", vigil::tls::base_url(&c.http));
-        g.metrics.routed(&c.id);
-        g.balancer().started(&c.id);
-        let sent = std::time::Instant::now();
-        let request = g.client.post(&url).json(&body).send();
-        let result = match limit {
-            Some(limit) => match tokio::time::timeout(limit, request).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
-            },
-            None => request.await.map_err(|e| e.to_string()),
-        };
-        let took = sent.elapsed();
+        let request = g.client.post(&url).json(&body);
+        let (result, took) = g.attempt(WRITES, c, k + 1 == attempts, request).await;
         match result {
             Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
-                g.observe(&c.id, took, true);
+                g.observe(WRITES, &c.id, took, true);
                 let mut resp =
                     (StatusCode::ACCEPTED, Json(json!({ "accepted": n }))).into_response();
                 if let Ok(v) = HeaderValue::from_str(&c.id) {
@@ -307,7 +347,7 @@ async fn post_logs(
                 let status = r.status();
                 // a refusal for want of quorum or room says nothing about the producer's speed
                 let refused = status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
-                g.observe(&c.id, took, refused || !status.is_server_error());
+                g.observe(WRITES, &c.id, took, refused || !status.is_server_error());
                 saw_full |= status == reqwest::StatusCode::TOO_MANY_REQUESTS;
                 if status == reqwest::StatusCode::BAD_REQUEST {
                     // The producer validates like we do; a 400 would repeat everywhere.
@@ -322,7 +362,7 @@ async fn post_logs(
                 errors.push(format!("{}: {status}", c.id));
             }
             Err(e) => {
-                g.observe(&c.id, took, false);
+                g.observe(WRITES, &c.id, took, false);
                 errors.push(format!("{}: {e}", c.id));
             }
         }
@@ -354,14 +394,14 @@ async fn get_stats(State(g): State<Arc<Gateway>>, RawQuery(q): RawQuery) -> Resp
     read_through(&g, "/logs/stats", q).await
 }
 
-/// A read routed to the best consumer, through the cache.
+/// A read routed by the read balancer to a consumer, through the cache.
 async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Response {
     let query = query.unwrap_or_default();
     let key = format!("vigil:gateway:q:{path}?{query}");
     if let Some(body) = g.cache.get(&key).await {
         return json_response(StatusCode::OK, body, "cache", "HIT");
     }
-    let candidates = g.candidates("consumer");
+    let candidates = g.order(READS);
     if candidates.is_empty() {
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -369,16 +409,26 @@ async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Respons
         );
     }
     let mut errors = Vec::new();
-    for c in candidates.iter().take(ATTEMPTS) {
+    let attempts = candidates.len().min(ATTEMPTS);
+    for (k, c) in candidates.iter().take(attempts).enumerate() {
+        if !g.may_attempt(READS, k) {
+            errors.push("retry budget spent".to_string());
+            break;
+        }
         let base = vigil::tls::base_url(&c.http);
         let url = if query.is_empty() {
             format!("{base}{path}")
         } else {
             format!("{base}{path}?{query}")
         };
-        match g.client.get(&url).send().await {
+        let (result, took) = g
+            .attempt(READS, c, k + 1 == attempts, g.client.get(&url))
+            .await;
+        match result {
             Ok(r) => {
                 let status = r.status();
+                // a 4xx is the question's fault, not the consumer's
+                g.observe(READS, &c.id, took, !status.is_server_error());
                 let body: Bytes = r.bytes().await.unwrap_or_default();
                 let text = String::from_utf8_lossy(&body).into_owned();
                 if status.is_success() {
@@ -390,8 +440,12 @@ async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Respons
                 }
                 errors.push(format!("{}: {status}", c.id));
             }
-            Err(e) => errors.push(format!("{}: {e}", c.id)),
+            Err(e) => {
+                g.observe(READS, &c.id, took, false);
+                errors.push(format!("{}: {e}", c.id));
+            }
         }
+        debug!(consumer = %c.id, "consumer did not answer; trying the next");
     }
     (
         StatusCode::SERVICE_UNAVAILABLE,

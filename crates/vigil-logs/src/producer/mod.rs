@@ -353,6 +353,9 @@ async fn post_logs(
         Ok(e) => e,
         Err(e) => return error_body(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    // A copy of the view without quorum is checked against the node first (a lease granted
+    // since the last refresh), so that `admit` does not refuse by the view of the past.
+    p.view.quorum().await;
     let (n, done_rx) = match p.admit(events, true) {
         Ok(admitted) => admitted,
         Err(r) => return refusal(r, p.capacity),

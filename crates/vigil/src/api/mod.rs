@@ -27,6 +27,7 @@ mod console;
 pub mod events;
 pub mod model;
 pub mod server;
+pub mod sse;
 
 use std::time::Duration;
 

@@ -40,7 +40,11 @@ pub struct LoadDto {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RouteDto {
-    /// Share of the gateway's first attempts sent to it since the gateway started, 0-1.
+    /// Its role: `producer` (the gateway's writes go there) or `consumer` (reads).
+    #[serde(default)]
+    pub role: String,
+    /// Share of the gateway's first attempts to its role sent to it since the gateway
+    /// started, 0-1.
     pub share: f64,
     /// First attempts sent to it.
     pub requests: u64,
@@ -137,7 +141,7 @@ pub struct StatusDto {
     /// Every member's CPU pressure, lag and service latency, by id.
     #[serde(default)]
     pub load: BTreeMap<String, LoadDto>,
-    /// A gateway's routing state per member, by id (other roles: absent).
+    /// A gateway's routing state per producer and consumer, by id (other roles: absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing: Option<BTreeMap<String, RouteDto>>,
 }

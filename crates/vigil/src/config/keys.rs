@@ -814,7 +814,10 @@ pub const NOT_KEYS: &[(&str, &str)] = &[
         "VIGIL_PAUSE_OBSERVE_SECS",
         "crates/vigil-cli/tests/pause_resume.rs",
     ),
-    ("VIGIL_SKIP_PROMETHEUS", "crates/vigil-cli/tests/prometheus.rs"),
+    (
+        "VIGIL_SKIP_PROMETHEUS",
+        "crates/vigil-cli/tests/prometheus.rs",
+    ),
     ("VIGIL_SKIP_PROMTOOL", "crates/vigil-cli/tests/metrics.rs"),
     (
         "VIGIL_GIT_COMMIT",

@@ -29,6 +29,19 @@ struct MemberLabels {
     member: String,
 }
 
+/// One upstream of the gateway: `role` producer (writes) or consumer (reads).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    role: &'static str,
+    member: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RetryLabels {
+    role: &'static str,
+    reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
@@ -84,11 +97,11 @@ pub struct Metrics {
     process: extra::ProcessMetrics,
     signal_updates: Counter,
     signal_update_bytes: Counter,
-    routed: Family<MemberLabels, Counter>,
-    ejections: Family<MemberLabels, Counter>,
-    ejected: Family<MemberLabels, Gauge>,
-    route_weight: Family<MemberLabels, Gauge<f64, AtomicU64>>,
-    retries: Family<ReasonLabels, Counter>,
+    routed: Family<RouteLabels, Counter>,
+    ejections: Family<RouteLabels, Counter>,
+    ejected: Family<RouteLabels, Gauge>,
+    route_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
+    retries: Family<RetryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -241,7 +254,7 @@ impl Metrics {
         let member_phi = Family::<MemberLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "cluster_member_phi",
-            "Phi-accrual suspicion level of each member as seen here",
+            "Phi-accrual suspicion level of each member this node watches directly (absent for itself and for members others watch)",
             member_phi.clone(),
         );
         let member_health = Family::<MemberLabels, Gauge>::default();
@@ -292,31 +305,31 @@ impl Metrics {
             "cluster_signal_update_bytes",
             "Encoded metadata bytes of those changes: each one is gossiped to every member a bounded number of times",
         );
-        let routed = Family::<MemberLabels, Counter>::default();
+        let routed = Family::<RouteLabels, Counter>::default();
         registry.register(
             "gateway_routed_requests",
-            "Requests the gateway sent to each member (every attempt)",
+            "Requests the gateway sent to each member (every attempt; role producer for writes, consumer for reads)",
             routed.clone(),
         );
-        let ejections = Family::<MemberLabels, Counter>::default();
+        let ejections = Family::<RouteLabels, Counter>::default();
         registry.register(
             "gateway_ejections",
             "Times the gateway's outlier detection ejected each member",
             ejections.clone(),
         );
-        let ejected = Family::<MemberLabels, Gauge>::default();
+        let ejected = Family::<RouteLabels, Gauge>::default();
         registry.register(
             "gateway_ejected",
             "1 while the gateway's outlier detection keeps a member out of rotation",
             ejected.clone(),
         );
-        let route_weight = Family::<MemberLabels, Gauge<f64, AtomicU64>>::default();
+        let route_weight = Family::<RouteLabels, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "gateway_route_weight",
             "Each member's routing weight at the gateway (health squared over peak-EWMA latency, normalized to sum 1)",
             route_weight.clone(),
         );
-        let retries = Family::<ReasonLabels, Counter>::default();
+        let retries = Family::<RetryLabels, Counter>::default();
         registry.register(
             "gateway_retries",
             "Second and later attempts of a request: taken (within the retry budget) or refused",
@@ -408,27 +421,30 @@ impl Metrics {
         self.signal_update_bytes.inc_by(bytes);
     }
 
-    /// Counts one attempt the gateway sent to `member`.
-    pub fn routed(&self, member: &str) {
+    /// Counts one attempt the gateway sent to `member`, a `role` (producer or consumer).
+    pub fn routed(&self, role: &'static str, member: &str) {
         self.routed
-            .get_or_create(&MemberLabels {
+            .get_or_create(&RouteLabels {
+                role,
                 member: member.to_string(),
             })
             .inc();
     }
 
-    /// Counts one retry, `taken` or refused by the retry budget.
-    pub fn retry(&self, taken: bool) {
+    /// Counts one retry to a `role`, `taken` or refused by the retry budget.
+    pub fn retry(&self, role: &'static str, taken: bool) {
         let reason = if taken { "taken" } else { "refused_by_budget" };
-        self.retries.get_or_create(&ReasonLabels { reason }).inc();
+        self.retries
+            .get_or_create(&RetryLabels { role, reason })
+            .inc();
     }
 
-    /// Copies the balancer's state: ejections so far, who is ejected, the weights.
-    pub fn balancer(&self, members: &[(String, u64, bool, f64)]) {
-        self.ejected.clear();
-        self.route_weight.clear();
+    /// Copies the state of the gateway's balancer for `role`: ejections so far, who is
+    /// ejected, the weights. The balancer never forgets a member, so rows are only updated.
+    pub fn balancer(&self, role: &'static str, members: &[(String, u64, bool, f64)]) {
         for (member, ejections, ejected, weight) in members {
-            let l = MemberLabels {
+            let l = RouteLabels {
+                role,
                 member: member.clone(),
             };
             let c = self.ejections.get_or_create(&l);
@@ -542,8 +558,12 @@ impl Metrics {
             let labels = MemberLabels {
                 member: m.id.clone(),
             };
-            let phi = if m.phi.is_finite() { m.phi } else { f64::MAX };
-            self.member_phi.get_or_create(&labels).set(phi);
+            // Phi is this node's detector's, so only for members it watches (as in
+            // `/cluster/status`'s `phiScore`): others' would be a stale or made-up 0.
+            if m.monitored {
+                let phi = if m.phi.is_finite() { m.phi } else { f64::MAX };
+                self.member_phi.get_or_create(&labels).set(phi);
+            }
             self.member_health
                 .get_or_create(&labels)
                 .set(i64::from(m.health_score));

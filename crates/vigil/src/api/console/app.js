@@ -219,13 +219,14 @@ async function refreshPipeline() {
   }
   try {
     const gw = await (await fetch('/api/cluster/status', { cache: 'no-store' })).json();
-    const routing = gw.routing && (gw.routing.producers || gw.routing);
-    if (routing && typeof routing === 'object') {
-      const rows = Object.entries(routing).filter(([, v]) => v && typeof v === 'object').map(([id, v]) =>
+    const routing = gw.routing && typeof gw.routing === 'object' ? Object.entries(gw.routing) : [];
+    // one table per role: producers take the writes, consumers the reads
+    for (const [role, what] of [['producer', 'share of writes'], ['consumer', 'share of reads']]) {
+      const rows = routing.filter(([, v]) => v && typeof v === 'object' && (v.role || 'producer') === role).map(([id, v]) =>
         el('tr', {}, el('td', {}, id),
           el('td', { class: 'num' }, v.share !== undefined ? `${(100 * v.share).toFixed(0)} %` : ''),
           el('td', {}, v.ejected ? 'ejected' : '')));
-      if (rows.length) parts.push(el('table', {}, el('tr', {}, el('th', {}, 'producer'), el('th', {}, 'share of writes'), el('th', {}, '')), ...rows));
+      if (rows.length) parts.push(el('table', {}, el('tr', {}, el('th', {}, role), el('th', {}, what), el('th', {}, '')), ...rows));
     }
   } catch (_) { /* the gateway's own status is optional here */ }
   document.getElementById('pipeline').replaceChildren(...parts);
