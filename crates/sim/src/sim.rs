@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use membership::{Event, Identity, Metadata, Node, Output, RecordPool};
+use membership::{Effects, Event, Identity, Metadata, Node, RecordPool};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -173,23 +173,6 @@ enum Pending {
     },
 }
 
-/// Collects one handler call's effects.
-#[derive(Debug, Default)]
-struct Outbox {
-    sends: Vec<(SocketAddr, Vec<u8>)>,
-    events: Vec<Event>,
-}
-
-impl Output for Outbox {
-    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
-        self.sends.push((to, datagram));
-    }
-
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
-    }
-}
-
 /// The simulator. See the module docs.
 #[derive(Debug)]
 pub struct Sim {
@@ -198,7 +181,8 @@ pub struct Sim {
     agenda: Agenda<Pending>,
     pub(crate) procs: Vec<Process>,
     pub(crate) network: Network,
-    outbox: Outbox,
+    /// One handler call's datagrams and events, routed by `after_call`.
+    outbox: Effects,
     pub(crate) trackers: Vec<Tracker>,
     active: Vec<usize>,
     pub(crate) ledger: FailedLedger,
@@ -236,7 +220,7 @@ impl Sim {
             agenda: Agenda::new(),
             procs: Vec::with_capacity(config.nodes),
             network,
-            outbox: Outbox::default(),
+            outbox: Effects::default(),
             trackers: Vec::new(),
             active: Vec::new(),
             ledger: FailedLedger::default(),
@@ -1017,7 +1001,7 @@ impl Sim {
         let now = self.now;
         let max = self.config.core.max_datagram;
         let from_addr = self.procs[i].addr;
-        for (to, bytes) in std::mem::take(&mut self.outbox.sends) {
+        for (to, bytes) in self.outbox.take_sends() {
             let len = bytes.len();
             let p = &mut self.procs[i];
             p.bytes_sent += len as u64;
@@ -1049,7 +1033,7 @@ impl Sim {
                 Fate::Cut => self.counters.cut += 1,
             }
         }
-        for event in std::mem::take(&mut self.outbox.events) {
+        for event in self.outbox.take_events() {
             self.observe_event(i, event);
         }
         let p = &mut self.procs[i];
