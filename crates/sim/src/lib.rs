@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`agenda`]: the virtual clock's queue of future events, ordered by (time, sequence).
 //! - [`network`]: the seeded virtual network: latency with jitter, loss, partitions.
+//! - [`event_loop`]: the clock, the agenda and the network as one loop, shared by [`Sim`] and
+//!   by `crates/peers` (other protocols on the same clock and network).
 //! - [`process`]: one simulated process: its core, lifecycle state, counters, id and address.
 //! - [`sim`]: [`Sim`], the event loop that drives N cores on the clock and the network.
 //! - [`faults`]: crash, pause, restart, join, leave, partitions and loss, as plain calls.
@@ -34,6 +36,7 @@
 //! ```
 
 pub mod agenda;
+pub mod event_loop;
 mod faults;
 pub mod invariants;
 pub mod network;
