@@ -85,7 +85,7 @@ impl Run {
         let round = self.core().gossip_interval.as_secs_f64();
         let rounds: Vec<f64> = reach.iter().map(|x| x / round).collect();
         if !rounds.is_empty() {
-            let max = percentile(&rounds, 100.0).unwrap_or(0.0);
+            let max = rounds.iter().copied().fold(0.0, f64::max);
             let curve: Vec<f64> = (0..=max.ceil() as usize)
                 .map(|k| {
                     let n = rounds.iter().filter(|&&r| r <= k as f64).count();
@@ -97,9 +97,9 @@ impl Run {
                 json!({
                     "note": "per observer: gossip rounds from a join or leave until it knew; curve[k]: share of observers that knew within k rounds",
                     "samples": rounds.len(),
-                    "p50": percentile(&rounds, 50.0).map(round3),
-                    "p90": percentile(&rounds, 90.0).map(round3),
-                    "p99": percentile(&rounds, 99.0).map(round3),
+                    "p50": percentile(&rounds, 50.0),
+                    "p90": percentile(&rounds, 90.0),
+                    "p99": percentile(&rounds, 99.0),
                     "max": round3(max),
                     "curve": curve,
                 }),
