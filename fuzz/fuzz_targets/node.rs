@@ -246,13 +246,15 @@ fn message(u: &mut Unstructured, from: &str) -> Result<Message> {
             round: u.int_in_range(0..=40)?,
             valid_ms: u.int_in_range(0..=4000)?,
             confirmed: u.int_in_range(0..=40)?,
-            seats: u.int_in_range(0..=12)?,
+            epoch: u.int_in_range(0..=12)?,
+            digest: u.arbitrary::<Option<u64>>()?.map(membership::codec::Digest),
         },
         _ => Message::LeaseGrant {
             from: sender(u, from)?,
             round: u.int_in_range(0..=40)?,
             granted: u.arbitrary()?,
-            seats: u.int_in_range(0..=12)?,
+            epoch: u.int_in_range(0..=12)?,
+            digest: u.arbitrary::<Option<u64>>()?.map(membership::codec::Digest),
         },
     })
 }

@@ -30,7 +30,7 @@ use crate::member::{fnv1a, MemberRecord, Metadata, NodeId};
 /// First byte of every Vigil datagram.
 pub const MAGIC: u8 = 0x56;
 /// Wire version this build speaks.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 7;
 /// Longest member id accepted, in bytes (ids are configured names, not payloads).
@@ -147,9 +147,14 @@ pub enum Message {
         valid_ms: u32,
         /// The newest of its rounds a quorum of voters granted (0: none yet).
         confirmed: u64,
-        /// Voters and joining members in its table: a voter refuses a candidate that
-        /// knows of fewer seats than it does (see `node::lease`, joint quorums).
-        seats: u32,
+        /// The voter configuration it counts its quorum over: number and digest of its
+        /// seats (see `node::seats`). A voter refuses a candidate whose configuration is
+        /// older than its own, or as old but different.
+        epoch: u64,
+        /// The configuration's digest: always from a candidate; from a leader only while
+        /// some member has not yet reported adopting its configuration (8 bytes saved on
+        /// every other renewal).
+        digest: Option<Digest>,
     },
     /// A voter's answer to a lease request.
     LeaseGrant {
@@ -160,11 +165,17 @@ pub enum Message {
         /// Whether the voter granted it (false: it granted another leader that has not
         /// expired).
         granted: bool,
-        /// Voters and joining members in its table: the leader makes joining members voters
-        /// once a quorum of voters knows of them all.
-        seats: u32,
+        /// The voter configuration it adopted: the leader's newest configuration is
+        /// confirmed once quorums of it and of the one before have adopted it.
+        epoch: u64,
+        /// The configuration's digest, left out when it is the request's.
+        digest: Option<Digest>,
     },
 }
+
+/// A voter configuration's digest (see `node::seats`): a hash, so sent as 8 fixed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest(#[serde(with = "postcard::fixint::le")] pub u64);
 
 impl Message {
     /// A join for `record`, padded with zeros so that it encodes to `max_datagram` bytes

@@ -146,25 +146,33 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u64>(),
             any::<u32>(),
             any::<u64>(),
-            any::<u32>()
+            any::<(u64, Option<u64>)>()
         )
-            .prop_map(
-                |(from, round, valid_ms, confirmed, seats)| Message::LeaseRequest {
+            .prop_map(|(from, round, valid_ms, confirmed, (epoch, digest))| {
+                Message::LeaseRequest {
                     from,
                     round,
                     valid_ms,
                     confirmed,
-                    seats,
+                    epoch,
+                    digest: digest.map(crate::codec::Digest),
+                }
+            }),
+        (
+            sender(),
+            any::<u64>(),
+            any::<bool>(),
+            any::<(u64, Option<u64>)>()
+        )
+            .prop_map(
+                |(from, round, granted, (epoch, digest))| Message::LeaseGrant {
+                    from,
+                    round,
+                    granted,
+                    epoch,
+                    digest: digest.map(crate::codec::Digest),
                 }
             ),
-        (sender(), any::<u64>(), any::<bool>(), any::<u32>()).prop_map(
-            |(from, round, granted, seats)| Message::LeaseGrant {
-                from,
-                round,
-                granted,
-                seats,
-            }
-        ),
     ]
 }
 

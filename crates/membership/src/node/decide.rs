@@ -16,14 +16,25 @@ impl Node {
             let mut me = self.my_record().clone();
             me.voter = true;
             self.apply_record(now, &me, Source::Local, out);
+            self.table.seats.found();
         }
         // Admissions and evictions change the voter set: only the leader takes them, on quorum
         // proven after what it decides on (see `node::lease`).
         self.admit(now, out);
+        self.evict(now, out);
+        // Whatever changed the seats (these decisions, a voter's leave, an earlier leader's
+        // decision heard late) becomes the next numbered configuration (see `node::seats`).
+        self.stamp_seats(now);
+    }
+
+    /// Evicts members failed for the grace period, on quorum proven after they failed; at
+    /// most one voter per configuration: removing several voters at once is not a step whose
+    /// quorums meet the previous configuration's (see `node::seats`).
+    fn evict(&mut self, now: Duration, out: &mut impl Output) {
         let Some(fresh) = self
             .lease
             .fresh_since(now)
-            .filter(|_| self.lease.leads(now))
+            .filter(|_| self.lease.leads(now) && self.seats_settled())
         else {
             return;
         };
@@ -35,7 +46,14 @@ impl Node {
             .filter(|(_, since)| now.saturating_sub(**since) >= grace && fresh > **since)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut voter_evicted = false;
         for id in due {
+            if self.table.is_voter(&id) {
+                if voter_evicted {
+                    continue;
+                }
+                voter_evicted = true;
+            }
             if let Some(mut r) = self.record(&id).cloned() {
                 r.liveness = Liveness::Removed;
                 r.voter = false;

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Node, Output};
-use crate::codec::{Message, Sender};
+use crate::codec::{Digest, Message, Sender};
 use crate::member::Liveness;
 
 /// Rounds received from the current leader kept for the freshness rule.
@@ -104,10 +104,10 @@ pub(crate) struct Lease {
     restarted: BTreeMap<Arc<str>, Duration>,
     /// Non-voters, and what admission needs to know of each.
     pending: BTreeMap<Arc<str>, Pending>,
-    /// The seats (voters and joining members) each member counted in its latest answer to
-    /// this node's rounds: joining members become voters once a quorum of voters knows of
-    /// them all.
-    informed: BTreeMap<Arc<str>, u32>,
+    /// The voter configuration each member reported in its latest answer to this node's
+    /// rounds, where it is this node's (or newer): a configuration this node stamped is
+    /// confirmed once quorums of it and of the one before adopted it (see `node::seats`).
+    informed: BTreeMap<Arc<str>, u64>,
 }
 
 /// A non-voter the leader may admit.
@@ -126,7 +126,8 @@ pub(super) struct Request {
     pub round: u64,
     pub valid_ms: u32,
     pub confirmed: u64,
-    pub seats: u32,
+    pub epoch: u64,
+    pub digest: Option<u64>,
 }
 
 impl Lease {
@@ -297,8 +298,12 @@ impl Node {
     }
 
     /// Whether members are joining or waiting to join (as this node's table shows them).
+    /// Or while this node's newest configuration awaits confirmation, which every next
+    /// change of the seats waits for.
     fn admitting(&self) -> bool {
-        !self.table.joining.is_empty() || !self.table.non_voters.is_empty()
+        !self.table.joining.is_empty()
+            || !self.table.non_voters.is_empty()
+            || self.table.seats.unconfirmed()
     }
 
     /// Whether some suspicion began within the last suspicion timeout plus a renewal.
@@ -355,12 +360,15 @@ impl Node {
             self.lease.open.pop_front();
         }
         self.promise(Arc::from(self.me.as_str()), generation, now + length);
+        let (epoch, digest) = self.table.seats.adopted();
+        let announce = valid_ms == 0 || self.table.seats.unconfirmed() || !self.all_informed();
         let msg = Message::LeaseRequest {
             from: self.sender(),
             round: self.lease.round,
             valid_ms,
             confirmed: self.lease.confirmed,
-            seats: self.seats(),
+            epoch,
+            digest: announce.then_some(Digest(digest)),
         };
         let to: Vec<_> = self
             .table
@@ -383,29 +391,12 @@ impl Node {
             return;
         };
         let (sent, length) = (open.sent, open.length);
+        // Counted over the configuration this node adopted (and the one before, while its
+        // own newest is unconfirmed), not over whatever its table heard since: see
+        // `node::seats`.
         let policy = self.config.split_brain_policy;
-        let live = |id: &&Arc<str>| self.table.get(id).is_some_and(|e| e.record.is_live());
-        let granted = open
-            .granted
-            .iter()
-            .filter(live)
-            .filter(|id| self.table.get(id).is_some_and(|e| e.record.voter))
-            .count();
-        if !crate::quorum::has_quorum(policy, self.table.voters(), granted) {
+        if !self.table.seats_quorum(policy, open.granted.iter()) {
             return;
-        }
-        // Joint quorum while members are joining: also a quorum of voters and joining
-        // members together, so that this lease intersects any other counted on either set.
-        if !self.table.joining.is_empty() {
-            let joining = open
-                .granted
-                .iter()
-                .filter(live)
-                .filter(|id| self.table.joining.contains(*id))
-                .count();
-            if !crate::quorum::has_quorum(policy, self.seats() as usize, granted + joining) {
-                return;
-            }
         }
         let was_leading = self.lease.leads(now);
         self.lease.confirmed = round;
@@ -430,7 +421,7 @@ impl Node {
         from: &Sender,
         round: u64,
         granted: bool,
-        seats: u32,
+        (epoch, digest): (u64, Option<u64>),
         out: &mut impl Output,
     ) {
         let Some(sent) = self
@@ -455,7 +446,21 @@ impl Node {
         if let Some(p) = self.lease.pending.get_mut(&id) {
             p.answered |= sent >= p.seen;
         }
-        self.lease.informed.insert(id.clone(), seats);
+        // No digest: the granter adopted the configuration the request named.
+        let informs = match digest {
+            None => true,
+            Some(d) => {
+                self.table.adopt(epoch, d);
+                let (mine, my_digest) = self.table.seats.adopted();
+                epoch > mine || (epoch == mine && d == my_digest)
+            }
+        };
+        if informs {
+            self.lease.informed.insert(id.clone(), epoch);
+        } else {
+            self.lease.informed.remove(&id);
+        }
+        self.confirm_seats();
         if !granted {
             return;
         }
@@ -480,7 +485,8 @@ impl Node {
             round,
             valid_ms,
             confirmed,
-            seats,
+            epoch,
+            digest,
         } = request;
         let Some(record) = self.record(&from.id) else {
             return;
@@ -489,6 +495,11 @@ impl Node {
             return;
         }
         let id = record.id.clone();
+        // Requests announce the configuration their sender counts over: adopted here once
+        // this table holds exactly its seats.
+        if let Some(d) = digest {
+            self.table.adopt(epoch, d);
+        }
         if valid_ms > 0 {
             self.lease.leased_seen = Some((id.clone(), from.generation, now));
         }
@@ -518,9 +529,11 @@ impl Node {
             // can while that old grant could still count), until a lease length has passed.
             _ if now.saturating_sub(self.born) < self.lease_len() && valid_ms == 0 => false,
             _ if valid_ms == 0 && leader_heard => false,
-            // A candidate that knows of fewer seats than this node missed a change of the
-            // voter set: a quorum of its older set need not meet the current leader's.
-            _ if valid_ms == 0 && seats < self.seats() => false,
+            // A candidate counting over an older configuration than this node's (or one as
+            // old but different, stamped by a leader since lost) may count a quorum that
+            // misses the current leader's; and a process that has adopted none in this life
+            // cannot tell (see `node::seats`).
+            _ if valid_ms == 0 && !self.seats_current(epoch, digest) => false,
             // A leader holding the lease is granted whatever this table thinks of it (no other
             // can hold one); a candidate must look ALIVE and reachable here, unless it is the
             // one this node already follows.
@@ -543,11 +556,14 @@ impl Node {
             self.follow(now, &id, from.generation, round, valid_ms, confirmed);
             self.refresh_quorum(out);
         }
+        let (mine, my_digest) = self.table.seats.adopted();
+        let same = mine == epoch && digest.is_none_or(|d| d == my_digest);
         let answer = Message::LeaseGrant {
             from: self.sender(),
             round,
             granted: grant,
-            seats: self.seats(),
+            epoch: mine,
+            digest: (!same).then_some(Digest(my_digest)),
         };
         // Answer to the datagram's source, like every answer: sent to the address this table
         // holds for the leader instead, requests replayed from elsewhere made every voter
@@ -602,23 +618,88 @@ impl Node {
         }
     }
 
-    /// Voters and joining members in this table, as lease messages carry them.
-    pub(super) fn seats(&self) -> u32 {
-        self.table.seats().min(u32::MAX as usize) as u32
+    /// Whether a candidate counting over configuration `epoch` with `digest` counts over
+    /// this node's adopted configuration or a newer one.
+    fn seats_current(&self, epoch: u64, digest: Option<u64>) -> bool {
+        let (mine, my_digest) = self.table.seats.adopted();
+        let Some(digest) = digest else {
+            return false;
+        };
+        mine > 0 && (epoch > mine || (epoch == mine && digest == my_digest))
+    }
+
+    /// Whether every live member has reported adopting this node's configuration: its
+    /// requests may then leave the digest out.
+    fn all_informed(&self) -> bool {
+        let (epoch, _) = self.table.seats.adopted();
+        self.table.iter().all(|e| {
+            *e.record.id == *self.me
+                || !e.record.is_live()
+                || self
+                    .lease
+                    .informed
+                    .get(&e.record.id)
+                    .is_some_and(|i| *i >= epoch)
+        })
+    }
+
+    /// Confirms this node's own newest configuration once quorums of it and of the one
+    /// before have adopted it: from then on no candidate counting over an older one can
+    /// collect a quorum of it, and the next change may be stamped.
+    fn confirm_seats(&mut self) {
+        if !self.table.seats.unconfirmed() {
+            return;
+        }
+        let (epoch, _) = self.table.seats.adopted();
+        let me: Arc<str> = Arc::from(self.me.as_str());
+        let informed: Vec<&Arc<str>> = self
+            .lease
+            .informed
+            .iter()
+            .filter(|(_, e)| **e >= epoch)
+            .map(|(id, _)| id)
+            .chain(std::iter::once(&me))
+            .collect();
+        if self
+            .table
+            .seats_quorum(self.config.split_brain_policy, informed.into_iter())
+        {
+            self.table.seats.confirm();
+        }
+    }
+
+    /// Whether the leader may change the voter set now: its table holds exactly the
+    /// configuration it counts over, and that configuration is confirmed. One change at a
+    /// time, each adjacent to the one before (see `Node::stamp_seats`).
+    pub(super) fn seats_settled(&self) -> bool {
+        self.table.seats.in_step() && !self.table.seats.unconfirmed()
+    }
+
+    /// Makes the table's seats the leader's next configuration when they changed (its own
+    /// decisions, a voter's leave, a decision of an earlier leader heard late), once the
+    /// current one is confirmed. Every decision the leader takes changes the set by one
+    /// step whose quorums meet the previous configuration's (a batch becomes joining, the
+    /// joining batch become voters, one voter is evicted); a voter that left never grants
+    /// again, so dropping any number of them is such a step too.
+    pub(super) fn stamp_seats(&mut self, now: Duration) {
+        if !self.lease.leads(now) || self.table.seats.unconfirmed() || self.table.seats.in_step() {
+            return;
+        }
+        self.table.seats.stamp();
+        self.lease
+            .informed
+            .retain(|_, e| *e >= self.table.seats.adopted().0);
     }
 
     /// Admits members in two steps, as Raft changes its voter set with joint consensus.
     ///
     /// A member seen after quorum was last proven, and that answered one of this leader's
-    /// rounds at its address since, becomes *joining*: from then on every lease needs a
-    /// quorum of the voters and a quorum of voters and joining members together. Once a
-    /// quorum of the voters reports knowing of as many seats as this table has, the joining
-    /// members become voters. Why both steps: a member that missed the change counts a
-    /// quorum of the older, smaller set. While members are joining, the leader's quorum of
-    /// that older set meets it; once they are voters, a quorum of the older set knows of more
-    /// seats than such a member and refuses it as a candidate (`on_lease_request`), so no
-    /// quorum of an outdated set can elect another leader. One batch at a time. Removals
-    /// (eviction, leave) are not joint: see docs/design.md.
+    /// rounds at its address since, becomes *joining*: the configuration stamped next needs
+    /// a quorum of the voters and a quorum of voters and joining members together. Once that
+    /// configuration is confirmed, the joining members become voters (the next one). Each
+    /// step's quorums meet the previous configuration's, which is what lets a node still
+    /// counting over the previous one coexist with the leader (see `node::seats`). One batch
+    /// at a time, and only while the table holds the confirmed configuration exactly.
     pub(super) fn admit(&mut self, now: Duration, out: &mut impl Output) {
         if !self.lease.leads(now) {
             self.lease.pending.clear();
@@ -628,6 +709,9 @@ impl Node {
         let Some(fresh) = self.lease.fresh_since(now) else {
             return;
         };
+        if !self.seats_settled() {
+            return;
+        }
         if !self.table.joining.is_empty() {
             self.promote_joining(now, out);
             return;
@@ -655,20 +739,9 @@ impl Node {
         }
     }
 
-    /// Makes the joining members voters once a quorum of voters knows of them all.
+    /// Makes the joining members voters once the configuration that made them joining is
+    /// confirmed (`admit` runs only then).
     fn promote_joining(&mut self, now: Duration, out: &mut impl Output) {
-        let seats = self.seats();
-        let informed = self
-            .table
-            .voter_ids()
-            .filter(|id| {
-                ***id == *self.me || self.lease.informed.get(*id).is_some_and(|s| *s >= seats)
-            })
-            .count();
-        let policy = self.config.split_brain_policy;
-        if !crate::quorum::has_quorum(policy, self.table.voters(), informed) {
-            return;
-        }
         let joining: Vec<Arc<str>> = self.table.joining.iter().cloned().collect();
         for id in joining {
             if let Some(mut r) = self.record(&id).cloned() {

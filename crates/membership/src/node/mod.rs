@@ -33,6 +33,7 @@ mod detect;
 mod generation;
 mod lease;
 mod reach;
+mod seats;
 mod sync;
 mod table;
 mod witness;
@@ -764,13 +765,15 @@ impl Node {
                 round,
                 valid_ms,
                 confirmed,
-                seats,
+                epoch,
+                digest,
             } => {
                 let request = lease::Request {
                     round,
                     valid_ms,
                     confirmed,
-                    seats,
+                    epoch,
+                    digest: digest.map(|d| d.0),
                 };
                 self.on_lease_request(now, from, &sender, request, out)
             }
@@ -778,8 +781,12 @@ impl Node {
                 from: sender,
                 round,
                 granted,
-                seats,
-            } => self.on_lease_grant(now, &sender, round, granted, seats, out),
+                epoch,
+                digest,
+            } => {
+                let configuration = (epoch, digest.map(|d| d.0));
+                self.on_lease_grant(now, &sender, round, granted, configuration, out)
+            }
         }
     }
 
@@ -1443,5 +1450,7 @@ mod generation_tests;
 mod id_tests;
 #[cfg(test)]
 mod replay_tests;
+#[cfg(test)]
+mod seats_tests;
 #[cfg(test)]
 mod tests;

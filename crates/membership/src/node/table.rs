@@ -22,6 +22,8 @@ use crate::pool::RecordPool;
 use crate::ring::{id_hash, RingMembers, Rings};
 use crate::slots::SortedSlots;
 
+use super::seats::{Seat, Seats};
+
 /// Slices kept incrementally: the most a digest may have ([`crate::codec::MAX_SLICES`]).
 const SLICES: usize = crate::codec::MAX_SLICES;
 
@@ -182,6 +184,8 @@ pub(crate) struct Table {
     alive: usize,
     /// Bumped whenever the set of live members (the rings) changes.
     pub ring_epoch: u64,
+    /// The digest of the seats and the configuration adopted (see `node::seats`).
+    pub seats: Seats,
 }
 
 /// The rings, with the table to name their members: what the node asks about monitoring.
@@ -279,6 +283,7 @@ impl Table {
             pool: RecordPool::default(),
             alive: 0,
             ring_epoch: 0,
+            seats: Seats::default(),
         }
     }
 
@@ -381,9 +386,10 @@ impl Table {
         r.joining && !r.voter && !matches!(r.liveness, Liveness::Left | Liveness::Removed)
     }
 
-    /// Voters and joining members: the seats a joint quorum counts (see `node::lease`).
-    pub fn seats(&self) -> usize {
-        self.voters.len() + self.joining.len()
+    /// Whether `id` holds a voter seat here (FAILED and SUSPECT voters too).
+    pub fn is_voter(&self, id: &str) -> bool {
+        self.get(id)
+            .is_some_and(|e| Self::counts_as_voter(&e.record))
     }
 
     /// Takes record `r`, which was in `slot`, out of the indexes, except the sorted ones
@@ -407,6 +413,9 @@ impl Table {
         if Self::in_joining(r) && !next.is_some_and(Self::in_joining) {
             self.joining.remove(&r.id);
         }
+        if next.is_none() {
+            self.seats.change(&r.id, Seat::of(r), Seat::None);
+        }
     }
 
     /// Indexes the record now in `slot`; `before` is the record [`Table::unindex`] took
@@ -426,6 +435,8 @@ impl Table {
         if Self::in_joining(&r) && !before.is_some_and(Self::in_joining) {
             self.joining.insert(r.id.clone());
         }
+        self.seats
+            .change(&r.id, before.map_or(Seat::None, Seat::of), Seat::of(&r));
         match r.liveness {
             Liveness::Alive => {
                 self.alive += 1;

@@ -1,0 +1,83 @@
+//! Numbered voter configurations (`node::seats`) under the schedule that broke the seat
+//! count: evictions, then a flapping cut that puts a voter which missed them with the
+//! evicted members, who are alive.
+
+use std::time::Duration;
+
+use super::tests::Pump;
+use super::*;
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn leaders(p: &Pump) -> Vec<String> {
+    p.nodes
+        .iter()
+        .filter(|n| n.has_quorum() && n.leader() == Some(n.id()))
+        .map(|n| n.id().to_string())
+        .collect()
+}
+
+fn removed(n: &Node) -> usize {
+    (0..5)
+        .filter(|i| {
+            n.record(&format!("n{i}"))
+                .is_some_and(|r| r.liveness == Liveness::Removed)
+        })
+        .count()
+}
+
+/// Five voters; n3 and n4 are cut off and evicted by n0, n1, n2. The moment the leader n0
+/// has evicted a member n2 has not heard of, the cut moves: n0 and n1 on one side, n2 with
+/// the evicted (alive) n3 and n4 on the other. Counted over their tables, n0 and n1 held a
+/// majority of the voters they knew ({n0, n1, n2}) while n2, n3 and n4 held one of the five
+/// n2 knew: two leaders once the old grants ran out. Counted over numbered configurations,
+/// changed one voter at a time and each confirmed by quorums of it and the one before,
+/// n0 and n1 hold no quorum of the configuration they count over.
+#[test]
+fn voters_that_missed_an_eviction_and_the_evicted_never_elect_a_second_leader() {
+    let config = Config {
+        eviction_grace_period: Duration::from_secs(2),
+        ..Config::default()
+    };
+    let mut p = Pump::new(5, config);
+    let mut formed = false;
+    for _ in 0..200 {
+        p.run_for(MS(100));
+        let voters = p.nodes[0]
+            .view(p.now)
+            .members
+            .iter()
+            .filter(|m| m.voter)
+            .count();
+        if voters == 5 && p.nodes.iter().all(|n| n.has_quorum()) {
+            formed = true;
+            break;
+        }
+    }
+    assert!(formed, "five voters did not form");
+    let leader = p.nodes.iter().position(|n| n.leader() == Some(n.id()));
+    assert_eq!(leader, Some(0), "n0 (the smallest voter) leads");
+
+    p.group = vec![0, 0, 0, 1, 1];
+    let mut moved = false;
+    for _ in 0..60_000 {
+        p.run_for(MS(1));
+        if removed(&p.nodes[0]) > removed(&p.nodes[2]) {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "n0 evicted nobody n2 had not heard of");
+    p.group = vec![0, 0, 1, 1, 1];
+    for _ in 0..30_000 {
+        p.run_for(MS(1));
+        let leading = leaders(&p);
+        assert!(
+            leading.len() <= 1,
+            "two leaders at {:?}: {leading:?}",
+            p.now
+        );
+    }
+    // Every configuration either side may count over has a majority on n2's side.
+    assert_eq!(leaders(&p), vec!["n2".to_string()]);
+}
