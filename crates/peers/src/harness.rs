@@ -12,6 +12,7 @@ use std::time::Duration;
 use sim::event_loop::{self, Drive, EventLoop};
 use sim::network::{Fate, Network, NetworkConfig};
 use sim::sim::derive_seed;
+use sim::tracker::completed_at;
 
 /// What one node believes about one member (one life of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,23 +510,19 @@ impl<P: Peer> Cluster<P> {
         self.active.retain(|&k| {
             let t = &mut trackers[k];
             let subject = t.predicate.subject();
-            let mut last = t.started;
-            let mut any = false;
-            for (i, s) in slots.iter().enumerate() {
-                if s.state != SlotState::Running || subject == Some(i) {
-                    continue;
-                }
-                any = true;
-                match t.done_at.get(i).copied().flatten() {
-                    Some(d) => last = last.max(d),
-                    None => return true,
-                }
-            }
-            if !any {
+            let observers: Vec<usize> = (0..slots.len())
+                .filter(|&i| slots[i].state == SlotState::Running && subject != Some(i))
+                .collect();
+            if observers.is_empty() {
                 return true;
             }
-            t.all_at = Some(last);
-            false
+            match completed_at(t.started, &t.done_at, observers) {
+                Some(at) => {
+                    t.all_at = Some(at);
+                    false
+                }
+                None => true,
+            }
         });
     }
 }

@@ -18,7 +18,7 @@ use crate::event_loop::{self, Drive, EventLoop};
 use crate::invariants::{self, FailedLedger, Recovery, Violation};
 use crate::network::{Fate, Network, NetworkConfig};
 use crate::process::{index_of, node_addr, Process, State};
-use crate::tracker::{Predicate, Tracker, TrackerId};
+use crate::tracker::{completed_at, Predicate, Tracker, TrackerId};
 
 /// Everything a run depends on.
 #[derive(Debug, Clone)]
@@ -827,23 +827,20 @@ impl Sim {
         let procs = &self.procs;
         let trackers = &mut self.trackers;
         self.active.retain(|&k| {
-            let t = &mut trackers[k];
-            let subject = t.predicate.subject().map(str::to_owned);
-            let mut last = t.started;
             if !procs.iter().any(Process::is_live) {
                 return true; // nobody to ask yet (e.g. before the first start)
             }
-            for (i, p) in procs.iter().enumerate() {
-                if !p.is_live() || subject.as_deref() == Some(p.id.as_str()) {
-                    continue;
+            let t = &mut trackers[k];
+            let subject = t.predicate.subject();
+            let observers = (0..procs.len())
+                .filter(|&i| procs[i].is_live() && subject != Some(procs[i].id.as_str()));
+            match completed_at(t.started, &t.done_at, observers) {
+                Some(at) => {
+                    t.all_at = Some(at);
+                    false
                 }
-                match t.done_at.get(i).copied().flatten() {
-                    Some(d) => last = last.max(d),
-                    None => return true,
-                }
+                None => true,
             }
-            t.all_at = Some(last);
-            false
         });
     }
 
