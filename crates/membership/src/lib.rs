@@ -12,6 +12,8 @@
 //! - [`quorum`]: voters, quorum under a split-brain policy, the leader.
 //! - [`codec`]: the versioned wire envelope and messages (postcard).
 //! - [`node`]: [`Node`], which ties them together.
+//! - [`effects`]: [`Effects`], the [`Output`] that collects a node's datagrams and events
+//!   (for the simulator, tests and tools).
 //!
 //! # Data flow
 //! The runtime owns the socket and the clock. It feeds the node datagrams
@@ -26,6 +28,7 @@
 pub mod codec;
 pub mod config;
 pub mod detector;
+pub mod effects;
 pub mod error;
 pub mod gossip;
 pub mod health;
@@ -38,6 +41,7 @@ mod slots;
 mod view;
 
 pub use config::{Config, SplitBrainPolicy};
+pub use effects::Effects;
 pub use error::{CommandError, ConfigError, DecodeError};
 pub use member::{HealthSignals, Liveness, MemberRecord, Metadata, NodeId, Status};
 pub use node::{Event, Identity, Node, Output, Stats};

@@ -39,7 +39,8 @@ use sim::process::{index_of, node_addr, node_id};
 use sim::sim::derive_seed;
 use tokio::sync::mpsc;
 
-use crate::scenario::{percentile, Metrics};
+use crate::scenario::Metrics;
+use sim::report::{percentile, round3};
 
 /// Shared state of the virtual network.
 struct Net {
@@ -429,10 +430,6 @@ impl Cluster {
     }
 }
 
-fn r3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
-
 async fn cold_start(c: &mut Cluster, m: &mut Metrics, nodes: usize) -> Option<f64> {
     for _ in 0..nodes {
         c.add_node().await;
@@ -440,7 +437,7 @@ async fn cold_start(c: &mut Cluster, m: &mut Metrics, nodes: usize) -> Option<f6
     let k = c.track(Pred::AllAlive(nodes));
     let within = crate::scenario::COLD_JOIN_DEADLINE;
     match c.wait(k, within).await {
-        Ok(s) => Some(r3(s)),
+        Ok(s) => Some(round3(s)),
         Err(done) => {
             m.notes.push(format!(
                 "cold join did not converge within {:.0} s: {done} of {nodes} nodes saw all {nodes}",
@@ -472,7 +469,7 @@ pub fn measure(nodes: usize, seed: u64, noise: Option<Duration>) -> Metrics {
     if let Some(d) = noise {
         rt().block_on(noise_run(&mut m, nodes, seed, d));
     }
-    m.wall_s = r3(wall.elapsed().as_secs_f64());
+    m.wall_s = round3(wall.elapsed().as_secs_f64());
     m
 }
 
@@ -492,8 +489,8 @@ async fn main_run(m: &mut Metrics, nodes: usize, seed: u64) {
         .map(|&i| (after[i] - before[i]) as f64 / window.as_secs_f64())
         .collect();
     if !rates.is_empty() {
-        m.bytes_per_node_s_mean = Some(r3(rates.iter().sum::<f64>() / rates.len() as f64));
-        m.bytes_per_node_s_max = Some(r3(rates.iter().copied().fold(0.0, f64::max)));
+        m.bytes_per_node_s_mean = Some(round3(rates.iter().sum::<f64>() / rates.len() as f64));
+        m.bytes_per_node_s_max = Some(round3(rates.iter().copied().fold(0.0, f64::max)));
     }
 
     let mut spread = Vec::new();
@@ -522,9 +519,9 @@ async fn main_run(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_millis(1500)).await;
     }
     m.spread_samples = spread.len();
-    m.spread_all_s = spread.iter().copied().map(r3).collect();
-    m.spread_p99_s = percentile(&spread, 99.0).map(r3);
-    m.spread_p50_s = percentile(&spread, 50.0).map(r3);
+    m.spread_all_s = spread.iter().copied().map(round3).collect();
+    m.spread_p99_s = percentile(&spread, 99.0);
+    m.spread_p50_s = percentile(&spread, 50.0);
     // Let the stopped nodes be convicted first, so they do not count as this run's news.
     c.run_for(Duration::from_secs(60)).await;
 
@@ -546,9 +543,9 @@ async fn main_run(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_secs(2)).await;
     }
     m.detect_samples = detect.len();
-    m.detect_all_s = detect.iter().copied().map(r3).collect();
-    m.detect_p50_s = percentile(&detect, 50.0).map(r3);
-    m.detect_p99_s = percentile(&detect, 99.0).map(r3);
+    m.detect_all_s = detect.iter().copied().map(round3).collect();
+    m.detect_p50_s = percentile(&detect, 50.0);
+    m.detect_p99_s = percentile(&detect, 99.0);
     m.max_message_bytes = m.max_message_bytes.max(lock(&c.net).max_message);
     let fp = lock(&c.obs).false_positives;
     if fp > 0 {
@@ -579,7 +576,7 @@ async fn noise_run(m: &mut Metrics, nodes: usize, seed: u64, duration: Duration)
     let end = duration.max(from + Duration::from_secs(10));
     c.run_for(end - from).await;
     let secs = (c.now() - from).as_secs_f64();
-    m.noise_run_s = Some(r3(c.now().as_secs_f64()));
+    m.noise_run_s = Some(round3(c.now().as_secs_f64()));
     {
         let obs = lock(&c.obs);
         m.false_positives = Some(obs.false_positives);
@@ -589,7 +586,7 @@ async fn noise_run(m: &mut Metrics, nodes: usize, seed: u64, duration: Duration)
     let sent = c.bytes_sent();
     let total: u64 = live.iter().map(|&i| sent[i] - before[i]).sum();
     if !live.is_empty() && secs > 0.0 {
-        m.noise_bytes_per_node_s_mean = Some(r3(total as f64 / secs / live.len() as f64));
+        m.noise_bytes_per_node_s_mean = Some(round3(total as f64 / secs / live.len() as f64));
     }
     m.max_message_bytes = m.max_message_bytes.max(lock(&c.net).max_message);
     for i in 0..c.handles.len() {

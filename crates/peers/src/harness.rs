@@ -1,16 +1,18 @@
-//! A generic event loop that runs N nodes of any sans-IO membership protocol on the
-//! simulator's virtual clock ([`sim::agenda::Agenda`]) and virtual network
-//! ([`sim::network::Network`]: the same latency, jitter and loss draws as `vigil-sim`).
+//! N nodes of any sans-IO membership protocol on the simulator's own event loop
+//! ([`sim::event_loop`]: the same virtual clock, agenda and network as `vigil-sim`, so the
+//! same latency, jitter and loss draws, the same timer rules).
 //!
 //! A protocol plugs in through [`Peer`]: the harness hands it datagrams and due timers,
-//! routes what it sends through the network, and after every call asks it what it sees
+//! posts what it sends on the loop, and after every call asks it what it sees
 //! ([`Peer::alive_count`], [`Peer::view`]) to time trackers exactly, as `sim`'s trackers do.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
-use sim::agenda::Agenda;
+use sim::event_loop::{self, Drive, EventLoop};
 use sim::network::{Fate, Network, NetworkConfig};
 use sim::sim::derive_seed;
+use sim::tracker::completed_at;
 
 /// What one node believes about one member (one life of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,11 +230,9 @@ pub struct Counters {
 
 /// N nodes of protocol `P` on one virtual network.
 pub struct Cluster<P: Peer> {
-    now: Duration,
     seed: u64,
     cluster_size: usize,
-    agenda: Agenda<Item>,
-    network: Network,
+    event_loop: EventLoop<Item>,
     /// Process slots, by node index.
     pub slots: Vec<Slot<P>>,
     out: Outbox,
@@ -251,29 +251,29 @@ impl<P: Peer> Cluster<P> {
     /// draws from the same derived seed as `sim::Sim`, so every protocol sees the same
     /// latency model, loss rate and fault schedule. No node is started yet.
     pub fn new(cluster_size: usize, seed: u64, network: NetworkConfig) -> Self {
+        let step = if cluster_size <= 100 {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_millis(100)
+        };
+        let network = Network::new(network, cluster_size, derive_seed(seed, 2, 0));
         Cluster {
-            now: Duration::ZERO,
             seed,
             cluster_size,
-            agenda: Agenda::new(),
-            network: Network::new(network, cluster_size, derive_seed(seed, 2, 0)),
+            event_loop: EventLoop::new(network, step),
             slots: Vec::with_capacity(cluster_size + 8),
             out: Outbox::default(),
             trackers: Vec::new(),
             active: Vec::new(),
             counters: Counters::default(),
-            step: if cluster_size <= 100 {
-                Duration::from_millis(20)
-            } else {
-                Duration::from_millis(100)
-            },
+            step,
             leave_linger: Duration::from_millis(500),
         }
     }
 
     /// Current virtual time.
     pub fn now(&self) -> Duration {
-        self.now
+        self.event_loop.now()
     }
 
     /// Number of slots.
@@ -305,7 +305,7 @@ impl<P: Peer> Cluster<P> {
             timer_at: None,
             bytes_sent: 0,
         });
-        self.network.ensure(i);
+        self.event_loop.network_mut().ensure(i);
         for t in &mut self.trackers {
             t.done_at.resize(self.slots.len(), None);
         }
@@ -323,7 +323,7 @@ impl<P: Peer> Cluster<P> {
             seeds,
             cluster_size: self.cluster_size,
             rng_seed: derive_seed(self.seed, 3 + i as u64, s.generation),
-            now: self.now,
+            now: self.event_loop.now(),
         };
         s.peer = Some(P::boot(&boot, &mut self.out));
         s.state = SlotState::Running;
@@ -341,7 +341,7 @@ impl<P: Peer> Cluster<P> {
 
     /// Node `i` leaves gracefully now and stops after `leave_linger`.
     pub fn leave(&mut self, i: usize) {
-        let now = self.now;
+        let now = self.event_loop.now();
         let s = &mut self.slots[i];
         if s.state != SlotState::Running {
             return;
@@ -351,8 +351,8 @@ impl<P: Peer> Cluster<P> {
             p.leave(now, &mut self.out);
         }
         let life = s.life;
-        self.agenda
-            .push(now + self.leave_linger, Item::Stop { node: i, life });
+        self.event_loop
+            .schedule(now + self.leave_linger, Item::Stop { node: i, life });
         self.after_call(i, false);
     }
 
@@ -360,14 +360,14 @@ impl<P: Peer> Cluster<P> {
     pub fn track(&mut self, predicate: Predicate) -> usize {
         let mut t = Tracker {
             predicate,
-            started: self.now,
+            started: self.event_loop.now(),
             done_at: vec![None; self.slots.len()],
             all_at: None,
         };
         for (i, s) in self.slots.iter().enumerate() {
             if let (SlotState::Running, Some(p)) = (s.state, s.peer.as_ref()) {
                 if t.predicate.subject() != Some(i) && t.predicate.holds(p) {
-                    t.done_at[i] = Some(self.now);
+                    t.done_at[i] = Some(self.event_loop.now());
                 }
             }
         }
@@ -385,37 +385,21 @@ impl<P: Peer> Cluster<P> {
 
     /// Runs until tracker `id` completes or the absolute `deadline`; whether it completed.
     pub fn wait_tracker(&mut self, id: usize, deadline: Duration) -> bool {
-        loop {
-            self.complete_trackers();
-            if self.trackers[id].all_at.is_some() {
-                return true;
-            }
-            if self.now >= deadline {
-                return false;
-            }
-            let next = (self.now + self.step).min(deadline);
-            self.run_until(next);
-        }
+        let done = event_loop::wait_for(&mut Driver(self), deadline, |d| {
+            d.0.complete_trackers();
+            d.0.trackers[id].all_at.is_some()
+        });
+        matches!(done, Ok(Some(_)))
     }
 
     /// Runs for `d` more virtual time.
     pub fn run_for(&mut self, d: Duration) {
-        self.run_until(self.now + d);
+        self.run_until(self.event_loop.now() + d);
     }
 
     /// Runs until virtual time `until`.
     pub fn run_until(&mut self, until: Duration) {
-        while let Some(at) = self.agenda.next_at() {
-            if at > until {
-                break;
-            }
-            let Some((at, item)) = self.agenda.pop() else {
-                break;
-            };
-            self.now = self.now.max(at);
-            self.dispatch(item);
-        }
-        self.now = self.now.max(until);
+        let Ok(()) = event_loop::run_until(&mut Driver(self), until);
     }
 
     /// Bytes sent so far by each slot.
@@ -424,7 +408,7 @@ impl<P: Peer> Cluster<P> {
     }
 
     fn dispatch(&mut self, item: Item) {
-        let now = self.now;
+        let now = self.event_loop.now();
         match item {
             Item::Deliver { to, from, bytes } => {
                 let s = &mut self.slots[to];
@@ -438,10 +422,9 @@ impl<P: Peer> Cluster<P> {
             }
             Item::Timer { node, life } => {
                 let s = &mut self.slots[node];
-                if s.life != life || s.timer_at != Some(now) {
+                if s.life != life || !self.event_loop.timer_is_current(&mut s.timer_at) {
                     return;
                 }
-                s.timer_at = None;
                 if let Some(p) = s.peer.as_mut() {
                     p.on_timer(now, &mut self.out);
                 }
@@ -459,7 +442,7 @@ impl<P: Peer> Cluster<P> {
     }
 
     fn after_call(&mut self, i: usize, fired: bool) {
-        let now = self.now;
+        let now = self.event_loop.now();
         for (to, bytes) in std::mem::take(&mut self.out.sends) {
             let len = bytes.len();
             self.slots[i].bytes_sent += len as u64;
@@ -468,10 +451,9 @@ impl<P: Peer> Cluster<P> {
             if to >= self.slots.len() {
                 continue;
             }
-            match self.network.route(i, to) {
-                Fate::Deliver(latency) => self
-                    .agenda
-                    .push(now + latency, Item::Deliver { to, from: i, bytes }),
+            let delivery = || Item::Deliver { to, from: i, bytes };
+            match self.event_loop.post(i, to, delivery) {
+                Fate::Deliver(_) => {}
                 Fate::Lost | Fate::Cut => self.counters.lost += 1,
             }
         }
@@ -514,24 +496,12 @@ impl<P: Peer> Cluster<P> {
                 }
             }
         }
-        let Some(wanted) = p.next_timer() else {
-            s.timer_at = None;
-            return;
-        };
-        let mut at = wanted.max(now);
-        if fired && at <= now {
-            at = now + Duration::from_millis(1); // a node that keeps asking for "now" must not stall the clock
-        }
-        if s.timer_at != Some(at) {
-            s.timer_at = Some(at);
-            self.agenda.push(
-                at,
-                Item::Timer {
-                    node: i,
-                    life: s.life,
-                },
-            );
-        }
+        let life = s.life;
+        self.event_loop
+            .arm_timer(&mut s.timer_at, p.next_timer(), fired, || Item::Timer {
+                node: i,
+                life,
+            });
     }
 
     fn complete_trackers(&mut self) {
@@ -540,23 +510,45 @@ impl<P: Peer> Cluster<P> {
         self.active.retain(|&k| {
             let t = &mut trackers[k];
             let subject = t.predicate.subject();
-            let mut last = t.started;
-            let mut any = false;
-            for (i, s) in slots.iter().enumerate() {
-                if s.state != SlotState::Running || subject == Some(i) {
-                    continue;
-                }
-                any = true;
-                match t.done_at.get(i).copied().flatten() {
-                    Some(d) => last = last.max(d),
-                    None => return true,
-                }
-            }
-            if !any {
+            let observers: Vec<usize> = (0..slots.len())
+                .filter(|&i| slots[i].state == SlotState::Running && subject != Some(i))
+                .collect();
+            if observers.is_empty() {
                 return true;
             }
-            t.all_at = Some(last);
-            false
+            match completed_at(t.started, &t.done_at, observers) {
+                Some(at) => {
+                    t.all_at = Some(at);
+                    false
+                }
+                None => true,
+            }
         });
+    }
+}
+
+/// A [`Cluster`] as the [`EventLoop`]'s harness: due items go to the peers; no checks per step
+/// (trackers complete when a caller waits on them).
+struct Driver<'a, P: Peer>(&'a mut Cluster<P>);
+
+impl<P: Peer> Drive for Driver<'_, P> {
+    type Item = Item;
+    type Stop = Infallible;
+
+    fn event_loop(&mut self) -> &mut EventLoop<Item> {
+        &mut self.0.event_loop
+    }
+
+    fn step(&self) -> Duration {
+        self.0.step
+    }
+
+    fn dispatch(&mut self, item: Item) -> Result<(), Infallible> {
+        self.0.dispatch(item);
+        Ok(())
+    }
+
+    fn on_step(&mut self) -> Result<(), Infallible> {
+        Ok(())
     }
 }

@@ -2,8 +2,9 @@
 //! simulator's virtual clock and network, with the same seeds, latency model, loss and
 //! faults for every protocol.
 //!
-//! - [`harness`]: a generic event loop running N nodes of any sans-IO protocol ([`Peer`])
-//!   on `sim`'s agenda and network, with exact-time trackers and false-positive accounting.
+//! - [`harness`]: N nodes of any sans-IO protocol ([`Peer`]) on `sim`'s own event loop
+//!   (`sim::event_loop`: its clock, agenda and network), with exact-time trackers and
+//!   false-positive accounting.
 //! - [`vigil`]: Vigil's core as a [`Peer`], configured as `vigil-sim` configures it.
 //! - [`foca_peer`]: foca (SWIM) on `Config::new_lan(N)`.
 //! - [`chitchat_peer`]: chitchat (scuttlebutt + phi) on its defaults, driven through its

@@ -24,6 +24,7 @@ use rand::seq::IndexedRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 use sim::network::NetworkConfig;
+use sim::report::{percentile, round3};
 use sim::sim::derive_seed;
 
 use crate::harness::{Cluster, Peer, Predicate};
@@ -75,23 +76,8 @@ pub struct Metrics {
     pub wall_s: f64,
 }
 
-/// Nearest-rank percentile (the same definition as `vigil-sim`'s report).
-pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
-    if samples.is_empty() {
-        return None;
-    }
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    Some(s[rank.min(s.len()) - 1])
-}
-
 /// How long a cold join may take before the run notes it and goes on.
 pub const COLD_JOIN_DEADLINE: Duration = Duration::from_secs(300);
-
-fn r3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
-}
 
 /// Runs the main and the noise run for protocol `P` at `nodes` nodes. `noise` is the
 /// virtual length of the noise run (`None` skips it).
@@ -107,7 +93,7 @@ pub fn measure<P: Peer>(name: &str, nodes: usize, seed: u64, noise: Option<Durat
     if let Some(d) = noise {
         noise_run::<P>(&mut m, nodes, seed, d);
     }
-    m.wall_s = r3(wall.elapsed().as_secs_f64());
+    m.wall_s = round3(wall.elapsed().as_secs_f64());
     m
 }
 
@@ -118,7 +104,7 @@ fn cold_start<P: Peer>(c: &mut Cluster<P>, m: &mut Metrics, nodes: usize) -> Opt
     let t = c.track(Predicate::AllAlive { expected: nodes });
     let deadline = COLD_JOIN_DEADLINE;
     if c.wait_tracker(t, deadline) {
-        c.tracker(t).all_s().map(r3)
+        c.tracker(t).all_s().map(round3)
     } else {
         m.notes.push(format!(
             "cold join did not converge within {:.0} s: {} of {nodes} nodes saw all {nodes}",
@@ -146,8 +132,8 @@ fn main_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64) {
         .map(|&i| (after[i] - before[i]) as f64 / window.as_secs_f64())
         .collect();
     if !rates.is_empty() {
-        m.bytes_per_node_s_mean = Some(r3(rates.iter().sum::<f64>() / rates.len() as f64));
-        m.bytes_per_node_s_max = Some(r3(rates.iter().copied().fold(0.0, f64::max)));
+        m.bytes_per_node_s_mean = Some(round3(rates.iter().sum::<f64>() / rates.len() as f64));
+        m.bytes_per_node_s_max = Some(round3(rates.iter().copied().fold(0.0, f64::max)));
     }
 
     // One change at a time: 5 late joins, then 5 graceful leaves.
@@ -189,9 +175,9 @@ fn main_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_secs(1));
     }
     m.spread_samples = spread.len();
-    m.spread_all_s = spread.iter().copied().map(r3).collect();
-    m.spread_p99_s = percentile(&spread, 99.0).map(r3);
-    m.spread_p50_s = percentile(&spread, 50.0).map(r3);
+    m.spread_all_s = spread.iter().copied().map(round3).collect();
+    m.spread_p99_s = percentile(&spread, 99.0);
+    m.spread_p50_s = percentile(&spread, 50.0);
 
     // Crashes, one at a time.
     let crashes = (nodes.saturating_sub(1) / 2).min(5);
@@ -218,9 +204,9 @@ fn main_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64) {
         c.run_for(Duration::from_secs(2));
     }
     m.detect_samples = detect.len();
-    m.detect_all_s = detect.iter().copied().map(r3).collect();
-    m.detect_p50_s = percentile(&detect, 50.0).map(r3);
-    m.detect_p99_s = percentile(&detect, 99.0).map(r3);
+    m.detect_all_s = detect.iter().copied().map(round3).collect();
+    m.detect_p50_s = percentile(&detect, 50.0);
+    m.detect_p99_s = percentile(&detect, 99.0);
     m.max_message_bytes = m.max_message_bytes.max(c.counters.max_message_bytes);
     if c.counters.false_positives > 0 {
         m.notes.push(format!(
@@ -248,7 +234,7 @@ fn noise_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64, duration: Durati
     let before = c.bytes_sent();
     c.run_until(duration.max(c.now() + Duration::from_secs(10)));
     let secs = (c.now() - from).as_secs_f64();
-    m.noise_run_s = Some(r3(c.now().as_secs_f64()));
+    m.noise_run_s = Some(round3(c.now().as_secs_f64()));
     m.false_positives = Some(c.counters.false_positives);
     m.false_positive_examples = c.counters.false_positive_examples.clone();
     let live = c.live_nodes();
@@ -257,7 +243,7 @@ fn noise_run<P: Peer>(m: &mut Metrics, nodes: usize, seed: u64, duration: Durati
         .map(|&i| c.slots[i].bytes_sent - before[i])
         .sum();
     if !live.is_empty() && secs > 0.0 {
-        m.noise_bytes_per_node_s_mean = Some(r3(total as f64 / secs / live.len() as f64));
+        m.noise_bytes_per_node_s_mean = Some(round3(total as f64 / secs / live.len() as f64));
     }
     m.max_message_bytes = m.max_message_bytes.max(c.counters.max_message_bytes);
 }

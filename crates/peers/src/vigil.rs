@@ -2,10 +2,9 @@
 //! up: `Config::for_cluster_size(n)`, three zones, node ids `n00000..`, the run seed's
 //! derived RNG seed per life.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use membership::{Event, Identity, Liveness, Metadata, Node, Output};
+use membership::{Effects, Event, Identity, Liveness, Metadata, Node};
 use sim::process::{index_of, node_addr, node_id};
 
 use crate::harness::{Boot, Outbox, Peer, PeerEvent, View};
@@ -14,29 +13,29 @@ use crate::harness::{Boot, Outbox, Peer, PeerEvent, View};
 #[derive(Debug)]
 pub struct VigilPeer {
     node: Node,
+    effects: Effects,
 }
 
-struct Out<'a>(&'a mut Outbox);
-
-impl Output for Out<'_> {
-    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+/// Moves what the node produced into the harness's outbox: datagrams by node index, and
+/// the events the harness accounts for.
+fn forward(effects: &mut Effects, out: &mut Outbox) {
+    for (to, datagram) in effects.take_sends() {
         if let Some(j) = index_of(to) {
-            self.0.sends.push((j, datagram));
+            out.sends.push((j, datagram));
         }
     }
-
-    fn event(&mut self, event: Event) {
+    for event in effects.take_events() {
         match event {
             Event::MemberFailed { id, generation, .. } => {
                 if let Some(subject) = parse_id(&id) {
-                    self.0.events.push(PeerEvent::Convicted {
+                    out.events.push(PeerEvent::Convicted {
                         subject,
                         generation,
                     });
                 }
             }
             Event::SelfRejoined { generation, .. } => {
-                self.0.events.push(PeerEvent::Rejoined { generation });
+                out.events.push(PeerEvent::Rejoined { generation });
             }
             _ => {}
         }
@@ -65,18 +64,23 @@ impl Peer for VigilPeer {
         let node = Node::new(identity, config, seeds, b.now, b.rng_seed)
             .expect("for_cluster_size gives a valid configuration");
         let _ = out;
-        VigilPeer { node }
+        VigilPeer {
+            node,
+            effects: Effects::default(),
+        }
     }
 
     fn on_datagram(&mut self, now: Duration, from: usize, bytes: &[u8], out: &mut Outbox) {
         let _ = self
             .node
-            .handle_datagram(now, node_addr(from), bytes, &mut Out(out));
+            .handle_datagram(now, node_addr(from), bytes, &mut self.effects);
+        forward(&mut self.effects, out);
     }
 
     fn on_timer(&mut self, now: Duration, out: &mut Outbox) {
         if now >= self.node.poll_timeout() {
-            self.node.handle_timeout(now, &mut Out(out));
+            self.node.handle_timeout(now, &mut self.effects);
+            forward(&mut self.effects, out);
         }
     }
 
@@ -85,7 +89,8 @@ impl Peer for VigilPeer {
     }
 
     fn leave(&mut self, now: Duration, out: &mut Outbox) {
-        self.node.leave(now, &mut Out(out));
+        self.node.leave(now, &mut self.effects);
+        forward(&mut self.effects, out);
     }
 
     fn alive_count(&self) -> usize {

@@ -46,7 +46,7 @@ impl Sim {
     /// A pause of at least two heartbeat intervals excuses a conviction (the member was
     /// silent); a shorter one does not.
     pub fn pause(&mut self, i: usize, d: Duration) {
-        let until = self.now + d;
+        let until = self.now() + d;
         let excuse = d >= self.config.core.heartbeat_interval * 2;
         let p = &mut self.procs[i];
         if p.state != State::Running {
@@ -87,14 +87,14 @@ impl Sim {
             return;
         }
         self.call_leave(i);
-        let at = self.now + self.config.leave_linger;
+        let at = self.now() + self.config.leave_linger;
         self.schedule_stop(i, at);
     }
 
     /// Splits the network into two-way isolated groups (nodes not listed form one more
     /// group). Every node is excused from false-positive counting until after the heal.
     pub fn partition(&mut self, groups: &[Vec<usize>]) {
-        self.network.partition(groups);
+        self.network_mut().partition(groups);
         self.begin_cut();
         self.procs
             .iter_mut()
@@ -103,7 +103,7 @@ impl Sim {
 
     /// Drops every datagram from `from` to `to`, not the reverse. Excuses both sets.
     pub fn cut_one_way(&mut self, from: &[usize], to: &[usize]) {
-        self.network.cut_one_way(from, to);
+        self.network_mut().cut_one_way(from, to);
         for &i in from.iter().chain(to) {
             self.procs[i].excused_until = Duration::MAX;
         }
@@ -111,12 +111,12 @@ impl Sim {
 
     /// Removes every partition and cut. Convictions stay excused for a grace period.
     pub fn heal(&mut self) {
-        let was_cut = self.network.is_partitioned() || self.network.has_one_way_cuts();
-        self.network.heal();
+        let was_cut = self.network().is_partitioned() || self.network().has_one_way_cuts();
+        self.network_mut().heal();
         if was_cut {
             self.end_cut();
         }
-        let until = self.now + self.excuse_grace();
+        let until = self.now() + self.excuse_grace();
         for p in &mut self.procs {
             if p.excused_until == Duration::MAX && !matches!(p.state, State::Paused { .. }) {
                 p.excused_until = until;
@@ -126,24 +126,25 @@ impl Sim {
 
     /// Sets the loss probability of every link.
     pub fn set_loss(&mut self, loss: f64) {
-        self.network.set_loss(loss);
+        self.network_mut().set_loss(loss);
     }
 
     /// Sets latency and jitter of every link.
     pub fn set_latency(&mut self, latency: Duration, jitter: Duration) {
-        self.network.set_latency(latency, jitter);
+        self.network_mut().set_latency(latency, jitter);
     }
 
     /// Sets the loss probability of node `i`'s datagrams, both ways. At 50 % or more the
     /// node counts as isolated and its conviction is excused.
     pub fn set_node_loss(&mut self, i: usize, loss: f64) {
-        self.network.set_node_loss(i, loss);
+        self.network_mut().set_node_loss(i, loss);
+        let now = self.now();
         let p = &mut self.procs[i];
         if loss >= 0.5 {
             p.excused_until = Duration::MAX;
         } else if p.excused_until == Duration::MAX {
             p.excused_until =
-                self.now + self.config.core.failure_timeout + self.config.core.suspicion_timeout;
+                now + self.config.core.failure_timeout + self.config.core.suspicion_timeout;
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Result of one scenario run. Times are virtual seconds unless the name says `wall`.
@@ -128,15 +129,21 @@ pub struct ConfigEcho {
     pub step_ms: u64,
 }
 
-/// Nearest-rank percentile (`p` in 0..=100) of `samples`; `None` when empty.
+/// Nearest-rank percentile (`p` in 0..=100) of `samples` at the reports' resolution, a
+/// thousandth (as [`round3`]); `None` when empty.
+///
+/// The samples go into an HDR histogram of thousandths at five significant digits, which
+/// holds every value below 262.144 exactly (and any larger one within 0.001 %). Rounding
+/// first does not move the rank: rounding keeps the order.
 pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
-    Some(s[rank.min(s.len()) - 1])
+    let mut h = Histogram::<u32>::new(5).expect("five significant digits are allowed");
+    for &x in samples {
+        h.saturating_record((x * 1000.0).round() as u64);
+    }
+    Some(h.value_at_quantile(p / 100.0) as f64 / 1000.0)
 }
 
 /// Rounds to milliseconds (or three decimals) so reports stay readable.
@@ -156,5 +163,8 @@ mod tests {
         assert_eq!(percentile(&s, 100.0), Some(100.0));
         assert_eq!(percentile(&[3.0], 99.0), Some(3.0));
         assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile(&[0.0004, 2.0, 1.0], 0.0), Some(0.0));
+        assert_eq!(percentile(&[4.2345, 1.0], 100.0), Some(round3(4.2345)));
+        assert_eq!(percentile(&[61.0001, 1.0], 99.0), Some(61.0));
     }
 }

@@ -10,15 +10,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use membership::{Event, Identity, Metadata, Node, Output, RecordPool};
+use membership::{Effects, Event, Identity, Metadata, Node, RecordPool};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::agenda::Agenda;
+use crate::event_loop::{self, Drive, EventLoop};
 use crate::invariants::{self, FailedLedger, Recovery, Violation};
 use crate::network::{Fate, Network, NetworkConfig};
 use crate::process::{index_of, node_addr, Process, State};
-use crate::tracker::{Predicate, Tracker, TrackerId};
+use crate::tracker::{completed_at, Predicate, Tracker, TrackerId};
 
 /// Everything a run depends on.
 #[derive(Debug, Clone)]
@@ -173,36 +173,18 @@ enum Pending {
     },
 }
 
-/// Collects one handler call's effects.
-#[derive(Debug, Default)]
-struct Outbox {
-    sends: Vec<(SocketAddr, Vec<u8>)>,
-    events: Vec<Event>,
-}
-
-impl Output for Outbox {
-    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
-        self.sends.push((to, datagram));
-    }
-
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
-    }
-}
-
 /// The simulator. See the module docs.
 #[derive(Debug)]
 pub struct Sim {
     pub(crate) config: SimConfig,
-    pub(crate) now: Duration,
-    agenda: Agenda<Pending>,
+    /// The clock, the agenda and the network (shared with other harnesses).
+    event_loop: EventLoop<Pending>,
     pub(crate) procs: Vec<Process>,
-    pub(crate) network: Network,
-    outbox: Outbox,
+    /// One handler call's datagrams and events, routed by `after_call`.
+    outbox: Effects,
     pub(crate) trackers: Vec<Tracker>,
     active: Vec<usize>,
     pub(crate) ledger: FailedLedger,
-    next_check: Duration,
     pub(crate) cut: Option<Cut>,
     pub(crate) recoveries: Vec<Recovery>,
     violation: Option<Violation>,
@@ -212,6 +194,36 @@ pub struct Sim {
     /// Shared by every node: the N² records the nodes hold are nearly all equal, and each
     /// distinct one is held once (see `membership::pool`).
     records: RecordPool,
+}
+
+/// [`Sim`] as the [`EventLoop`]'s harness (a private view: the agenda's items are the
+/// simulator's own business).
+struct Driver<'a>(&'a mut Sim);
+
+impl Drive for Driver<'_> {
+    type Item = Pending;
+    type Stop = Violation;
+
+    fn event_loop(&mut self) -> &mut EventLoop<Pending> {
+        &mut self.0.event_loop
+    }
+
+    fn step(&self) -> Duration {
+        self.0.config.step
+    }
+
+    fn dispatch(&mut self, item: Pending) -> Result<(), Violation> {
+        self.0.dispatch(item);
+        match self.0.violation.take() {
+            Some(v) => self.0.fail(v),
+            None => Ok(()),
+        }
+    }
+
+    /// The safety checks of one step.
+    fn on_step(&mut self) -> Result<(), Violation> {
+        self.0.check()
+    }
 }
 
 /// SplitMix64: derives independent seeds from the run seed (public so that other harnesses
@@ -232,15 +244,12 @@ impl Sim {
         let mut start_rng = SmallRng::seed_from_u64(derive_seed(config.seed, 1, 0));
         let network = Network::new(config.network, config.nodes, derive_seed(config.seed, 2, 0));
         let mut sim = Sim {
-            now: Duration::ZERO,
-            agenda: Agenda::new(),
+            event_loop: EventLoop::new(network, config.step),
             procs: Vec::with_capacity(config.nodes),
-            network,
-            outbox: Outbox::default(),
+            outbox: Effects::default(),
             trackers: Vec::new(),
             active: Vec::new(),
             ledger: FailedLedger::default(),
-            next_check: config.step,
             cut: None,
             recoveries: Vec::new(),
             violation: None,
@@ -260,7 +269,7 @@ impl Sim {
             if offset.is_zero() {
                 sim.start(i);
             } else {
-                sim.agenda.push(offset, Pending::Start { node: i });
+                sim.event_loop.schedule(offset, Pending::Start { node: i });
             }
         }
         Ok(sim)
@@ -277,7 +286,7 @@ impl Sim {
         }
         self.index_by_id.insert(p.id.clone(), i);
         self.procs.push(p);
-        self.network.ensure(i);
+        self.event_loop.network.ensure(i);
         i
     }
 
@@ -288,7 +297,7 @@ impl Sim {
 
     /// Current virtual time.
     pub fn now(&self) -> Duration {
-        self.now
+        self.event_loop.now
     }
 
     /// Number of process slots (started or not, alive or not).
@@ -325,7 +334,7 @@ impl Sim {
 
     /// Node `i`'s local clock reading now (what its core sees).
     pub fn local_now(&self, i: usize) -> Duration {
-        self.procs[i].local_time(self.now)
+        self.procs[i].local_time(self.event_loop.now)
     }
 
     /// Number of live nodes.
@@ -340,7 +349,12 @@ impl Sim {
 
     /// The network (for inspection).
     pub fn network(&self) -> &Network {
-        &self.network
+        &self.event_loop.network
+    }
+
+    /// The network, for the faults.
+    pub(crate) fn network_mut(&mut self) -> &mut Network {
+        &mut self.event_loop.network
     }
 
     /// Bytes sent so far by each slot.
@@ -449,10 +463,10 @@ impl Sim {
 
     /// Starts tracking a change; observers already satisfying it are recorded now.
     pub fn track(&mut self, predicate: Predicate) -> TrackerId {
-        let mut t = Tracker::new(predicate, self.now, self.procs.len());
+        let mut t = Tracker::new(predicate, self.event_loop.now, self.procs.len());
         for (i, p) in self.procs.iter().enumerate() {
             if let (true, Some(n)) = (p.is_live(), p.node.as_ref()) {
-                t.observe(i, n, self.now);
+                t.observe(i, n, self.event_loop.now);
             }
         }
         let id = self.trackers.len();
@@ -469,35 +483,12 @@ impl Sim {
 
     /// Runs the simulation until virtual time `until`, checking invariants every step.
     pub fn run_until(&mut self, until: Duration) -> Result<(), Violation> {
-        loop {
-            let horizon = self.next_check.min(until);
-            while let Some(at) = self.agenda.next_at() {
-                if at > horizon {
-                    break;
-                }
-                let Some((at, item)) = self.agenda.pop() else {
-                    break;
-                };
-                self.now = self.now.max(at);
-                self.dispatch(item);
-                if let Some(v) = self.violation.take() {
-                    self.fail(v)?;
-                }
-            }
-            self.now = self.now.max(horizon);
-            if horizon == self.next_check {
-                self.next_check += self.config.step;
-                self.check()?;
-            }
-            if horizon == until {
-                return Ok(());
-            }
-        }
+        event_loop::run_until(&mut Driver(self), until)
     }
 
     /// Runs for `d` more virtual time.
     pub fn run_for(&mut self, d: Duration) -> Result<(), Violation> {
-        self.run_until(self.now + d)
+        self.run_until(self.event_loop.now + d)
     }
 
     /// Runs until `cond` holds (checked every step) or until the absolute `deadline`.
@@ -507,16 +498,7 @@ impl Sim {
         deadline: Duration,
         mut cond: impl FnMut(&Sim) -> bool,
     ) -> Result<Option<Duration>, Violation> {
-        loop {
-            if cond(self) {
-                return Ok(Some(self.now));
-            }
-            if self.now >= deadline {
-                return Ok(None);
-            }
-            let next = (self.now + self.config.step).min(deadline);
-            self.run_until(next)?;
-        }
+        event_loop::wait_for(&mut Driver(self), deadline, |d| cond(d.0))
     }
 
     /// Runs until tracker `id` completes or the absolute `deadline` passes.
@@ -533,7 +515,7 @@ impl Sim {
         if let Some(v) = self.violation.take() {
             self.fail(v)?;
         }
-        if let Err(v) = self.ledger.sweep(&self.procs, self.now) {
+        if let Err(v) = self.ledger.sweep(&self.procs, self.event_loop.now) {
             self.fail(v)?;
         }
         if let Err(v) = self.check_leaders() {
@@ -609,7 +591,7 @@ impl Sim {
         self.counters.max_self_leaders = self.counters.max_self_leaders.max(leaders.len());
         match invariants::two_leaders(leaders.iter().map(|&i| (i, true))) {
             Some((a, b)) => Err(Violation::TwoLeaders {
-                at: self.now.as_secs_f64(),
+                at: self.event_loop.now.as_secs_f64(),
                 a: self.procs[a].id.clone(),
                 b: self.procs[b].id.clone(),
             }),
@@ -620,17 +602,17 @@ impl Sim {
     /// Split brain: two partition groups both hold a quorum holder for at most
     /// `quorum_overlap_bound` after the cut.
     fn check_split_brain(&mut self) -> Result<(), Violation> {
-        if !self.network.is_partitioned() {
+        if !self.event_loop.network.is_partitioned() {
             return Ok(());
         }
         let Some(at) = self.cut.as_ref().map(|c| c.at) else {
             return Ok(());
         };
         let states = (0..self.procs.len())
-            .map(|i| (i, self.network.group_of(i), self.holds_quorum(i)))
+            .map(|i| (i, self.event_loop.network.group_of(i), self.holds_quorum(i)))
             .collect::<Vec<_>>();
         let both = invariants::two_groups_with_quorum(states);
-        let now = self.now;
+        let now = self.event_loop.now;
         let cut = self.cut.as_mut().expect("checked above");
         let Some(((a, ga), (b, gb))) = both else {
             cut.both_since = None;
@@ -672,20 +654,21 @@ impl Sim {
                 .filter(|r| r.voter && !r.liveness.is_terminal())
                 .filter_map(|r| self.index_by_id.get(&*r.id).copied())
                 .filter(|&j| self.procs[j].exists())
-                .map(|j| self.network.group_of(j));
+                .map(|j| self.event_loop.network.group_of(j));
             let (is_minority, mine, all) =
-                invariants::minority_at_cut(self.network.group_of(i), groups);
+                invariants::minority_at_cut(self.event_loop.network.group_of(i), groups);
             if is_minority {
                 minority[i] = Some((mine, all));
             }
         }
         // A cut that starts with two groups holding quorum starts the overlap now.
         let both = invariants::two_groups_with_quorum(
-            (0..self.procs.len()).map(|i| (i, self.network.group_of(i), self.holds_quorum(i))),
+            (0..self.procs.len())
+                .map(|i| (i, self.event_loop.network.group_of(i), self.holds_quorum(i))),
         )
-        .map(|_| self.now);
+        .map(|_| self.event_loop.now);
         self.cut = Some(Cut {
-            at: self.now,
+            at: self.event_loop.now,
             minority,
             both_since: both,
         });
@@ -694,8 +677,13 @@ impl Sim {
     /// Ends the cut (heal) and starts the recovery deadline.
     pub(crate) fn end_cut(&mut self) {
         self.cut = None;
-        let after = format!("the heal at {:.3}s", self.now.as_secs_f64());
-        self.push_recovery(after, Some(self.now), self.config.recovery_bound, None);
+        let after = format!("the heal at {:.3}s", self.event_loop.now.as_secs_f64());
+        self.push_recovery(
+            after,
+            Some(self.event_loop.now),
+            self.config.recovery_bound,
+            None,
+        );
     }
 
     pub(crate) fn push_recovery(
@@ -715,7 +703,7 @@ impl Sim {
             from,
             bound,
             resumed,
-            triggered: self.now,
+            triggered: self.event_loop.now,
             pending,
         });
     }
@@ -752,7 +740,7 @@ impl Sim {
     /// as reached).
     pub(crate) fn connected_without_quorum(&self, i: usize, life: u64) -> Option<(usize, usize)> {
         let p = &self.procs[i];
-        if !p.is_live() || p.life != life || self.network.has_loss(i) {
+        if !p.is_live() || p.life != life || self.event_loop.network.has_loss(i) {
             return None;
         }
         let node = p.node.as_ref()?;
@@ -770,9 +758,9 @@ impl Sim {
             };
             if j == i
                 || (self.procs[j].is_live()
-                    && !self.network.has_loss(j)
-                    && self.network.connected(i, j)
-                    && self.network.connected(j, i))
+                    && !self.event_loop.network.has_loss(j)
+                    && self.event_loop.network.connected(i, j)
+                    && self.event_loop.network.connected(j, i))
             {
                 reached += 1;
             }
@@ -786,7 +774,7 @@ impl Sim {
         if self.recoveries.is_empty() {
             return Ok(());
         }
-        let now = self.now;
+        let now = self.event_loop.now;
         let mut recoveries = std::mem::take(&mut self.recoveries);
         let mut result = Ok(());
         recoveries.retain_mut(|r| {
@@ -839,23 +827,20 @@ impl Sim {
         let procs = &self.procs;
         let trackers = &mut self.trackers;
         self.active.retain(|&k| {
-            let t = &mut trackers[k];
-            let subject = t.predicate.subject().map(str::to_owned);
-            let mut last = t.started;
             if !procs.iter().any(Process::is_live) {
                 return true; // nobody to ask yet (e.g. before the first start)
             }
-            for (i, p) in procs.iter().enumerate() {
-                if !p.is_live() || subject.as_deref() == Some(p.id.as_str()) {
-                    continue;
+            let t = &mut trackers[k];
+            let subject = t.predicate.subject();
+            let observers = (0..procs.len())
+                .filter(|&i| procs[i].is_live() && subject != Some(procs[i].id.as_str()));
+            match completed_at(t.started, &t.done_at, observers) {
+                Some(at) => {
+                    t.all_at = Some(at);
+                    false
                 }
-                match t.done_at.get(i).copied().flatten() {
-                    Some(d) => last = last.max(d),
-                    None => return true,
-                }
+                None => true,
             }
-            t.all_at = Some(last);
-            false
         });
     }
 
@@ -873,15 +858,18 @@ impl Sim {
             },
             Pending::Timer { node, life } => {
                 let p = &mut self.procs[node];
-                if p.life != life || p.state != State::Running || p.timer_at != Some(self.now) {
+                if p.life != life
+                    || p.state != State::Running
+                    || !self.event_loop.timer_is_current(&mut p.timer_at)
+                {
                     return;
                 }
-                p.timer_at = None;
                 self.fire_timer(node);
             }
             Pending::Resume { node, life } => {
                 let p = &self.procs[node];
-                if p.life == life && matches!(p.state, State::Paused { until } if until <= self.now)
+                if p.life == life
+                    && matches!(p.state, State::Paused { until } if until <= self.event_loop.now)
                 {
                     self.resume(node);
                 }
@@ -909,7 +897,7 @@ impl Sim {
                 .collect()
         };
         let zones = self.config.zones.max(1);
-        let now = self.now;
+        let now = self.event_loop.now;
         let p = &mut self.procs[i];
         p.generation += 1;
         p.life += 1;
@@ -944,7 +932,7 @@ impl Sim {
     }
 
     fn deliver(&mut self, to: usize, from: SocketAddr, bytes: &[u8]) {
-        let now = self.now;
+        let now = self.event_loop.now;
         let p = &mut self.procs[to];
         let local = p.local_time(now);
         let Some(node) = p.node.as_mut() else { return };
@@ -963,7 +951,7 @@ impl Sim {
 
     fn fire_timer(&mut self, i: usize) {
         let p = &mut self.procs[i];
-        let local = p.local_time(self.now);
+        let local = p.local_time(self.event_loop.now);
         if let Some(node) = p.node.as_mut() {
             if local >= node.poll_timeout() {
                 node.handle_timeout(local, &mut self.outbox);
@@ -975,7 +963,7 @@ impl Sim {
     /// Resumes a paused node: backlog first, in arrival order, then its overdue timers (the
     /// timers first too when it was paused by [`Sim::starve`]).
     pub(crate) fn resume(&mut self, i: usize) {
-        let grace_end = self.now + self.excuse_grace();
+        let grace_end = self.event_loop.now + self.excuse_grace();
         let p = &mut self.procs[i];
         p.state = State::Running;
         p.timer_at = None;
@@ -1000,7 +988,7 @@ impl Sim {
             let after = format!(
                 "{}'s resume at {:.3}s (clock from when a majority saw it ALIVE)",
                 self.procs[i].id,
-                self.now.as_secs_f64()
+                self.event_loop.now.as_secs_f64()
             );
             self.push_recovery(after, None, self.config.resume_recovery_bound, Some(i));
         }
@@ -1014,10 +1002,10 @@ impl Sim {
     /// Routes a node's effects: datagrams into the network, events into the checks,
     /// then trackers and the node's timer.
     fn after_call(&mut self, i: usize, fired: bool) {
-        let now = self.now;
+        let now = self.event_loop.now;
         let max = self.config.core.max_datagram;
         let from_addr = self.procs[i].addr;
-        for (to, bytes) in std::mem::take(&mut self.outbox.sends) {
+        for (to, bytes) in self.outbox.take_sends() {
             let len = bytes.len();
             let p = &mut self.procs[i];
             p.bytes_sent += len as u64;
@@ -1036,20 +1024,18 @@ impl Sim {
                 self.counters.unroutable += 1;
                 continue;
             };
-            match self.network.route(i, j) {
-                Fate::Deliver(latency) => self.agenda.push(
-                    now + latency,
-                    Pending::Deliver {
-                        to: j,
-                        from: from_addr,
-                        bytes,
-                    },
-                ),
+            let delivery = || Pending::Deliver {
+                to: j,
+                from: from_addr,
+                bytes,
+            };
+            match self.event_loop.post(i, j, delivery) {
+                Fate::Deliver(_) => {}
                 Fate::Lost => self.counters.lost += 1,
                 Fate::Cut => self.counters.cut += 1,
             }
         }
-        for event in std::mem::take(&mut self.outbox.events) {
+        for event in self.outbox.take_events() {
             self.observe_event(i, event);
         }
         let p = &mut self.procs[i];
@@ -1066,20 +1052,12 @@ impl Sim {
         if wanted == Duration::MAX {
             return;
         }
-        let mut at = p.global_time(wanted).max(now);
-        if fired && at <= now {
-            at = now + Duration::from_millis(1); // a core that keeps asking for "now" must not stall the clock
-        }
-        if p.timer_at != Some(at) {
-            p.timer_at = Some(at);
-            self.agenda.push(
-                at,
-                Pending::Timer {
-                    node: i,
-                    life: p.life,
-                },
-            );
-        }
+        let (life, wanted) = (p.life, p.global_time(wanted));
+        self.event_loop
+            .arm_timer(&mut p.timer_at, Some(wanted), fired, || Pending::Timer {
+                node: i,
+                life,
+            });
     }
 
     pub(crate) fn observe_event(&mut self, observer: usize, event: Event) {
@@ -1113,12 +1091,12 @@ impl Sim {
             };
             self.ledger.record(observer, m, generation);
             let p = &self.procs[m];
-            if p.generation == generation && p.exists() && self.now > p.excused_until {
+            if p.generation == generation && p.exists() && self.event_loop.now > p.excused_until {
                 self.counters.false_positives += 1;
                 if self.counters.false_positive_examples.len() < 10 {
                     let example = format!(
                         "{:.3}s {}: {}@{}",
-                        self.now.as_secs_f64(),
+                        self.event_loop.now.as_secs_f64(),
                         self.procs[observer].id,
                         id,
                         generation
@@ -1137,7 +1115,7 @@ impl Sim {
         member: &str,
         event: &'static str,
     ) {
-        if !self.network.is_partitioned() {
+        if !self.event_loop.network.is_partitioned() {
             return;
         }
         let Some(cut) = self.cut.as_ref() else { return };
@@ -1148,19 +1126,22 @@ impl Sim {
         let Some(m) = self.index_of_id(member) else {
             return;
         };
-        let (go, gm) = (self.network.group_of(observer), self.network.group_of(m));
+        let (go, gm) = (
+            self.event_loop.network.group_of(observer),
+            self.event_loop.network.group_of(m),
+        );
         if go == gm {
             return;
         }
         // Within the lease bound after a cut, the minority's lease may still be current and
         // it may decide on evidence from before the cut (a flapping partition: accusations
         // from the previous cut, quorum proven while healed). After it, no decision there.
-        if self.now < cut_at + self.config.quorum_overlap_bound {
+        if self.event_loop.now < cut_at + self.config.quorum_overlap_bound {
             self.counters.minority_decisions_within_bound += 1;
             return;
         }
         self.violation.get_or_insert(Violation::MinorityDecision {
-            at: self.now.as_secs_f64(),
+            at: self.event_loop.now.as_secs_f64(),
             observer: self.procs[observer].id.clone(),
             group_observer: go,
             voters_in_group: mine,
@@ -1174,19 +1155,21 @@ impl Sim {
     /// Schedules a resume of slot `i` (current life) at `at`.
     pub(crate) fn schedule_resume(&mut self, i: usize, at: Duration) {
         let life = self.procs[i].life;
-        self.agenda.push(at, Pending::Resume { node: i, life });
+        self.event_loop
+            .schedule(at, Pending::Resume { node: i, life });
     }
 
     /// Schedules a stop of slot `i` (current life) at `at`.
     pub(crate) fn schedule_stop(&mut self, i: usize, at: Duration) {
         let life = self.procs[i].life;
-        self.agenda.push(at, Pending::Stop { node: i, life });
+        self.event_loop
+            .schedule(at, Pending::Stop { node: i, life });
     }
 
     /// Calls `leave` on node `i`'s core now and routes its effects.
     pub(crate) fn call_leave(&mut self, i: usize) {
         let p = &mut self.procs[i];
-        let local = p.local_time(self.now);
+        let local = p.local_time(self.event_loop.now);
         if let Some(node) = p.node.as_mut() {
             node.leave(local, &mut self.outbox);
         }
@@ -1328,7 +1311,7 @@ mod tests {
         let mut config = sim.config.clone();
         config.step = Duration::from_millis(1);
         sim.config = config;
-        sim.next_check = sim.now();
+        sim.event_loop.next_step = sim.now();
         sim.heal();
         match sim.run_for(Duration::from_millis(1)) {
             Err(Violation::NotRecovered {

@@ -90,6 +90,21 @@ impl Predicate {
     }
 }
 
+/// When the last of `observers` satisfied a change tracked since `started` (`done_at`: each
+/// observer's time by node index), or `None` while one of them has not. Shared by
+/// [`crate::Sim`]'s trackers and the peers harness's.
+pub fn completed_at(
+    started: Duration,
+    done_at: &[Option<Duration>],
+    observers: impl IntoIterator<Item = usize>,
+) -> Option<Duration> {
+    let mut last = started;
+    for i in observers {
+        last = last.max(done_at.get(i).copied().flatten()?);
+    }
+    Some(last)
+}
+
 /// Handle of a tracker inside a [`crate::Sim`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TrackerId(pub(crate) usize);

@@ -35,7 +35,7 @@ struct Args {
     /// runs as real tokio tasks and is the slowest to simulate.
     #[arg(long)]
     chitchat_noise_s: Option<f64>,
-    /// Where to write the JSON (default: target/vigil-compare/n<N>-seed<X>.json).
+    /// Where to write the JSON (default: `target/vigil-compare/n<N>-seed<X>.json`).
     #[arg(long)]
     json: Option<PathBuf>,
 }

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Run, Step};
+use super::phases::Target;
+use super::run::{Run, Step};
 
 /// How long each freeze lasts by default.
 pub const STALL: Duration = Duration::from_millis(1700);
@@ -28,14 +29,16 @@ pub const RUN: Duration = Duration::from_millis(300);
 pub const STARVE: Duration = Duration::from_secs(40);
 
 impl Run {
+    /// The `starved` scenario.
     pub(super) fn starved(&mut self) -> Step {
-        self.cold_start()?;
-        self.steady_bandwidth()?;
-        let Some(i) = self.random_live(1) else {
+        let Some(Target {
+            i,
+            member,
+            generation,
+        }) = self.steady_target()?
+        else {
             return Ok(());
         };
-        let member = self.sim.process(i).id.clone();
-        let generation = self.sim.node(i).map_or(0, |n| n.generation());
         let accusations = |run: &Run| -> (u64, u64, u64) {
             let mut others = 0;
             let (mut mine, mut withheld) = (0, 0);

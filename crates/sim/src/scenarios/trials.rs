@@ -17,7 +17,9 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Run, Scenario, ScenarioParams, Step};
+use super::run::{Run, Step, ONE_S};
+use super::verdict::deadline_violation;
+use super::{Scenario, ScenarioParams};
 use crate::report::{round3, Report};
 use crate::sim::{derive_seed, SimError};
 
@@ -204,7 +206,7 @@ impl Run {
         match self.sim.wait_for(deadline, all_quorum)? {
             Some(t) => self.outcome("all_quorum_at_s", json!(round3(t.as_secs_f64()))),
             None => {
-                return Err(super::deadline_violation(
+                return Err(deadline_violation(
                     &self.sim,
                     "after the cold start not every node held quorum within 60 s".into(),
                 ))
@@ -462,5 +464,3 @@ fn sizes_str(groups: &[Vec<usize>]) -> String {
     let s: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
     s.join("|")
 }
-
-const ONE_S: Duration = Duration::from_secs(1);

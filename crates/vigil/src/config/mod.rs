@@ -14,6 +14,8 @@
 pub mod duration;
 pub mod keys;
 pub mod protection;
+mod settings;
+mod value;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -811,6 +813,30 @@ mod tests {
             Origin::Env("VIGIL_CLUSTER_GOSSIP_FANOUT".into())
         );
         assert_eq!(s.origin("node.http"), Origin::Default);
+    }
+
+    #[test]
+    fn a_value_from_the_file_reports_the_file_and_a_later_layer_takes_over() {
+        let dir = std::env::temp_dir().join(format!("vigil-config-origin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vigil.yml");
+        std::fs::write(
+            &file,
+            "node:\n  role: gateway\n  zone: eu\n  tags:\n    team: storage\n",
+        )
+        .unwrap();
+        let sources = Sources {
+            file: Some(file.clone()),
+            env: env(&[("VIGIL_NODE_ZONE", "us")]),
+            ..Default::default()
+        };
+        let s = load(&sources).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(s.role, "gateway");
+        assert_eq!(s.origin("node.role"), Origin::File(file.clone()));
+        assert_eq!(s.origin("node.tags.team"), Origin::File(file));
+        assert_eq!(s.zone, "us");
+        assert_eq!(s.origin("node.zone"), Origin::Env("VIGIL_NODE_ZONE".into()));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
+use super::declare::{metric, metric_from, metric_set, unregistered, Declare};
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
@@ -50,17 +52,18 @@ struct RefusalLabels {
 }
 
 /// A counter that follows a running total kept elsewhere.
-#[derive(Default)]
 struct Follower {
     counter: Counter,
     last: AtomicU64,
 }
 
 impl Follower {
-    fn register(registry: &mut Registry, name: &str, help: &str) -> Self {
-        let f = Follower::default();
-        registry.register(name, help, f.counter.clone());
-        f
+    /// A follower whose counter is registered as `name` with `help`.
+    fn declare(name: &'static str, help: &'static str) -> impl Declare<Follower> {
+        move |registry: &mut Registry| Follower {
+            counter: metric(name, help)(registry),
+            last: AtomicU64::new(0),
+        }
     }
 
     fn follow(&self, total: u64) {
@@ -87,33 +90,30 @@ pub fn register_build_info(registry: &mut Registry) {
     .set(1);
 }
 
-/// HTTP requests answered by this node, by route template (not the raw path: a member id in
-/// the path must not make a series per member) and status.
-pub struct HttpMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<RouteLabels, Histogram>,
+metric_set! {
+    /// HTTP requests answered by this node, by route template (not the raw path: a member id
+    /// in the path must not make a series per member) and status.
+    pub struct HttpMetrics {
+        requests: Family<RequestLabels, Counter> = metric(
+            "vigil_http_requests",
+            "HTTP requests answered, by method, route template (unmatched = no route) and status",
+        ),
+        duration: Family<RouteLabels, Histogram> = metric_from(
+            "vigil_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template",
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new([
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+            }),
+        ),
+    }
 }
 
 impl HttpMetrics {
     /// Registers the HTTP metrics.
     pub fn register(registry: &mut Registry) -> Self {
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "vigil_http_requests",
-            "HTTP requests answered, by method, route template (unmatched = no route) and status",
-            requests.clone(),
-        );
-        let duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ])
-        });
-        registry.register(
-            "vigil_http_request_duration_seconds",
-            "Time to answer an HTTP request, by method and route template",
-            duration.clone(),
-        );
-        HttpMetrics { requests, duration }
+        Self::declare(registry)
     }
 
     /// Counts one answered request.
@@ -157,86 +157,59 @@ impl HttpMetrics {
     }
 }
 
-/// The log pipeline as this member's role sees it (zero on members without one).
-pub struct PipelineMetrics {
-    queue_depth: Gauge,
-    queue_capacity: Gauge,
-    accepted: Follower,
-    delivered: Follower,
-    refused_full: Counter,
-    refused_quorum: Counter,
-    refused_last: Mutex<(u64, u64)>,
-    stored: Follower,
-    duplicates: Follower,
+const QUEUE_FULL: RefusalLabels = RefusalLabels {
+    status: "429",
+    reason: "queue_full",
+};
+
+const NO_QUORUM: RefusalLabels = RefusalLabels {
+    status: "503",
+    reason: "no_quorum",
+};
+
+metric_set! {
+    /// The log pipeline as this member's role sees it (zero on members without one).
+    pub struct PipelineMetrics {
+        queue_depth: Gauge = metric(
+            "vigil_pipeline_queue_depth",
+            "Events in the producer's queue, not yet handed on",
+        ),
+        queue_capacity: Gauge = metric(
+            "vigil_pipeline_queue_capacity",
+            "Events the producer's queue holds before it answers 429 (services.producer.queue-capacity)",
+        ),
+        accepted: Follower = Follower::declare(
+            "vigil_pipeline_events_accepted",
+            "Events the producer accepted into its queue",
+        ),
+        delivered: Follower = Follower::declare(
+            "vigil_pipeline_events_delivered",
+            "Events the producer handed on durably (stored, or acknowledged by Kafka)",
+        ),
+        refused: Family<RefusalLabels, Counter> = metric(
+            "vigil_pipeline_refused",
+            "POST /logs refused by the producer: 429 queue_full (backpressure), 503 no_quorum",
+        ),
+        refused_last: Mutex<(u64, u64)> = unregistered(Mutex::new((0, 0))),
+        stored: Follower = Follower::declare(
+            "vigil_pipeline_events_stored",
+            "Events the consumer stored (new rows; duplicates not counted)",
+        ),
+        duplicates: Follower = Follower::declare(
+            "vigil_pipeline_events_duplicate",
+            "Events the consumer received again and ignored (already stored: retries, redeliveries)",
+        ),
+    }
 }
 
 impl PipelineMetrics {
-    /// Registers the pipeline metrics.
+    /// Registers the pipeline metrics (both refusals present at 0 from the start).
     pub fn register(registry: &mut Registry) -> Self {
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let g = Gauge::default();
-            registry.register(name, help, g.clone());
-            g
-        };
-        let queue_depth = gauge(
-            registry,
-            "vigil_pipeline_queue_depth",
-            "Events in the producer's queue, not yet handed on",
-        );
-        let queue_capacity = gauge(
-            registry,
-            "vigil_pipeline_queue_capacity",
-            "Events the producer's queue holds before it answers 429 (services.producer.queue-capacity)",
-        );
-        let accepted = Follower::register(
-            registry,
-            "vigil_pipeline_events_accepted",
-            "Events the producer accepted into its queue",
-        );
-        let delivered = Follower::register(
-            registry,
-            "vigil_pipeline_events_delivered",
-            "Events the producer handed on durably (stored, or acknowledged by Kafka)",
-        );
-        let refused = Family::<RefusalLabels, Counter>::default();
-        registry.register(
-            "vigil_pipeline_refused",
-            "POST /logs refused by the producer: 429 queue_full (backpressure), 503 no_quorum",
-            refused.clone(),
-        );
-        let refused_full = refused
-            .get_or_create(&RefusalLabels {
-                status: "429",
-                reason: "queue_full",
-            })
-            .clone();
-        let refused_quorum = refused
-            .get_or_create(&RefusalLabels {
-                status: "503",
-                reason: "no_quorum",
-            })
-            .clone();
-        let stored = Follower::register(
-            registry,
-            "vigil_pipeline_events_stored",
-            "Events the consumer stored (new rows; duplicates not counted)",
-        );
-        let duplicates = Follower::register(
-            registry,
-            "vigil_pipeline_events_duplicate",
-            "Events the consumer received again and ignored (already stored: retries, redeliveries)",
-        );
-        PipelineMetrics {
-            queue_depth,
-            queue_capacity,
-            accepted,
-            delivered,
-            refused_full,
-            refused_quorum,
-            refused_last: Mutex::new((0, 0)),
-            stored,
-            duplicates,
+        let pipeline = Self::declare(registry);
+        for labels in [QUEUE_FULL, NO_QUORUM] {
+            let _ = pipeline.refused.get_or_create(&labels);
         }
+        pipeline
     }
 
     /// Copies the values of a role's health details (`/actuator/health`'s component).
@@ -256,8 +229,11 @@ impl PipelineMetrics {
         }
         if let (Some(full), Some(quorum)) = (n("refusedFull"), n("refusedNoQuorum")) {
             let mut last = self.refused_last.lock().unwrap_or_else(|p| p.into_inner());
-            self.refused_full.inc_by(full.saturating_sub(last.0));
-            self.refused_quorum.inc_by(quorum.saturating_sub(last.1));
+            let refused = |labels: &RefusalLabels, n: u64| {
+                self.refused.get_or_create(labels).inc_by(n);
+            };
+            refused(&QUEUE_FULL, full.saturating_sub(last.0));
+            refused(&NO_QUORUM, quorum.saturating_sub(last.1));
             *last = (full, quorum);
         }
         if let Some(s) = n("stored") {
@@ -269,66 +245,31 @@ impl PipelineMetrics {
     }
 }
 
-/// The process, from `/proc/self` (Linux; elsewhere the values stay 0), with the names the
-/// official Prometheus clients use.
-pub struct ProcessMetrics {
-    cpu: Counter<f64, AtomicU64>,
-    cpu_last: Mutex<f64>,
-    resident: Gauge,
-    virtual_memory: Gauge,
-    open_fds: Gauge,
-    max_fds: Gauge,
-    threads: Gauge,
-    start_time: Gauge<f64, AtomicU64>,
+metric_set! {
+    /// The process, from `/proc/self` (Linux; elsewhere the values stay 0), with the names
+    /// the official Prometheus clients use.
+    pub struct ProcessMetrics {
+        cpu: Counter<f64, AtomicU64> = metric(
+            "process_cpu_seconds",
+            "User and system CPU time spent, seconds",
+        ),
+        cpu_last: Mutex<f64> = unregistered(Mutex::new(0.0)),
+        resident: Gauge = metric("process_resident_memory_bytes", "Resident memory size, bytes"),
+        virtual_memory: Gauge = metric("process_virtual_memory_bytes", "Virtual memory size, bytes"),
+        open_fds: Gauge = metric("process_open_fds", "Open file descriptors"),
+        max_fds: Gauge = metric("process_max_fds", "Limit of open file descriptors"),
+        threads: Gauge = metric("process_threads", "OS threads"),
+        start_time: Gauge<f64, AtomicU64> = metric(
+            "process_start_time_seconds",
+            "Start of the process since the unix epoch, seconds",
+        ),
+    }
 }
 
 impl ProcessMetrics {
     /// Registers the process metrics.
     pub fn register(registry: &mut Registry) -> Self {
-        let cpu = Counter::<f64, AtomicU64>::default();
-        registry.register(
-            "process_cpu_seconds",
-            "User and system CPU time spent, seconds",
-            cpu.clone(),
-        );
-        let gauge = |registry: &mut Registry, name: &str, help: &str| {
-            let g = Gauge::default();
-            registry.register(name, help, g.clone());
-            g
-        };
-        let resident = gauge(
-            registry,
-            "process_resident_memory_bytes",
-            "Resident memory size, bytes",
-        );
-        let virtual_memory = gauge(
-            registry,
-            "process_virtual_memory_bytes",
-            "Virtual memory size, bytes",
-        );
-        let open_fds = gauge(registry, "process_open_fds", "Open file descriptors");
-        let max_fds = gauge(
-            registry,
-            "process_max_fds",
-            "Limit of open file descriptors",
-        );
-        let threads = gauge(registry, "process_threads", "OS threads");
-        let start_time = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "process_start_time_seconds",
-            "Start of the process since the unix epoch, seconds",
-            start_time.clone(),
-        );
-        ProcessMetrics {
-            cpu,
-            cpu_last: Mutex::new(0.0),
-            resident,
-            virtual_memory,
-            open_fds,
-            max_fds,
-            threads,
-            start_time,
-        }
+        Self::declare(registry)
     }
 
     /// Reads `/proc/self` now.

@@ -2,9 +2,11 @@
 //!
 //! Counters come from the core's [`Stats`] (copied as deltas at every scrape), gauges from a
 //! [`ClusterView`] taken at scrape time, histograms and the event counter from [`Event`]s as
-//! the runtime sees them. Everything is registered once in [`Metrics::new`]; the build,
-//! HTTP, pipeline and process metrics are in [`extra`].
+//! the runtime sees them. Every metric is declared once, with its name and help, in
+//! [`Metrics`] (see `declare`); the build, HTTP, pipeline and process metrics are in
+//! [`extra`].
 
+mod declare;
 pub mod extra;
 
 use std::sync::atomic::AtomicU64;
@@ -18,6 +20,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use declare::{metric, metric_from, metric_set, unregistered};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
@@ -58,50 +62,167 @@ struct HandlerLabels {
     outcome: &'static str,
 }
 
-/// Every metric of one node.
-pub struct Metrics {
-    registry: Registry,
-    heartbeats_sent: Counter,
-    heartbeats_received: Counter,
-    failures_detected: Counter,
-    messages_sent: Counter,
-    messages_received: Counter,
-    bytes_sent: Counter,
-    bytes_received: Counter,
-    decode_errors: Counter,
-    rejected: Family<ReasonLabels, Counter>,
-    members_refused: Counter,
-    answers_withheld: Counter,
-    records_oversize: Counter,
-    future_generations: Counter,
-    stale_lives: Counter,
-    stale_heartbeats: Counter,
-    self_announcements: Counter,
-    witness_accusations: Counter,
-    syncs_started: Counter,
-    last_stats: Mutex<Stats>,
-    healthy_nodes: Gauge,
-    nodes: Family<StatusLabels, Gauge>,
-    has_quorum: Gauge,
-    voters: Gauge,
-    is_leader: Gauge,
-    member_phi: Family<MemberLabels, Gauge<f64, AtomicU64>>,
-    member_health: Family<MemberLabels, Gauge>,
-    events: Family<EventLabels, Counter>,
-    failure_detection: Histogram,
-    propagation: Histogram,
-    handler_events: Family<HandlerLabels, Counter>,
-    /// HTTP requests, counted by the API's middleware.
-    pub http: extra::HttpMetrics,
-    pipeline: extra::PipelineMetrics,
-    process: extra::ProcessMetrics,
-    signal_updates: Counter,
-    signal_update_bytes: Counter,
-    routed: Family<RouteLabels, Counter>,
-    ejections: Family<RouteLabels, Counter>,
-    ejected: Family<RouteLabels, Gauge>,
-    route_weight: Family<RouteLabels, Gauge<f64, AtomicU64>>,
-    retries: Family<RetryLabels, Counter>,
+/// The reasons of `cluster_gossip_rejected`, each present at 0 from the start so that
+/// `rate()` works on the first drop.
+const REJECTED_REASONS: [&str; 5] = [
+    "rate_limited",
+    "unsealed",
+    "bad_seal",
+    "replayed",
+    "member_rate_limited",
+];
+
+metric_set! {
+    /// Every metric of one node.
+    pub struct Metrics {
+        heartbeats_sent: Counter = metric("cluster_heartbeats_sent", "Heartbeats sent")
+            => stats.heartbeats_sent,
+        heartbeats_received: Counter = metric("cluster_heartbeats_received", "Heartbeats received")
+            => stats.heartbeats_received,
+        failures_detected: Counter = metric(
+            "cluster_failures_detected",
+            "Node failures detected (members this node saw turn FAILED)",
+        ) => stats.failures_detected,
+        messages_sent: Counter = metric("cluster_gossip_messages_sent", "Datagrams sent, all kinds")
+            => stats.messages_sent,
+        messages_received: Counter = metric(
+            "cluster_gossip_messages_received",
+            "Datagrams received and decoded, all kinds",
+        ) => stats.messages_received,
+        bytes_sent: Counter = metric("cluster_gossip_sent_bytes", "Bytes of datagrams sent")
+            => stats.bytes_sent,
+        bytes_received: Counter = metric("cluster_gossip_received_bytes", "Bytes of datagrams received")
+            => stats.bytes_received,
+        decode_errors: Counter = metric(
+            "cluster_gossip_decode_errors",
+            "Datagrams dropped because they did not decode",
+        ) => stats.decode_errors,
+        rejected: Family<ReasonLabels, Counter> = metric(
+            "cluster_gossip_rejected",
+            "Datagrams dropped before the core by reason: rate_limited (per-source limit), \
+             unsealed (no seal while keys are on), bad_seal (wrong key, other cluster, altered), \
+             replayed (a sealed datagram seen before, too old for the replay window, or of an \
+             earlier start of its sender), member_rate_limited (per-member limit after the seal)",
+        ),
+        members_refused: Counter = metric(
+            "cluster_members_refused",
+            "Records of unknown members refused because the table is full (cluster.limits.max-members)",
+        ) => stats.members_refused,
+        answers_withheld: Counter = metric(
+            "cluster_answers_withheld",
+            "Datagrams not sent because they would have given a sender not known as a member \
+             more bytes than it sent",
+        ) => stats.answers_withheld,
+        records_oversize: Counter = metric(
+            "cluster_records_oversize",
+            "Records refused because their metadata exceeds cluster.limits.max-metadata-bytes",
+        ) => stats.records_oversize,
+        future_generations: Counter = metric(
+            "cluster_future_generations",
+            "Datagrams and records refused because they claim a generation more than an hour past this node's clock (forged, or a host whose clock is far ahead)",
+        ) => stats.future_generations,
+        stale_lives: Counter = metric(
+            "cluster_stale_lives",
+            "Records refused because they describe a life of a member whose tombstone was already collected (replays, stale gossip)",
+        ) => stats.stale_lives,
+        stale_heartbeats: Counter = metric(
+            "cluster_stale_heartbeats",
+            "Heartbeats ignored as replays, reordered or of an older life of the sender",
+        ) => stats.stale_heartbeats,
+        self_announcements: Counter = metric(
+            "cluster_self_announcements",
+            "Times this node raised its incarnation because none of its observers was vouched for on its side of a suspected partition",
+        ) => stats.announcements,
+        witness_accusations: Counter = metric(
+            "cluster_witness_accusations",
+            "Suspects this node accused as a stand-in for observers it could not hear from, after its probe went unanswered",
+        ) => stats.witness_accusations,
+        syncs_started: Counter = metric(
+            "cluster_anti_entropy_syncs",
+            "Anti-entropy exchanges started by this node",
+        ) => stats.syncs_started,
+        last_stats: Mutex<Stats> = unregistered(Mutex::default()),
+        healthy_nodes: Gauge = metric(
+            "cluster_healthy_nodes",
+            "Members currently HEALTHY in this node's view",
+        ),
+        nodes: Family<StatusLabels, Gauge> = metric(
+            "cluster_nodes",
+            "Members in this node's view by status",
+        ),
+        has_quorum: Gauge = metric(
+            "cluster_has_quorum",
+            "1 when this node reaches a quorum of voters, else 0",
+        ),
+        voters: Gauge = metric("cluster_voters", "Voters in this node's view"),
+        is_leader: Gauge = metric(
+            "cluster_is_leader",
+            "1 when this node is the leader it recognizes, else 0",
+        ),
+        member_phi: Family<MemberLabels, Gauge<f64, AtomicU64>> = metric(
+            "cluster_member_phi",
+            "Phi-accrual suspicion level of each member this node watches directly (absent for itself and for members others watch)",
+        ),
+        member_health: Family<MemberLabels, Gauge> = metric(
+            "cluster_member_health_score",
+            "Health score 0-100 of each member as seen here",
+        ),
+        events: Family<EventLabels, Counter> = metric(
+            "cluster_membership_events",
+            "Membership events seen by this node, by kind",
+        ),
+        failure_detection: Histogram = metric_from(
+            "cluster_failure_detection_seconds",
+            "Silence of a member, as watched by this node, when this node saw it turn FAILED",
+            Histogram::new([0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0]),
+        ),
+        propagation: Histogram = metric_from(
+            "cluster_gossip_propagation_seconds",
+            "Time from a member's start (its generation, wall clock) to this node learning of it; needs synchronized clocks",
+            Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]),
+        ),
+        handler_events: Family<HandlerLabels, Counter> = metric(
+            "cluster_event_handler_events",
+            "Events given to each node.event-handlers command (handler = its index) by outcome: \
+             ok, failed (non-zero exit or could not start), timeout (killed after \
+             node.event-handler-timeout), dropped (the handler fell too far behind)",
+        ),
+        _build_info: () = extra::register_build_info,
+        /// HTTP requests, counted by the API's middleware.
+        pub http: extra::HttpMetrics = extra::HttpMetrics::register,
+        pipeline: extra::PipelineMetrics = extra::PipelineMetrics::register,
+        process: extra::ProcessMetrics = extra::ProcessMetrics::register,
+        signal_updates: Counter = metric(
+            "cluster_signal_updates",
+            "Changes of this node's own health signals published to the cluster (at most one per node.signals-interval)",
+        ),
+        signal_update_bytes: Counter = metric(
+            "cluster_signal_update_bytes",
+            "Encoded metadata bytes of those changes: each one is gossiped to every member a bounded number of times",
+        ),
+        routed: Family<RouteLabels, Counter> = metric(
+            "gateway_routed_requests",
+            "Requests the gateway sent to each member (every attempt; role producer for writes, consumer for reads)",
+        ),
+        ejections: Family<RouteLabels, Counter> = metric(
+            "gateway_ejections",
+            "Times the gateway's outlier detection ejected each member",
+        ),
+        ejected: Family<RouteLabels, Gauge> = metric(
+            "gateway_ejected",
+            "1 while the gateway's outlier detection keeps a member out of rotation",
+        ),
+        route_weight: Family<RouteLabels, Gauge<f64, AtomicU64>> = metric(
+            "gateway_route_weight",
+            "Each member's routing weight at the gateway (health squared over peak-EWMA latency, normalized to sum 1)",
+        ),
+        retries: Family<RetryLabels, Counter> = metric(
+            "gateway_retries",
+            "Second and later attempts of a request: taken (within the retry budget) or refused",
+        ),
+        // Declared last, it takes the registry every metric above was registered in.
+        registry: Registry = std::mem::take,
+    }
 }
 
 impl Default for Metrics {
@@ -113,271 +234,11 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let counter = |registry: &mut Registry, name: &str, help: &str| {
-            let c = Counter::default();
-            registry.register(name, help, c.clone());
-            c
-        };
-        let heartbeats_sent = counter(&mut registry, "cluster_heartbeats_sent", "Heartbeats sent");
-        let heartbeats_received = counter(
-            &mut registry,
-            "cluster_heartbeats_received",
-            "Heartbeats received",
-        );
-        let failures_detected = counter(
-            &mut registry,
-            "cluster_failures_detected",
-            "Node failures detected (members this node saw turn FAILED)",
-        );
-        let messages_sent = counter(
-            &mut registry,
-            "cluster_gossip_messages_sent",
-            "Datagrams sent, all kinds",
-        );
-        let messages_received = counter(
-            &mut registry,
-            "cluster_gossip_messages_received",
-            "Datagrams received and decoded, all kinds",
-        );
-        let bytes_sent = counter(
-            &mut registry,
-            "cluster_gossip_sent_bytes",
-            "Bytes of datagrams sent",
-        );
-        let bytes_received = counter(
-            &mut registry,
-            "cluster_gossip_received_bytes",
-            "Bytes of datagrams received",
-        );
-        let decode_errors = counter(
-            &mut registry,
-            "cluster_gossip_decode_errors",
-            "Datagrams dropped because they did not decode",
-        );
-        let rejected = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "cluster_gossip_rejected",
-            "Datagrams dropped before the core by reason: rate_limited (per-source limit), \
-             unsealed (no seal while keys are on), bad_seal (wrong key, other cluster, altered), \
-             replayed (a sealed datagram seen before, too old for the replay window, or of an \
-             earlier start of its sender), member_rate_limited (per-member limit after the seal)",
-            rejected.clone(),
-        );
-        for reason in [
-            "rate_limited",
-            "unsealed",
-            "bad_seal",
-            "replayed",
-            "member_rate_limited",
-        ] {
-            // present at 0 from the start, so rate() works on the first drop
-            let _ = rejected.get_or_create(&ReasonLabels { reason });
+        let metrics = Self::declare(&mut Registry::default());
+        for reason in REJECTED_REASONS {
+            let _ = metrics.rejected.get_or_create(&ReasonLabels { reason });
         }
-        let members_refused = counter(
-            &mut registry,
-            "cluster_members_refused",
-            "Records of unknown members refused because the table is full (cluster.limits.max-members)",
-        );
-        let answers_withheld = counter(
-            &mut registry,
-            "cluster_answers_withheld",
-            "Datagrams not sent because they would have given a sender not known as a member \
-             more bytes than it sent",
-        );
-        let records_oversize = counter(
-            &mut registry,
-            "cluster_records_oversize",
-            "Records refused because their metadata exceeds cluster.limits.max-metadata-bytes",
-        );
-        let future_generations = counter(
-            &mut registry,
-            "cluster_future_generations",
-            "Datagrams and records refused because they claim a generation more than an hour past this node's clock (forged, or a host whose clock is far ahead)",
-        );
-        let stale_lives = counter(
-            &mut registry,
-            "cluster_stale_lives",
-            "Records refused because they describe a life of a member whose tombstone was already collected (replays, stale gossip)",
-        );
-        let stale_heartbeats = counter(
-            &mut registry,
-            "cluster_stale_heartbeats",
-            "Heartbeats ignored as replays, reordered or of an older life of the sender",
-        );
-        let self_announcements = counter(
-            &mut registry,
-            "cluster_self_announcements",
-            "Times this node raised its incarnation because none of its observers was vouched for on its side of a suspected partition",
-        );
-        let witness_accusations = counter(
-            &mut registry,
-            "cluster_witness_accusations",
-            "Suspects this node accused as a stand-in for observers it could not hear from, after its probe went unanswered",
-        );
-        let syncs_started = counter(
-            &mut registry,
-            "cluster_anti_entropy_syncs",
-            "Anti-entropy exchanges started by this node",
-        );
-
-        let healthy_nodes = Gauge::default();
-        registry.register(
-            "cluster_healthy_nodes",
-            "Members currently HEALTHY in this node's view",
-            healthy_nodes.clone(),
-        );
-        let nodes = Family::<StatusLabels, Gauge>::default();
-        registry.register(
-            "cluster_nodes",
-            "Members in this node's view by status",
-            nodes.clone(),
-        );
-        let has_quorum = Gauge::default();
-        registry.register(
-            "cluster_has_quorum",
-            "1 when this node reaches a quorum of voters, else 0",
-            has_quorum.clone(),
-        );
-        let voters = Gauge::default();
-        registry.register(
-            "cluster_voters",
-            "Voters in this node's view",
-            voters.clone(),
-        );
-        let is_leader = Gauge::default();
-        registry.register(
-            "cluster_is_leader",
-            "1 when this node is the leader it recognizes, else 0",
-            is_leader.clone(),
-        );
-        let member_phi = Family::<MemberLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "cluster_member_phi",
-            "Phi-accrual suspicion level of each member this node watches directly (absent for itself and for members others watch)",
-            member_phi.clone(),
-        );
-        let member_health = Family::<MemberLabels, Gauge>::default();
-        registry.register(
-            "cluster_member_health_score",
-            "Health score 0-100 of each member as seen here",
-            member_health.clone(),
-        );
-        let events = Family::<EventLabels, Counter>::default();
-        registry.register(
-            "cluster_membership_events",
-            "Membership events seen by this node, by kind",
-            events.clone(),
-        );
-        let failure_detection = Histogram::new([
-            0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0,
-        ]);
-        registry.register(
-            "cluster_failure_detection_seconds",
-            "Silence of a member, as watched by this node, when this node saw it turn FAILED",
-            failure_detection.clone(),
-        );
-        let propagation = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0]);
-        registry.register(
-            "cluster_gossip_propagation_seconds",
-            "Time from a member's start (its generation, wall clock) to this node learning of it; needs synchronized clocks",
-            propagation.clone(),
-        );
-        let handler_events = Family::<HandlerLabels, Counter>::default();
-        registry.register(
-            "cluster_event_handler_events",
-            "Events given to each node.event-handlers command (handler = its index) by outcome: \
-             ok, failed (non-zero exit or could not start), timeout (killed after \
-             node.event-handler-timeout), dropped (the handler fell too far behind)",
-            handler_events.clone(),
-        );
-        extra::register_build_info(&mut registry);
-        let http = extra::HttpMetrics::register(&mut registry);
-        let pipeline = extra::PipelineMetrics::register(&mut registry);
-        let process = extra::ProcessMetrics::register(&mut registry);
-        let signal_updates = counter(
-            &mut registry,
-            "cluster_signal_updates",
-            "Changes of this node's own health signals published to the cluster (at most one per node.signals-interval)",
-        );
-        let signal_update_bytes = counter(
-            &mut registry,
-            "cluster_signal_update_bytes",
-            "Encoded metadata bytes of those changes: each one is gossiped to every member a bounded number of times",
-        );
-        let routed = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "gateway_routed_requests",
-            "Requests the gateway sent to each member (every attempt; role producer for writes, consumer for reads)",
-            routed.clone(),
-        );
-        let ejections = Family::<RouteLabels, Counter>::default();
-        registry.register(
-            "gateway_ejections",
-            "Times the gateway's outlier detection ejected each member",
-            ejections.clone(),
-        );
-        let ejected = Family::<RouteLabels, Gauge>::default();
-        registry.register(
-            "gateway_ejected",
-            "1 while the gateway's outlier detection keeps a member out of rotation",
-            ejected.clone(),
-        );
-        let route_weight = Family::<RouteLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "gateway_route_weight",
-            "Each member's routing weight at the gateway (health squared over peak-EWMA latency, normalized to sum 1)",
-            route_weight.clone(),
-        );
-        let retries = Family::<RetryLabels, Counter>::default();
-        registry.register(
-            "gateway_retries",
-            "Second and later attempts of a request: taken (within the retry budget) or refused",
-            retries.clone(),
-        );
-        Metrics {
-            http,
-            pipeline,
-            process,
-            registry,
-            signal_updates,
-            signal_update_bytes,
-            routed,
-            ejections,
-            ejected,
-            route_weight,
-            retries,
-            heartbeats_sent,
-            heartbeats_received,
-            failures_detected,
-            messages_sent,
-            messages_received,
-            bytes_sent,
-            bytes_received,
-            decode_errors,
-            rejected,
-            members_refused,
-            answers_withheld,
-            records_oversize,
-            future_generations,
-            stale_lives,
-            stale_heartbeats,
-            self_announcements,
-            witness_accusations,
-            syncs_started,
-            last_stats: Mutex::new(Stats::default()),
-            healthy_nodes,
-            nodes,
-            has_quorum,
-            voters,
-            is_leader,
-            member_phi,
-            member_health,
-            events,
-            failure_detection,
-            propagation,
-            handler_events,
-        }
+        metrics
     }
 
     /// Counts `n` events of handler number `handler` that ended in `outcome`.
@@ -465,76 +326,7 @@ impl Metrics {
     /// Copies counters and gauges from a fresh view and the core's counters.
     pub fn observe(&self, view: &ClusterView, stats: &Stats) {
         let mut last = self.last_stats.lock().unwrap_or_else(|p| p.into_inner());
-        let pairs = [
-            (
-                &self.heartbeats_sent,
-                stats.heartbeats_sent,
-                last.heartbeats_sent,
-            ),
-            (
-                &self.heartbeats_received,
-                stats.heartbeats_received,
-                last.heartbeats_received,
-            ),
-            (
-                &self.failures_detected,
-                stats.failures_detected,
-                last.failures_detected,
-            ),
-            (&self.messages_sent, stats.messages_sent, last.messages_sent),
-            (
-                &self.messages_received,
-                stats.messages_received,
-                last.messages_received,
-            ),
-            (&self.bytes_sent, stats.bytes_sent, last.bytes_sent),
-            (
-                &self.bytes_received,
-                stats.bytes_received,
-                last.bytes_received,
-            ),
-            (&self.decode_errors, stats.decode_errors, last.decode_errors),
-            (&self.syncs_started, stats.syncs_started, last.syncs_started),
-            (
-                &self.members_refused,
-                stats.members_refused,
-                last.members_refused,
-            ),
-            (
-                &self.records_oversize,
-                stats.records_oversize,
-                last.records_oversize,
-            ),
-            (
-                &self.future_generations,
-                stats.future_generations,
-                last.future_generations,
-            ),
-            (&self.stale_lives, stats.stale_lives, last.stale_lives),
-            (
-                &self.answers_withheld,
-                stats.answers_withheld,
-                last.answers_withheld,
-            ),
-            (
-                &self.stale_heartbeats,
-                stats.stale_heartbeats,
-                last.stale_heartbeats,
-            ),
-            (
-                &self.self_announcements,
-                stats.announcements,
-                last.announcements,
-            ),
-            (
-                &self.witness_accusations,
-                stats.witness_accusations,
-                last.witness_accusations,
-            ),
-        ];
-        for (counter, now, before) in pairs {
-            counter.inc_by(now.saturating_sub(before));
-        }
+        self.follow_stats(stats, &last);
         *last = stats.clone();
         drop(last);
 
@@ -695,5 +487,41 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("cluster_heartbeats_received_total 7"));
         assert!(text.contains("cluster_witness_accusations_total 2"));
+    }
+
+    #[test]
+    fn every_declared_metric_is_in_the_registry_the_node_exports() {
+        let m = Metrics::new();
+        m.observe_pipeline(&serde_json::json!({"refusedFull": 2, "refusedNoQuorum": 1}));
+        m.observe_pipeline(&serde_json::json!({"refusedFull": 5, "refusedNoQuorum": 1}));
+        m.observe(
+            &ClusterView {
+                quorum_valid_for: Duration::ZERO,
+                self_id: "a".into(),
+                has_quorum: false,
+                leader: None,
+                voters: 0,
+                members: vec![],
+            },
+            &Stats {
+                announcements: 4,
+                ..Default::default()
+            },
+        );
+        let text = m.encode();
+        for line in [
+            // the first declared, one from each part, and the last
+            "# TYPE cluster_heartbeats_sent_total counter",
+            "cluster_gossip_rejected_total{reason=\"bad_seal\"} 0",
+            "cluster_self_announcements_total 4",
+            "# TYPE vigil_build_info gauge",
+            "# TYPE vigil_http_requests_total counter",
+            "vigil_pipeline_refused_total{status=\"429\",reason=\"queue_full\"} 5",
+            "vigil_pipeline_refused_total{status=\"503\",reason=\"no_quorum\"} 1",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE gateway_retries_total counter",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }
