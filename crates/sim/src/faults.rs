@@ -104,6 +104,7 @@ impl Sim {
     /// Drops every datagram from `from` to `to`, not the reverse. Excuses both sets.
     pub fn cut_one_way(&mut self, from: &[usize], to: &[usize]) {
         self.network_mut().cut_one_way(from, to);
+        self.supersede_heals();
         for &i in from.iter().chain(to) {
             self.procs[i].excused_until = Duration::MAX;
         }
