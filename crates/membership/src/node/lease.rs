@@ -104,6 +104,9 @@ pub(crate) struct Lease {
     restarted: BTreeMap<Arc<str>, Duration>,
     /// Non-voters, and what admission needs to know of each.
     pending: BTreeMap<Arc<str>, Pending>,
+    /// The newest configuration (number, digest) any lease message named in this life: a
+    /// process that has adopted none yet refuses candidates counting over an older one.
+    seen: Option<(u64, u64)>,
     /// The voter configuration each member reported in its latest answer to this node's
     /// rounds, where it is this node's (or newer): a configuration this node stamped is
     /// confirmed once quorums of it and of the one before adopted it (see `node::seats`).
@@ -131,6 +134,13 @@ pub(super) struct Request {
 }
 
 impl Lease {
+    /// Notes a configuration a lease message named (see `Lease::seen`).
+    fn see(&mut self, epoch: u64, digest: u64) {
+        if self.seen.is_none_or(|(e, _)| epoch > e) {
+            self.seen = Some((epoch, digest));
+        }
+    }
+
     /// Whether this node holds the leader's lease at `now`.
     pub fn leads(&self, now: Duration) -> bool {
         self.until.is_some_and(|u| now < u)
@@ -359,8 +369,14 @@ impl Node {
         if self.lease.open.len() > ROUNDS_KEPT {
             self.lease.open.pop_front();
         }
-        self.promise(Arc::from(self.me.as_str()), generation, now + length);
         let (epoch, digest) = self.table.seats.adopted();
+        // A process that has adopted no configuration counts over nothing and cannot win:
+        // its round only asks which configuration the others count over (their answers
+        // carry it). Promising itself would keep its grant from the candidates that can win
+        // (a restarted founder, the smallest voter, stood forever: trials seed 1, trial 926).
+        if epoch > 0 {
+            self.promise(Arc::from(self.me.as_str()), generation, now + length);
+        }
         let announce = valid_ms == 0 || self.table.seats.unconfirmed() || !self.all_informed();
         let msg = Message::LeaseRequest {
             from: self.sender(),
@@ -450,6 +466,7 @@ impl Node {
         let informs = match digest {
             None => true,
             Some(d) => {
+                self.lease.see(epoch, d);
                 self.table.adopt(epoch, d);
                 let (mine, my_digest) = self.table.seats.adopted();
                 epoch > mine || (epoch == mine && d == my_digest)
@@ -498,6 +515,7 @@ impl Node {
         // Requests announce the configuration their sender counts over: adopted here once
         // this table holds exactly its seats.
         if let Some(d) = digest {
+            self.lease.see(epoch, d);
             self.table.adopt(epoch, d);
         }
         if valid_ms > 0 {
@@ -620,12 +638,24 @@ impl Node {
 
     /// Whether a candidate counting over configuration `epoch` with `digest` counts over
     /// this node's adopted configuration or a newer one.
+    ///
+    /// A process that has adopted none in this life (it restarted, and its table does not
+    /// hold any configuration it heard of) compares with the newest one it heard of instead:
+    /// after a leader that stamped a promotion was lost before anyone adopted it, no table
+    /// holds a configuration anyone adopted, and a restarted voter that refused every
+    /// candidate kept the cluster without a leader (trials seed 1, trial 926).
     fn seats_current(&self, epoch: u64, digest: Option<u64>) -> bool {
-        let (mine, my_digest) = self.table.seats.adopted();
         let Some(digest) = digest else {
             return false;
         };
-        mine > 0 && (epoch > mine || (epoch == mine && digest == my_digest))
+        let (mine, my_digest) = match self.table.seats.adopted() {
+            (0, _) => match self.lease.seen {
+                Some(seen) => seen,
+                None => return false,
+            },
+            adopted => adopted,
+        };
+        epoch > mine || (epoch == mine && digest == my_digest)
     }
 
     /// Whether every live member has reported adopting this node's configuration: its

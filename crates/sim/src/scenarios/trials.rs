@@ -464,3 +464,23 @@ fn sizes_str(groups: &[Vec<usize>]) -> String {
     let s: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
     s.join("|")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trials that found liveness bugs of numbered voter configurations (issue 13): a
+    /// founder that restarted before anyone adopted the configuration naming its joining
+    /// members (seed 1, trial 2; seed 2, trial 2: a restart dropped the joining marks) and
+    /// one that restarted after stamping a promotion nobody adopted (seed 1, trial 926: it
+    /// stood forever as the smallest voter and promised itself). Each must now hold every
+    /// invariant to the end.
+    #[test]
+    fn trials_where_a_restarted_founder_lost_its_configuration_recover() {
+        for (seed, k) in [(1, 2), (2, 2), (1, 926)] {
+            let p = ScenarioParams::new(Scenario::Trials, 3, seed);
+            let report = run_one(&p, k).unwrap();
+            assert_eq!(report.violation, None, "seed {seed}, trial {k}");
+        }
+    }
+}
