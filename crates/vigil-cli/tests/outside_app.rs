@@ -57,7 +57,9 @@ fn target_dir() -> PathBuf {
 /// Writes and builds the application; returns its binary.
 fn build_app() -> PathBuf {
     let dir = harness::scratch("outside-app");
+    // the library crate, beside this binary's crate
     let vigil = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vigil")
         .canonicalize()
         .unwrap();
     std::fs::create_dir_all(dir.join("src")).unwrap();

@@ -73,6 +73,14 @@ pub fn rank(
     keyed.into_iter().map(|(_, _, c)| c).collect()
 }
 
+/// Whether `view` has a HEALTHY member of `role` with an HTTP address: one [`rank`] would
+/// route to.
+pub fn routable(view: &ClusterView, role: &str) -> bool {
+    view.members
+        .iter()
+        .any(|m| m.role == role && m.status == Status::Healthy && m.http_addr.is_some())
+}
+
 /// The zone of this node, as its own view records it.
 pub fn own_zone(view: &ClusterView) -> String {
     view.member(&view.self_id)
@@ -87,16 +95,15 @@ pub struct ViewWatch {
     rx: watch::Receiver<Option<Taken>>,
     tx: Arc<watch::Sender<Option<Taken>>>,
     handle: Handle,
-    /// Held while [`ViewWatch::quorum`] asks the node, so that requests arriving together
-    /// wait for one answer rather than each asking.
-    asking: Arc<tokio::sync::Mutex<()>>,
+    /// Held while [`ViewWatch::current_where`] asks the node, so that requests arriving
+    /// together wait for one answer rather than each asking; holds when it last asked.
+    asking: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 /// A snapshot and when it was taken.
 type Taken = (Instant, Arc<Snapshot>);
 
-/// A copy younger than this is not replaced by [`ViewWatch::quorum`]: it bounds how often a
-/// node without quorum is asked, whatever the rate of refused requests.
+/// [`ViewWatch::current_where`] asks the node at most this often.
 const FRESH: Duration = Duration::from_millis(20);
 
 impl ViewWatch {
@@ -130,7 +137,7 @@ impl ViewWatch {
             rx,
             tx,
             handle,
-            asking: Arc::new(tokio::sync::Mutex::new(())),
+            asking: Arc::new(tokio::sync::Mutex::new(None)),
         };
         (watch, task)
     }
@@ -140,31 +147,36 @@ impl ViewWatch {
         self.rx.borrow().as_ref().map(|(_, s)| s.clone())
     }
 
-    /// Whether the node holds quorum. A copy that says so is believed; one
-    /// that does not (or no copy yet) is first replaced by a snapshot taken now, unless it is
-    /// younger than [`FRESH`]: the copy can be up to a refresh period old, and a request
-    /// refused for a quorum the node gained a moment ago (a lease granted since the last
-    /// refresh) would be refused by the view of the past. Checking again only on the way to
-    /// a refusal keeps the normal path free of a round trip to the runtime task.
+    /// Whether the node holds quorum: [`ViewWatch::current_where`] with quorum as the test.
     pub async fn quorum(&self) -> bool {
         let holds = |s: &Snapshot| s.view.has_quorum;
-        if self.current().is_some_and(|s| holds(&s)) {
-            return true;
+        self.current_where(holds).await.is_some_and(|s| holds(&s))
+    }
+
+    /// The latest copy if `good` holds for it; otherwise a snapshot taken now, unless this
+    /// was asked less than [`FRESH`] ago (then the latest copy). The copy can be up to a
+    /// refresh period old, and a request refused for what the node gained a moment ago (a
+    /// lease granted, a producer turned HEALTHY since the last refresh) would be refused by
+    /// the view of the past. Asking again only on the way to a refusal keeps the normal path
+    /// free of a round trip to the runtime task, and [`FRESH`] bounds how often a node that
+    /// really lacks it is asked, whatever the rate of refused requests.
+    pub async fn current_where(&self, good: impl Fn(&Snapshot) -> bool) -> Option<Arc<Snapshot>> {
+        if let Some(s) = self.current().filter(|s| good(s)) {
+            return Some(s);
         }
-        let _asking = self.asking.lock().await;
-        let latest = self.rx.borrow().clone();
-        if let Some((at, s)) = latest {
-            if holds(&s) || at.elapsed() < FRESH {
-                return holds(&s);
-            }
+        let mut asked = self.asking.lock().await;
+        let latest = self.current();
+        if latest.as_ref().is_some_and(|s| good(s)) || asked.is_some_and(|t| t.elapsed() < FRESH) {
+            return latest;
         }
         match self.handle.snapshot().await {
             Ok(s) => {
                 let s = Arc::new(s);
+                *asked = Some(Instant::now());
                 let _ = self.tx.send(Some((Instant::now(), s.clone())));
-                holds(&s)
+                Some(s)
             }
-            Err(_) => false,
+            Err(_) => latest,
         }
     }
 }

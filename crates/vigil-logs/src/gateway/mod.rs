@@ -134,6 +134,20 @@ impl Gateway {
             .collect()
     }
 
+    /// [`Gateway::order`], with a copy of the view that has no member to route to checked
+    /// against the node first (see [`routing::ViewWatch::current_where`]).
+    async fn routable_order(&self, role: &'static str) -> Vec<routing::Candidate> {
+        let order = self.order(role);
+        if !order.is_empty() {
+            return order;
+        }
+        // the balancer's role names are the members' roles
+        self.view
+            .current_where(|s| routing::routable(&s.view, role))
+            .await;
+        self.order(role)
+    }
+
     /// Whether the `k`-th attempt (from 0) of a request to `role` may go: the first always,
     /// later ones while the retry budget lasts.
     fn may_attempt(&self, role: &'static str, k: usize) -> bool {
@@ -312,7 +326,7 @@ async fn post_logs(
     }
     let n = events.len();
     let body: Vec<_> = events.iter().map(LogEvent::to_out).collect();
-    let candidates = g.order(WRITES);
+    let candidates = g.routable_order(WRITES).await;
     if candidates.is_empty() {
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -401,7 +415,7 @@ async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Respons
     if let Some(body) = g.cache.get(&key).await {
         return json_response(StatusCode::OK, body, "cache", "HIT");
     }
-    let candidates = g.order(READS);
+    let candidates = g.routable_order(READS).await;
     if candidates.is_empty() {
         return error_body(
             StatusCode::SERVICE_UNAVAILABLE,
