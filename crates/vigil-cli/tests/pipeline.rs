@@ -332,6 +332,19 @@ async fn without_quorum_writes_are_refused_whole_and_flow_again_after() {
             },
         )
         .await;
+    // The producer's lease may run a little longer than the gateway's: a write it takes
+    // while it still holds quorum is queued, not refused (its 503 is then the ack timeout,
+    // and the batch arrives after the heal).
+    c.wait_for(
+        "the producer loses quorum",
+        Duration::from_secs(30),
+        || async {
+            c.status("producer")
+                .await
+                .is_some_and(|s| s["hasQuorum"] == false)
+        },
+    )
+    .await;
     // The gateway's copy of the view follows within 200 ms.
     let gateway_logs = c.node("gateway").url("/api/logs");
     c.wait_for(

@@ -147,10 +147,22 @@ impl ViewWatch {
         self.rx.borrow().as_ref().map(|(_, s)| s.clone())
     }
 
-    /// Whether the node holds quorum: [`ViewWatch::current_where`] with quorum as the test.
+    /// Whether the node holds quorum. A copy that says so is believed only for as long as
+    /// the node said its quorum would last (`quorumValidForMs` when the copy was taken): a
+    /// copy up to a refresh period old must not accept writes the node would refuse now.
+    /// Otherwise [`ViewWatch::current_where`] asks the node.
     pub async fn quorum(&self) -> bool {
+        let valid =
+            |at: Instant, s: &Snapshot| s.view.has_quorum && at.elapsed() < s.view.quorum_valid_for;
+        if let Some((at, s)) = self.rx.borrow().clone() {
+            if valid(at, &s) {
+                return true;
+            }
+        }
+        // A snapshot that says quorum when taken is good: its validity starts now.
         let holds = |s: &Snapshot| s.view.has_quorum;
-        self.current_where(holds).await.is_some_and(|s| holds(&s))
+        let s = self.current_where(|_| false).await;
+        s.is_some_and(|s| holds(&s))
     }
 
     /// The latest copy if `good` holds for it; otherwise a snapshot taken now, unless this
