@@ -194,6 +194,11 @@ impl Table {
         if let Some(s) = seats.diff.get(id) {
             return *s;
         }
+        self.table_seat(id)
+    }
+
+    /// The seat of `id` in this table now.
+    fn table_seat(&self, id: &str) -> Seat {
         self.get(id).map_or(Seat::None, |e| Seat::of(&e.record))
     }
 
@@ -203,7 +208,7 @@ impl Table {
     fn config_size(&self, which: Config) -> (usize, usize) {
         let (mut voters, mut joining) = (self.voters(), self.joining.len());
         let mut adjust = |id: &str, seat: Seat| {
-            let now = self.get(id).map_or(Seat::None, |e| Seat::of(&e.record));
+            let now = self.table_seat(id);
             let left = self
                 .get(id)
                 .is_some_and(|e| e.record.liveness == Liveness::Left);
