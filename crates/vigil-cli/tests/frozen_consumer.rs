@@ -3,9 +3,12 @@
 //! keeps answering from the other consumer.
 //!
 //! Four `vigil node` processes (coordinator, gateway, consumer-a, consumer-b). Failure
-//! detection is set slow (a 20 s acceptable heartbeat pause) so that the frozen consumer stays
-//! HEALTHY in the view for the whole test: what takes it out of the reads is the gateway's
-//! own measurements, not membership. Query caching is off so that every read is routed.
+//! detection is set slow (a 20 s acceptable heartbeat pause, and a 20 s probe timeout: an
+//! observer that has not yet heard from a subject probes it after one heartbeat interval of
+//! silence and accuses it when the probe goes unanswered, which shortly after start-up made
+//! the frozen consumer SUSPECT within a second) so that the frozen consumer stays HEALTHY in
+//! the view for the whole test: what takes it out of the reads is the gateway's own
+//! measurements, not membership. Query caching is off so that every read is routed.
 //!
 //! `cargo test -p vigil-cli --test frozen_consumer -- --nocapture`
 
@@ -22,6 +25,8 @@ cluster:
     acceptable-heartbeat-pause: 20s
   failure:
     timeout: 60s
+  monitoring:
+    probe-timeout: 20s
 services:
   cache:
     ttl: 0s
