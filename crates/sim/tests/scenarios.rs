@@ -185,6 +185,29 @@ fn a_restart_supersedes_the_old_generation_at_once() {
     assert!(sim.tracker(known).all_s().unwrap() < 5.0);
 }
 
+/// Members started before the founder find each other through their seeds first: they are
+/// not alone, but know no voter. They kept probing one seed per rejoin interval, and the
+/// founder answers a stranger's probe with no table, so they never joined (seed 2: n00000
+/// starts last; after 30 s it led a cluster of one beside three voterless members).
+#[test]
+fn members_started_before_the_founder_join_it() {
+    let mut c = SimConfig::new(4, 2);
+    c.start_spread = Duration::from_millis(1500);
+    let mut sim = Sim::new(c).unwrap();
+    let founder_last = |s: &Sim| s.live_len() == 3 && s.node(0).is_none();
+    assert!(
+        sim.wait_for(Duration::from_millis(1500), founder_last)
+            .unwrap()
+            .is_some(),
+        "the seed no longer starts the founder last: pick another"
+    );
+    let all = |s: &Sim| s.live_len() == 4 && (0..4).all(|i| s.holds_quorum(i)) && s.converged();
+    assert!(sim
+        .wait_for(Duration::from_secs(20), all)
+        .unwrap()
+        .is_some());
+}
+
 #[test]
 fn a_short_noisy_run_converges_without_false_positives() {
     let r = run(&params(Scenario::Jitter, 10, 8, 120));

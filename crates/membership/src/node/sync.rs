@@ -279,13 +279,19 @@ impl Node {
         Ok(contacted)
     }
 
-    /// While alone, knock on every seed each second; afterwards probe one seed per rejoin
-    /// interval (a mismatching summary in its answer starts a sync).
+    /// Until this node is in a founded cluster (alone, or knowing no voter), knock on every
+    /// seed each second; afterwards probe one seed per rejoin interval (a mismatching
+    /// summary in its answer starts a sync).
+    ///
+    /// Members that started before their founder find each other first: they are not alone,
+    /// but a cluster without a voter is nobody's. A probe would not get them in: the founder
+    /// answers a stranger no more than it sent (see `answer_budget`), and takes tables only
+    /// from seated members, so only a join does.
     pub(super) fn contact_seeds(&mut self, now: Duration, out: &mut impl Output) {
         if now < self.next_seed_contact || self.seeds.is_empty() {
             return;
         }
-        let alone = self.table.rings().len() <= 1;
+        let alone = self.table.rings().len() <= 1 || self.table.voters() == 0;
         if alone {
             self.next_seed_contact = now + Duration::from_secs(1);
             let join = self.join_message(self.my_record().clone());
