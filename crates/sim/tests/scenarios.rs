@@ -208,6 +208,30 @@ fn members_started_before_the_founder_join_it() {
         .is_some());
 }
 
+/// The leader stamps the promotion of the members that joined it and is lost, together
+/// with one of them, before any lease message carried the promotion's number; both come
+/// back with new lives a few seconds later. The others' tables hold the promotion, but they
+/// had adopted only the joining configuration, whose quorum needs the lost leader's seat;
+/// the restarted ones had adopted nothing. Nobody held quorum again (seed 1: four members,
+/// the two killed 200 ms after all four first held quorum). Now the others adopt the
+/// promotion they hear of (`Table::adopt_promotion`).
+#[test]
+fn a_leader_lost_right_after_promoting_leaves_a_cluster_that_recovers() {
+    let mut c = SimConfig::new(4, 1);
+    c.start_spread = Duration::from_millis(1500);
+    let mut sim = Sim::new(c).unwrap();
+    let all = |s: &Sim| s.live_len() == 4 && (0..4).all(|i| s.holds_quorum(i));
+    let t = sim.wait_for(Duration::from_secs(30), all).unwrap().unwrap();
+    sim.run_until(t + Duration::from_millis(200)).unwrap();
+    sim.crash(0);
+    sim.crash(3);
+    sim.run_for(Duration::from_secs(3)).unwrap();
+    sim.restart(0);
+    sim.restart(3);
+    let back = sim.now() + Duration::from_secs(30);
+    assert!(sim.wait_for(back, all).unwrap().is_some());
+}
+
 #[test]
 fn a_short_noisy_run_converges_without_false_positives() {
     let r = run(&params(Scenario::Jitter, 10, 8, 120));

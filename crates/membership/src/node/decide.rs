@@ -10,8 +10,15 @@ use crate::member::Liveness;
 
 impl Node {
     pub(super) fn decide(&mut self, now: Duration, out: &mut impl Output) {
-        if self.table.voters() == 0 && self.bootstrap_at.is_some_and(|t| now >= t) {
-            // The bootstrap node founds the cluster (see `Node::new`).
+        if self.table.voters() == 0
+            && self.table.joining.is_empty()
+            && self.bootstrap_at.is_some_and(|t| now >= t)
+        {
+            // The bootstrap node founds the cluster (see `Node::new`). Not over a table that
+            // holds seats: members marked joining prove a cluster exists, and this is its
+            // founder restarted before the news of its own seat came back (founding then
+            // stamped a first configuration that no other member's matched, and every voter
+            // refused it as a candidate: a pipeline test lost quorum for good).
             self.synced = true;
             let mut me = self.my_record().clone();
             me.voter = true;
@@ -25,6 +32,11 @@ impl Node {
         // Whatever changed the seats (these decisions, a voter's leave, an earlier leader's
         // decision heard late) becomes the next numbered configuration (see `node::seats`).
         self.stamp_seats(now);
+        // A promotion heard here is the configuration its leader stamped (see
+        // `Table::adopt_promotion`); the leader itself counts it jointly until confirmed.
+        if !self.lease.leads(now) {
+            self.table.adopt_promotion();
+        }
     }
 
     /// Evicts members failed for the grace period, on quorum proven after they failed; at

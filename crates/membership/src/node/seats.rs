@@ -80,6 +80,10 @@ pub(crate) struct Seats {
     /// While this node's own newest configuration is unconfirmed: the previous one, as the
     /// seats in which it differs from the adopted one.
     previous: Option<BTreeMap<Arc<str>, Seat>>,
+    /// Whether the adopted configuration was derived here (see [`Table::adopt_promotion`])
+    /// rather than named by a lease message: a configuration of the same number that a
+    /// message names may then replace it.
+    derived: bool,
 }
 
 impl Seats {
@@ -133,6 +137,7 @@ impl Seats {
         self.adopted_digest = digest;
         self.diff = diff;
         self.previous = None;
+        self.derived = false;
     }
 
     /// Makes the table's seats now the next configuration, keeping the adopted one as the
@@ -164,7 +169,8 @@ impl Table {
     /// could never count over anything (a one-voter cluster whose founder restarted).
     pub fn adopt(&mut self, epoch: u64, digest: u64) -> bool {
         let seats = &self.seats;
-        if epoch <= seats.epoch {
+        let replaces = epoch == seats.epoch && seats.derived && digest != seats.adopted_digest;
+        if epoch <= seats.epoch && !replaces {
             return false;
         }
         if digest == seats.digest() {
@@ -181,6 +187,42 @@ impl Table {
             return true;
         }
         false
+    }
+
+    /// Adopts the configuration that promotes every joining member of the adopted one, on
+    /// this node's own, once this table holds exactly that promotion's seats.
+    ///
+    /// Why: a leader promotes only once the joining configuration is confirmed, and stamps
+    /// the promotion at once, as the next number and the digest of these very seats; but if
+    /// it was lost before any lease message carried that number, nobody else could adopt
+    /// it, and the joining configuration needs its voters' majority. A founder killed right
+    /// after promoting the members that joined it left them without a leader for good (a
+    /// three-member cluster whose first member was killed a second after start).
+    ///
+    /// Safe because a promotion needs no joint quorum: the joining configuration's quorums
+    /// include a majority of its voters and joining members together, which are exactly the
+    /// promotion's voters, so every quorum of one meets every quorum of the other. The next
+    /// change from a leader counting over it is one step from it as usual.
+    pub fn adopt_promotion(&mut self) -> bool {
+        let seats = &self.seats;
+        if seats.epoch == 0
+            || seats.previous.is_some()
+            || seats.diff.is_empty()
+            || !self.joining.is_empty()
+        {
+            return false;
+        }
+        let promoted = seats
+            .diff
+            .iter()
+            .all(|(id, adopted)| *adopted == Seat::Joining && self.table_seat(id) == Seat::Voter);
+        if !promoted {
+            return false;
+        }
+        let (epoch, digest) = (seats.epoch + 1, seats.digest());
+        self.seats.take(epoch, digest, BTreeMap::new());
+        self.seats.derived = true;
+        true
     }
 
     /// The seat of `id` in configuration `which`.

@@ -81,3 +81,46 @@ fn voters_that_missed_an_eviction_and_the_evicted_never_elect_a_second_leader() 
     // Every configuration either side may count over has a majority on n2's side.
     assert_eq!(leaders(&p), vec!["n2".to_string()]);
 }
+
+/// The founder, still the only voter, is lost right after it marked the others joining, and
+/// comes back at once with its first command line (no seeds). Its table soon holds the
+/// others' joining marks, but not yet its own seat (news of its new life has to go round
+/// first), and it used to found a cluster over them: a first configuration that matched no
+/// other member's, so they refused it as a candidate and nobody held quorum again (the
+/// pipeline test's coordinator, 2 of 5 runs).
+#[test]
+fn a_founder_restarted_alone_among_joining_members_does_not_found_again() {
+    let mut p = Pump::new(4, Config::default());
+    let marked = |p: &Pump| {
+        (1..4).all(|i| {
+            p.nodes[0]
+                .record(&format!("n{i}"))
+                .is_some_and(|r| r.joining)
+        })
+    };
+    let deadline = p.now + MS(5000);
+    while !marked(&p) {
+        assert!(p.now < deadline, "n0 marked nobody joining");
+        p.run_for(MS(1));
+    }
+    let identity = Identity {
+        id: "n0".into(),
+        addr: super::tests::addr(0),
+        generation: 2,
+        meta: Metadata {
+            role: "test".into(),
+            zone: "z".into(),
+            ..Default::default()
+        },
+        cluster: "test".into(),
+    };
+    p.nodes[0] = Node::new(identity, Config::default(), Vec::new(), p.now, 7).unwrap();
+    let deadline = p.now + MS(15_000);
+    while !(0..4).all(|i| p.nodes[i].has_quorum()) {
+        assert!(
+            p.now < deadline,
+            "no quorum everywhere within 15 s of the founder's restart"
+        );
+        p.run_for(MS(10));
+    }
+}
