@@ -117,3 +117,84 @@ async fn a_killed_node_is_failed_evicted_and_rejoins_with_a_new_generation() {
         restarted.elapsed().as_millis()
     );
 }
+
+/// The first node, started without seeds, is killed, evicted, and restarted with the same
+/// command line. Nobody talks to an evicted member, so it founded a second cluster of one:
+/// a second leader beside the one the other two elected. Now it remembers its peers
+/// (`node.peers-file`) and rejoins them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_founder_restarted_without_seeds_rejoins_its_cluster() {
+    let _guard = harness::exclusive().await;
+    const THREE: [&str; 3] = ["f1", "f2", "f3"];
+    let mut cluster = Cluster::new("refound", "cluster:\n  eviction:\n    grace-period: 2s\n");
+    for id in THREE {
+        cluster.start(id);
+    }
+    cluster
+        .wait_for(
+            "3 voters, 3 HEALTHY everywhere",
+            Duration::from_secs(30),
+            || async {
+                let mut all = cluster.all_see_healthy(&THREE, 3).await;
+                for id in THREE {
+                    all &= cluster.status(id).await.is_some_and(|s| s["voters"] == 3);
+                }
+                all
+            },
+        )
+        .await;
+    let peers = cluster.dir.join(".vigil/data/f1.peers");
+    cluster
+        .wait_for(
+            "f1 remembers its two peers",
+            Duration::from_secs(10),
+            || async { std::fs::read_to_string(&peers).is_ok_and(|t| t.lines().count() == 2) },
+        )
+        .await;
+    let (gossip, http) = (cluster.node("f1").gossip, cluster.node("f1").http);
+    cluster.node("f1").signal(Signal::SIGKILL);
+    assert!(cluster
+        .node_mut("f1")
+        .wait_exit(Duration::from_secs(5))
+        .is_some());
+    cluster
+        .wait_for(
+            "f2 and f3 evict f1 and lead on",
+            Duration::from_secs(30),
+            || async {
+                let mut all = true;
+                for id in ["f2", "f3"] {
+                    all &= cluster.status(id).await.is_some_and(|s| {
+                        s["hasQuorum"] == true
+                            && s["voters"] == 2
+                            && s["membership"].get("f1").is_none()
+                    });
+                }
+                all
+            },
+        )
+        .await;
+    // the first node is everyone's seed and gets none itself: restarted as it was started
+    cluster.start_at("f1", gossip, http);
+
+    // Until all three see each other again, f1 must never lead a cluster of its own.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = cluster.status("f1").await {
+            assert!(
+                !(s["hasQuorum"] == true && s["voters"] == 1),
+                "the restarted founder founded a cluster of one: {s}\n{}",
+                cluster.logs_tail(30)
+            );
+        }
+        if cluster.all_see_healthy(&THREE, 3).await {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no quorum with all three within 30 s of the restart\n{}",
+            cluster.logs_tail(30)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

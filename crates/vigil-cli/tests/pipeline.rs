@@ -312,17 +312,11 @@ async fn without_quorum_writes_are_refused_whole_and_flow_again_after() {
         .unwrap();
     assert_eq!(r.status(), 400);
 
-    // Two of four gone: the gateway and the producer are a minority. That needs four
-    // voters: members hold quorum as followers before they are admitted, and killing the
-    // founder while it is the only voter is another case (see the session notes of issue 13).
-    c.wait_for("four voters", Duration::from_secs(30), || async {
-        let mut all = true;
-        for id in ["coordinator", "gateway", "producer", "consumer"] {
-            all &= c.status(id).await.is_some_and(|s| s["voters"] == 4);
-        }
-        all
-    })
-    .await;
+    // Two of four gone, the coordinator (the founder) among them: the gateway and the
+    // producer hold no quorum, whether all four are voters by now or the coordinator is still
+    // the only one. Killed while it was the only voter and restarted (without seeds, as it
+    // was started) before the news of its own seat came back, it used to found a cluster
+    // anew over the others' joining marks, and no quorum came back (2 of 5 runs).
     let coordinator = (c.node("coordinator").gossip, c.node("coordinator").http);
     let consumer = (c.node("consumer").gossip, c.node("consumer").http);
     let consumer_env = c.node("consumer").env.clone();

@@ -285,6 +285,8 @@ pub const KEYS: &[Key] = &[
     key("node.http", field!(http), None, "address the HTTP API binds"),
     key("node.http-advertise", field!(http_advertise), None, "HTTP address published to peers (default: node.http, or the advertised host with node.http's port)"),
     key("node.seeds", field!(seeds), None, "host:port gossip addresses to join through; none = bootstrap a new cluster"),
+    key("node.remember-peers", field!(remember_peers), None, "keep the addresses of the members last seen in node.peers-file and add them to the seeds at the next start, so that a node restarted without seeds rejoins its cluster instead of founding a second one; false = remember nothing"),
+    key("node.peers-file", field!(peers_file), None, "file of node.remember-peers; empty = .vigil/data/<node id>.peers (relative to the working directory)"),
     key("node.leave-linger", field!(leave_linger), d(60), "how long a leaving node keeps gossiping so that its departure spreads"),
     key("node.signals-interval", field!(signals_interval, check at_least(Duration::from_millis(100), "must be at least 100ms")), d(60), "how often the node measures its own CPU, pressure, lag, memory, latency and error signals"),
     key("node.event-handlers", field!(event_handlers, check few_event_handlers), None, "commands run (sh -c) once per membership event, with VIGIL_EVENT, VIGIL_MEMBER_ID, VIGIL_STATUS, ... in the environment and the event's JSON on stdin; at most 16, no comma inside a command (call a script)"),

@@ -62,6 +62,10 @@ pub struct Settings {
     pub http_advertise: Option<String>,
     /// `node.seeds`.
     pub seeds: Vec<String>,
+    /// `node.remember-peers`.
+    pub remember_peers: bool,
+    /// `node.peers-file` (empty: `.vigil/data/<node id>.peers`).
+    pub peers_file: Option<String>,
     /// `node.tags.*`.
     pub tags: BTreeMap<String, String>,
     /// `node.leave-linger`.
@@ -211,6 +215,8 @@ impl Default for Settings {
             http: "127.0.0.1:8080".into(),
             http_advertise: None,
             seeds: Vec::new(),
+            remember_peers: true,
+            peers_file: None,
             tags: BTreeMap::new(),
             leave_linger: Duration::from_secs(1),
             signals_interval: Duration::from_secs(1),

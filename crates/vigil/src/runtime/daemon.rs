@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Handle, NodeInfo, NodeRuntime, Options};
+use super::{peers, Handle, NodeInfo, NodeRuntime, Options};
 use crate::api::{self, AppState};
 use crate::config::{self, Settings};
 use crate::security::{store, Key, Keyring};
@@ -24,6 +24,8 @@ use crate::transport::udp::UdpTransport;
 
 /// How long to keep trying to resolve seed names at start (DNS in containers comes late).
 const SEED_RESOLVE_PATIENCE: Duration = Duration::from_secs(10);
+/// How often the remembered peers are brought up to date (`node.peers-file`).
+const PEERS_FILE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A configuration error found at start, naming where `key`'s value came from.
 fn config_error(settings: &Settings, key: &str, value: &str, reason: &str) -> anyhow::Error {
@@ -105,6 +107,8 @@ async fn resolve_seeds(seeds: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
 /// robin) follows them as they come and go. Ends with `stop`.
 async fn refresh_seeds(
     names: Vec<String>,
+    remembered: Vec<SocketAddr>,
+    me: SocketAddr,
     mut current: Vec<SocketAddr>,
     every: Duration,
     handle: crate::runtime::Handle,
@@ -132,7 +136,11 @@ async fn refresh_seeds(
             }
         }
         // A name that resolves to nothing at the moment keeps the addresses it had.
-        if fresh.is_empty() || fresh == current {
+        if fresh.is_empty() {
+            continue;
+        }
+        let fresh = peers::seeds_with(&fresh, &remembered, me);
+        if fresh == current {
             continue;
         }
         current = fresh;
@@ -334,7 +342,24 @@ pub async fn start_with(
     } else {
         (None, settings.http_advertise.clone())
     };
-    let seeds = resolve_seeds(&settings.seeds).await?;
+    let configured_seeds = resolve_seeds(&settings.seeds).await?;
+    let peers_file = settings.remember_peers.then(|| {
+        PathBuf::from(
+            settings
+                .peers_file
+                .clone()
+                .unwrap_or_else(|| format!(".vigil/data/{}.peers", settings.id)),
+        )
+    });
+    let remembered = peers_file.as_deref().map(peers::load).unwrap_or_default();
+    let seeds = peers::seeds_with(&configured_seeds, &remembered, advertise);
+    if !remembered.is_empty() {
+        info!(
+            remembered = remembered.len(),
+            file = %peers_file.as_deref().unwrap_or_else(|| std::path::Path::new("")).display(),
+            "seeds include the members remembered from the last run"
+        );
+    }
 
     let generation = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -422,10 +447,21 @@ pub async fn start_with(
             },
         },
     };
+    if let Some(path) = peers_file {
+        tasks.push(tokio::spawn(peers::keep(
+            path,
+            remembered.clone(),
+            state.handle.clone(),
+            PEERS_FILE_INTERVAL,
+            http_stop.clone(),
+        )));
+    }
     if !settings.seeds.is_empty() {
         // re-resolves seed names (a headless Service's) and hands new addresses to the node
         tasks.push(tokio::spawn(refresh_seeds(
             settings.seeds.clone(),
+            remembered,
+            advertise,
             seeds.clone(),
             settings.protocol.seed_rejoin_interval,
             state.handle.clone(),

@@ -23,6 +23,7 @@ pub mod daemon;
 pub mod events;
 pub mod handlers;
 pub mod open_files;
+mod peers;
 pub mod signals;
 
 use std::collections::HashMap;
