@@ -23,7 +23,7 @@ impl Node {
             let mut me = self.my_record().clone();
             me.voter = true;
             self.apply_record(now, &me, Source::Local, out);
-            self.table.seats.found();
+            self.table.seats.stamp_confirmed();
         }
         // Admissions and evictions change the voter set: only the leader takes them, on quorum
         // proven after what it decides on (see `node::lease`).

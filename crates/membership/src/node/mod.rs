@@ -887,10 +887,21 @@ impl Node {
             .record(id)
             .cloned()
             .ok_or_else(|| CommandError::UnknownMember(id.to_string()))?;
+        let seated = rec.voter || rec.joining;
         rec.liveness = Liveness::Removed;
         rec.voter = false;
         rec.joining = false;
         self.apply_record(now, &rec, Source::Local, out);
+        // With a leader, the removal waits for it to take the change into its next
+        // configuration. Without one, the configuration still counts the removed seat, and
+        // members that lost a majority of their voters for good could never elect a leader
+        // again, however many of the dead the operator removed. So the operator's word is
+        // also a configuration here: the table's seats, stamped as the next number. The
+        // others adopt it when this node stands (newer, and their tables hold the same
+        // seats once the removal spread).
+        if seated && !self.has_quorum() && self.table.seats.adopted().0 > 0 {
+            self.table.seats.stamp_confirmed();
+        }
         Ok(())
     }
 

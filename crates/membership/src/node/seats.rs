@@ -148,8 +148,10 @@ impl Seats {
         self.adopted_digest = self.digest();
     }
 
-    /// Founds the first configuration: the bootstrap node's own seat.
-    pub fn found(&mut self) {
+    /// Makes the table's seats the next configuration, confirmed at once: the founder's first
+    /// one (its own seat), and an operator's removal while no leader holds quorum
+    /// (`Node::force_remove`).
+    pub fn stamp_confirmed(&mut self) {
         self.stamp();
         self.previous = None;
     }

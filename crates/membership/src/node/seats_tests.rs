@@ -124,3 +124,43 @@ fn a_founder_restarted_alone_among_joining_members_does_not_found_again() {
         p.run_for(MS(10));
     }
 }
+
+/// Four of seven voters are gone for good. The three left cannot hold quorum (as in any
+/// quorum system) until the operator removes the dead one by one (`vigil force-leave`).
+/// With numbered configurations that never helped: nobody led, so no configuration ever
+/// dropped the removed seats, and the three stayed without quorum however many were
+/// removed. Now a removal without a leader is stamped by the node the operator told.
+#[test]
+fn survivors_of_a_lost_majority_lead_again_once_the_operator_removes_the_dead() {
+    let mut p = Pump::new(7, Config::default());
+    let deadline = p.now + MS(20_000);
+    while !(0..7).all(|i| p.nodes[i].has_quorum() && p.nodes[i].view(p.now).voters == 7) {
+        assert!(p.now < deadline, "seven voters never held quorum");
+        p.run_for(MS(10));
+    }
+    p.run_for(MS(3000));
+    for i in 3..7 {
+        p.down[i] = true;
+    }
+    p.run_for(MS(10_000));
+    assert!(
+        (0..3).all(|i| !p.nodes[i].has_quorum()),
+        "3 of 7 held quorum"
+    );
+    for id in ["n3", "n4", "n5", "n6"] {
+        let mut cap = super::tests::Capture::default();
+        p.nodes[0].force_remove(p.now, id, &mut cap).unwrap();
+        p.absorb(0, cap);
+        p.run_for(MS(1000));
+    }
+    let deadline = p.now + MS(10_000);
+    while !(0..3).all(|i| p.nodes[i].has_quorum() && p.nodes[i].view(p.now).voters == 3) {
+        assert!(
+            p.now < deadline,
+            "the three survivors did not lead again within 10 s of the removals"
+        );
+        p.run_for(MS(10));
+    }
+    let leading = (0..3).filter(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()));
+    assert_eq!(leading.count(), 1);
+}
