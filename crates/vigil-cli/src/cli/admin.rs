@@ -70,25 +70,10 @@ async fn post(target: &Target, token: &Token, path: &str, body: Value) -> anyhow
     let token = token.require()?;
     let base = target.url();
     let client = super::client(Duration::from_secs(5))?.build()?;
-    let response = match client
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    let request = client.post(format!("{base}{path}")).json(&body);
+    super::send_admin(request, &base, token)
         .await
-    {
-        Ok(r) => r,
-        Err(e) => return Err(super::unreachable(&base, &e)),
-    };
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!(
-            "{base}{path} answered {status}: {}",
-            body["error"].as_str().unwrap_or("no detail")
-        );
-    }
-    Ok(body)
+        .with_context(|| format!("{base}{path}"))
 }
 
 /// Runs `vigil join`.

@@ -206,17 +206,5 @@ async fn call(
             .post(format!("{base}/cluster/keys/{op}"))
             .json(&serde_json::json!({ "key": k })),
     };
-    let response = match request.bearer_auth(token).send().await {
-        Ok(r) => r,
-        Err(e) => return Err(super::unreachable(&base, &e)),
-    };
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!(
-            "{status}: {}",
-            body["error"].as_str().unwrap_or("no detail")
-        );
-    }
-    Ok(body)
+    super::send_admin(request, &base, token).await
 }

@@ -209,6 +209,28 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// Sends an admin request with the bearer token: the answer's JSON, or an error naming the
+/// node's reason (`vigil join`, `leave`, `force-leave` and `keys` all go through it).
+pub async fn send_admin(
+    request: reqwest::RequestBuilder,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let response = match request.bearer_auth(token).send().await {
+        Ok(r) => r,
+        Err(e) => return Err(unreachable(base, &e)),
+    };
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        anyhow::bail!(
+            "{status}: {}",
+            body["error"].as_str().unwrap_or("no detail")
+        );
+    }
+    Ok(body)
+}
+
 /// One sentence for a node that did not answer: what was tried, why it failed, and the two
 /// ways to point the command elsewhere.
 pub fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
