@@ -2,7 +2,7 @@
 //! with a 5 s `cluster.eviction.tombstone-ttl`, a replayed record showed a crashed member
 //! HEALTHY again for 9.5 s.
 
-use super::tests::{addr, gossip_from, Capture, Pump};
+use super::tests::{addr, gossip_from, identity, Capture, Pump};
 use super::*;
 use crate::codec::encode;
 
@@ -86,17 +86,7 @@ fn a_replay_older_than_the_tombstone_ttl_brings_nobody_back() {
 fn a_restart_whose_clock_went_back_below_the_ended_life_comes_back_above_it() {
     let (mut p, _) = n4_crashed_and_collected();
     // n4 restarts at the generation its ended life had (a clock stepped back)
-    let identity = Identity {
-        id: "n4".into(),
-        addr: addr(4),
-        generation: 1,
-        meta: Metadata {
-            role: "test".into(),
-            zone: "z".into(),
-            ..Default::default()
-        },
-        cluster: "test".into(),
-    };
+    let identity = identity(4, 1);
     p.nodes[4] = Node::new(identity, config(), vec![addr(0)], p.now, 44).unwrap();
     p.down[4] = false;
     p.run_for(MS(5000));

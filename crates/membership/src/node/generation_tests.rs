@@ -4,7 +4,7 @@
 //! log looped "declared gone and rejoined".
 
 use super::generation::MAX_GENERATION_AHEAD;
-use super::tests::{addr, gossip_from, Capture, Pump};
+use super::tests::{addr, gossip_from, identity, Capture, Pump};
 use super::*;
 use crate::codec::encode;
 
@@ -29,17 +29,7 @@ fn flood(p: &mut Pump, d: &[u8]) {
 }
 
 fn restart_n3(p: &mut Pump, generation: u64) {
-    let identity = Identity {
-        id: "n3".into(),
-        addr: addr(3),
-        generation,
-        meta: Metadata {
-            role: "test".into(),
-            zone: "z".into(),
-            ..Default::default()
-        },
-        cluster: "test".into(),
-    };
+    let identity = identity(3, generation);
     p.nodes[3] = Node::new(identity, Config::default(), vec![addr(0)], p.now, 33).unwrap();
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::tests::Pump;
+use super::tests::{identity, Pump};
 use super::*;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -103,17 +103,7 @@ fn a_founder_restarted_alone_among_joining_members_does_not_found_again() {
         assert!(p.now < deadline, "n0 marked nobody joining");
         p.run_for(MS(1));
     }
-    let identity = Identity {
-        id: "n0".into(),
-        addr: super::tests::addr(0),
-        generation: 2,
-        meta: Metadata {
-            role: "test".into(),
-            zone: "z".into(),
-            ..Default::default()
-        },
-        cluster: "test".into(),
-    };
+    let identity = identity(0, 2);
     p.nodes[0] = Node::new(identity, Config::default(), Vec::new(), p.now, 7).unwrap();
     let deadline = p.now + MS(15_000);
     while !(0..4).all(|i| p.nodes[i].has_quorum()) {

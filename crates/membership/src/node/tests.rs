@@ -29,18 +29,23 @@ pub(super) fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946))
 }
 
-pub(super) fn node(i: usize, seeds: &[usize], config: Config) -> Node {
-    let identity = Identity {
+/// Node `i` of the tests' clusters: id `n{i}`, role `test`, zone `z`, at `generation`.
+pub(super) fn identity(i: usize, generation: u64) -> Identity {
+    Identity {
         id: format!("n{i}"),
         addr: addr(i),
-        generation: 1,
+        generation,
         meta: Metadata {
             role: "test".into(),
             zone: "z".into(),
             ..Default::default()
         },
         cluster: "test".into(),
-    };
+    }
+}
+
+pub(super) fn node(i: usize, seeds: &[usize], config: Config) -> Node {
+    let identity = identity(i, 1);
     Node::new(
         identity,
         config,
@@ -690,17 +695,7 @@ fn a_first_seed_that_restarts_rejoins_instead_of_founding_a_second_cluster() {
         "the cluster forms after the first seed's wait"
     );
     // n0 restarts with a fresh state and a newer generation
-    let identity = Identity {
-        id: "n0".into(),
-        addr: addr(0),
-        generation: 2,
-        meta: Metadata {
-            role: "test".into(),
-            zone: "z".into(),
-            ..Default::default()
-        },
-        cluster: "test".into(),
-    };
+    let identity = identity(0, 2);
     p.nodes[0] = Node::new(
         identity,
         Config::default(),
@@ -1127,17 +1122,7 @@ fn replayed_old_datagrams_resurrect_nobody_and_roll_nothing_back() {
         assert_eq!(p.status(i, 3), None, "n{i} still lists n3");
         assert_eq!(p.nodes[i].record("n3").unwrap().liveness, Liveness::Removed);
     }
-    let identity = Identity {
-        id: "n2".into(),
-        addr: addr(2),
-        generation: 2,
-        meta: Metadata {
-            role: "test".into(),
-            zone: "z".into(),
-            ..Default::default()
-        },
-        cluster: "test".into(),
-    };
+    let identity = identity(2, 2);
     p.nodes[2] = Node::new(identity, config, vec![addr(0)], p.now, 77).unwrap();
     p.run_for(MS(3000));
     p.recording = false;
