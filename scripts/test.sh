@@ -111,7 +111,9 @@ if command -v shellcheck >/dev/null; then
     step "shellcheck: deploy and the seed's scripts"
     shellcheck -x deploy/*.sh integration-tests/*.sh
 fi
-cargo build -q -p vigil-cli
+# The binary `cargo test --workspace` built for the integration tests above is this commit's;
+# `cargo build` would build the workspace again without the tests' unified features (5 min).
+[ -x "$CARGO_TARGET_DIR/debug/vigil" ] || cargo build -q -p vigil-cli
 for script in test-cluster-health simulate-failure load-test; do
     step "the seed's scripts: integration-tests/$script.sh (private vigil up)"
     VIGIL_BIN="$CARGO_TARGET_DIR/debug/vigil" timeout 120 "integration-tests/$script.sh" --own
