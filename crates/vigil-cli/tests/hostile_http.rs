@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::{Cluster, TOKEN};
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,22 +42,27 @@ fn room_for_sockets(want: usize) -> usize {
     want.min(usize::try_from(soft.saturating_sub(200)).unwrap_or(usize::MAX))
 }
 
-/// The `q` quantile of sorted milliseconds.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// Milliseconds in an HDR histogram of microseconds (as `vigil load` and the simulator
+/// take their percentiles).
+fn histogram(ms: &[f64]) -> Histogram<u64> {
+    let mut h = Histogram::new(3).expect("three significant digits are allowed");
+    for x in ms {
+        h.saturating_record((x * 1000.0).round().max(1.0) as u64);
     }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i]
+    h
 }
 
-fn summary(mut ms: Vec<f64>) -> Value {
-    ms.sort_by(f64::total_cmp);
+/// The `q` quantile of milliseconds (none of nothing).
+fn quantile(ms: &[f64], q: f64) -> Option<f64> {
+    (!ms.is_empty()).then(|| histogram(ms).value_at_quantile(q) as f64 / 1000.0)
+}
+
+fn summary(ms: Vec<f64>) -> Value {
     json!({
         "count": ms.len(),
         "p50Ms": quantile(&ms, 0.50),
         "p99Ms": quantile(&ms, 0.99),
-        "maxMs": ms.last().copied(),
+        "maxMs": ms.iter().copied().reduce(f64::max),
     })
 }
 
