@@ -55,6 +55,9 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc: the libraries' documentation builds without a warning"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+
 step "the membership core stays sans-IO (no tokio among its dependencies)"
 if cargo tree -p membership -e normal --prefix none | grep -qE '^(tokio|mio|socket2) '; then
     echo "membership depends on an I/O runtime:"; cargo tree -p membership -e normal -i tokio; exit 1

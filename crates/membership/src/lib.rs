@@ -18,7 +18,7 @@
 //! # Data flow
 //! The runtime owns the socket and the clock. It feeds the node datagrams
 //! ([`Node::handle_datagram`]) and timeouts ([`Node::handle_timeout`], when
-//! [`Node::poll_timeout`] says), always with the current time as a [`Duration`] since an
+//! [`Node::poll_timeout`] says), always with the current time as a [`Duration`](core::time::Duration) since an
 //! epoch of its choosing. The node answers through an [`Output`]: datagrams to send and
 //! [`Event`]s to log or count. Nothing here reads a clock, opens a socket or draws an
 //! unseeded random number, so the simulator can run thousands of nodes deterministically.

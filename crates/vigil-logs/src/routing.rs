@@ -166,11 +166,11 @@ impl ViewWatch {
     }
 
     /// The latest copy if `good` holds for it; otherwise a snapshot taken now, unless this
-    /// was asked less than [`FRESH`] ago (then the latest copy). The copy can be up to a
+    /// was asked less than `FRESH` (20 ms) ago (then the latest copy). The copy can be up to a
     /// refresh period old, and a request refused for what the node gained a moment ago (a
     /// lease granted, a producer turned HEALTHY since the last refresh) would be refused by
     /// the view of the past. Asking again only on the way to a refusal keeps the normal path
-    /// free of a round trip to the runtime task, and [`FRESH`] bounds how often a node that
+    /// free of a round trip to the runtime task, and `FRESH` bounds how often a node that
     /// really lacks it is asked, whatever the rate of refused requests.
     pub async fn current_where(&self, good: impl Fn(&Snapshot) -> bool) -> Option<Arc<Snapshot>> {
         if let Some(s) = self.current().filter(|s| good(s)) {

@@ -1,6 +1,6 @@
 //! `vigil up`: a local cluster of the seed's four services, supervised.
 //!
-//! The binary re-executes itself as `vigil node ...` once per role (see [`crate::roles`]),
+//! The binary re-executes itself as `vigil node ...` once per role (its service from `vigil_logs`),
 //! each child in its own process group (so a terminal Ctrl-C reaches only the supervisor,
 //! which then asks each child to leave with SIGTERM), each with its log in `--log-dir`.
 //! One supervisor task per child restarts it with exponential backoff when it dies; the
