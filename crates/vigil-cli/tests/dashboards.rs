@@ -271,10 +271,21 @@ async fn every_metric_a_dashboard_or_alert_queries_is_exported_by_a_node() {
         &[("VIGIL_SERVICES_CONSUMER_SQLITE_PATH".to_string(), sqlite)],
     );
     let members = ["a", "b", "c", "gateway", "producer", "consumer"];
+    // cluster_member_phi exists only for the members a node watches: wait until the gateway
+    // watches one (a CI run scraped while no node did yet).
     cluster
-        .wait_for("6 HEALTHY", Duration::from_secs(30), || async {
-            cluster.sees_healthy("gateway", 6).await
-        })
+        .wait_for(
+            "6 HEALTHY, some watched",
+            Duration::from_secs(30),
+            || async {
+                cluster.sees_healthy("gateway", 6).await
+                    && cluster.status("gateway").await.is_some_and(|s| {
+                        s["membership"]
+                            .as_object()
+                            .is_some_and(|m| m.values().any(|v| v["monitored"] == true))
+                    })
+            },
+        )
         .await;
     let logs = cluster.node("gateway").url("/api/logs");
     cluster

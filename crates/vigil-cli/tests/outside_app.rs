@@ -122,7 +122,9 @@ struct App {
 
 impl App {
     fn start(bin: &Path, id: &str, gossip: &str, key: &str, seeds: &[&str]) -> App {
+        // the library keeps `.vigil/data/<id>.peers` where the app runs: not in the crate
         let mut child = Command::new(bin)
+            .current_dir(bin.parent().unwrap())
             .args([id, gossip, key])
             .args(seeds)
             .env("RUST_LOG", "warn")

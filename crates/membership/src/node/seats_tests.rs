@@ -154,3 +154,57 @@ fn survivors_of_a_lost_majority_lead_again_once_the_operator_removes_the_dead() 
     let leading = (0..3).filter(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()));
     assert_eq!(leading.count(), 1);
 }
+
+/// OPEN BUG (issue 13), kept as a failing test to start from: five voters, each leaves
+/// gracefully and restarts in turn (a rolling restart). The first three get their seats back
+/// within about 1.2 s; the fourth never does. The leader's newest configuration (dropping
+/// the member that left) stays unconfirmed: two voters never adopt it, and no table holds
+/// the seats of either configuration any more, so admission waits for good. A CI run of the
+/// lab's rolling restart drained the voters to none this way.
+/// `cargo test --release -p membership rolling_restart -- --ignored --nocapture`
+#[test]
+#[ignore = "open bug of issue 13: a member that left and restarted is not always seated again"]
+fn a_rolling_restart_seats_every_member_again() {
+    let mut p = Pump::new(5, Config::default());
+    let seated = |p: &Pump, n: usize| {
+        (0..5)
+            .filter(|&i| !p.down[i])
+            .all(|i| p.nodes[i].view(p.now).voters == n)
+    };
+    let deadline = p.now + MS(20_000);
+    while !seated(&p, 5) {
+        assert!(p.now < deadline);
+        p.run_for(MS(10));
+    }
+    p.run_for(MS(2000));
+    for k in 0..5 {
+        let mut cap = super::tests::Capture::default();
+        let now = p.now;
+        p.nodes[k].leave(now, &mut cap);
+        p.absorb(k, cap);
+        p.run_for(MS(1000));
+        let gen = 10 + k as u64;
+        p.nodes[k] = Node::new(
+            identity(k, gen),
+            Config::default(),
+            (0..5).filter(|&j| j != k).map(super::tests::addr).collect(),
+            p.now,
+            100 + k as u64,
+        )
+        .unwrap();
+        let t0 = p.now;
+        let deadline = p.now + MS(30_000);
+        while !seated(&p, 5) {
+            if p.now >= deadline {
+                panic!(
+                    "n{k} not seated again within 30 s: voters {:?}",
+                    (0..5)
+                        .map(|i| p.nodes[i].view(p.now).voters)
+                        .collect::<Vec<_>>()
+                );
+            }
+            p.run_for(MS(10));
+        }
+        println!("n{k} seated again after {:?}", p.now - t0);
+    }
+}

@@ -267,7 +267,10 @@ impl Lab {
         if !first_boot && !seeds.is_empty() {
             cmd.args(["--seeds", &seeds.join(",")]);
         }
+        // Members keep files (`.vigil/data/<id>.peers`) relative to where they run: the lab's
+        // own directory, not the crate's.
         cmd.args(extra)
+            .current_dir(&self.log_dir)
             .env("VIGIL_SECURITY_GOSSIP_KEYS", &self.key)
             .env("VIGIL_HTTP_ADMIN_TOKEN", LAB_TOKEN)
             .stdin(Stdio::null())
@@ -675,15 +678,19 @@ pub fn views(snap: &Snapshot) -> String {
                     .as_object()
                     .map(|m| {
                         m.iter()
-                            .map(|(id, r)| format!("{id}={}", r["status"].as_str().unwrap_or("?")))
+                            .map(|(id, r)| {
+                                let seat = if r["voter"] == true { "" } else { "(no seat)" };
+                                format!("{id}={}{seat}", r["status"].as_str().unwrap_or("?"))
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
                 out.push_str(&format!(
-                    "n{}: quorum={} leader={} [{}]\n",
+                    "n{}: quorum={} leader={} voters={} [{}]\n",
                     k + 1,
                     v["hasQuorum"],
                     v["leader"],
+                    v["voters"],
                     members.join(" ")
                 ));
             }
