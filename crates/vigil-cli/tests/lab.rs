@@ -489,7 +489,9 @@ fn a_rolling_restart_never_loses_quorum() {
                     "quorum lost while restarting n{i}\n{}",
                     views(s)
                 );
+                // back with its seat too, as an orchestrator waiting on readiness should
                 all_converged(s, 5)
+                    && (1..=5).all(|h| view(s, h).is_some_and(|v| v["voters"] == 5))
                     && others.iter().all(|&o| {
                         view(s, o).is_some_and(|v| {
                             v["membership"][&id]["generation"]

@@ -179,6 +179,25 @@ impl Table {
             self.seats.take(epoch, digest, BTreeMap::new());
             return true;
         }
+        // A voter of that configuration left and came back (seatless) before any leader
+        // stamped its seat away: the configuration is this table's seats plus that one. Its
+        // leader counts it so already; a follower that could not adopt it kept the leader
+        // from confirming it, and so from ever dropping the seat (a rolling restart by
+        // graceful leaves left a member unseated for good).
+        let table_digest = seats.digest();
+        let gone = self
+            .iter()
+            .find(|e| {
+                e.record.is_live()
+                    && Seat::of(&e.record) == Seat::None
+                    && table_digest ^ Seat::Voter.hash(&e.record.id) == digest
+            })
+            .map(|e| e.record.id.clone());
+        if let Some(gone) = gone {
+            let diff = BTreeMap::from([(gone, Seat::Voter)]);
+            self.seats.take(epoch, digest, diff);
+            return true;
+        }
         if digest == seats.voters_digest && !self.joining.is_empty() {
             let diff = self
                 .joining
@@ -298,6 +317,11 @@ impl Table {
         let (mut gv, mut gj) = (0, 0);
         for id in granted {
             if !self.get(id).is_some_and(|e| e.record.is_live()) {
+                continue;
+            }
+            // The configuration's seat belongs to a life that ended: a member that left and
+            // came back holds no seat in its new life, and must not vote for its old one.
+            if self.table_seat(id) == Seat::None {
                 continue;
             }
             match self.config_seat(id, which) {

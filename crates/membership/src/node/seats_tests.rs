@@ -163,7 +163,6 @@ fn survivors_of_a_lost_majority_lead_again_once_the_operator_removes_the_dead() 
 /// lab's rolling restart drained the voters to none this way.
 /// `cargo test --release -p membership rolling_restart -- --ignored --nocapture`
 #[test]
-#[ignore = "open bug of issue 13: a member that left and restarted is not always seated again"]
 fn a_rolling_restart_seats_every_member_again() {
     let mut p = Pump::new(5, Config::default());
     let seated = |p: &Pump, n: usize| {
