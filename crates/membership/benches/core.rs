@@ -79,7 +79,7 @@ fn node_with(n: usize) -> Node {
     node
 }
 
-fn sender(i: usize, summary: u64) -> Sender {
+fn sender(i: usize, summary: u32) -> Sender {
     Sender {
         id: format!("node-{i}"),
         generation: 1,
@@ -94,7 +94,7 @@ fn handle_heartbeats(c: &mut Criterion) {
     for n in [10usize, 100, 1000] {
         let mut node = node_with(n);
         let cluster = codec::cluster_id("bench");
-        let summary = node.summary();
+        let summary = node.summary() as u32;
         let datagrams: Vec<Vec<u8>> = (1..n.min(64))
             .map(|i| {
                 codec::encode(

@@ -83,6 +83,8 @@ pub struct Bandwidth {
     pub window_s: Option<[f64; 2]>,
     /// Nodes live over the whole window (the ones measured).
     pub nodes_measured: usize,
+    /// The mean split by message kind (`heartbeat`, `lease_request`, ...): where the bytes go.
+    pub by_kind: std::collections::BTreeMap<&'static str, f64>,
 }
 
 /// Datagram counters.

@@ -86,7 +86,7 @@ fn sender() -> impl Strategy<Value = Sender> {
         "[a-z0-9][a-z0-9-]{0,23}",
         any::<u64>(),
         any::<u64>(),
-        any::<u64>(),
+        any::<u32>(),
     )
         .prop_map(|(id, generation, incarnation, summary)| Sender {
             id,
@@ -244,7 +244,7 @@ fn big_sender(id: &str) -> Sender {
         id: id.into(),
         generation: u64::MAX,
         incarnation: u64::MAX,
-        summary: u64::MAX,
+        summary: u32::MAX,
     }
 }
 

@@ -561,7 +561,7 @@ impl Node {
             id: me.id.to_string(),
             generation: me.generation,
             incarnation: me.incarnation,
-            summary: self.table.summary(),
+            summary: self.table.summary() as u32,
         }
     }
 

@@ -34,7 +34,7 @@ impl Node {
         sender: &Sender,
         out: &mut impl Output,
     ) {
-        if sender.summary == self.table.summary() {
+        if sender.summary == self.table.summary() as u32 {
             // Same table as a member that is ALIVE here: as good as a transfer from it.
             self.synced |= self.sender_credible;
             return;

@@ -92,6 +92,8 @@ impl Run {
                 max: None,
                 window_s: Some([round3(from.as_secs_f64()), round3(to.as_secs_f64())]),
                 nodes_measured: self.sim.live_len(),
+                // lives begin and end in the window: no per-node split to take
+                by_kind: Default::default(),
             };
         }
         self.outcome("actions", json!(actions));

@@ -56,25 +56,46 @@ impl Run {
     pub(super) fn measure_bandwidth(&mut self, window: Duration) -> Step {
         let from = self.sim.now();
         let before = self.sim.bytes_sent();
+        let by_kind = |sim: &Sim, i: usize| {
+            sim.node(i)
+                .map(|n| n.stats().sent_by_kind.clone())
+                .unwrap_or_default()
+        };
+        let kinds_before: Vec<_> = (0..self.sim.len()).map(|i| by_kind(&self.sim, i)).collect();
         let lives: Vec<_> = (0..self.sim.len())
             .map(|i| (self.sim.process(i).is_live(), self.sim.process(i).life))
             .collect();
         self.sim.run_for(window)?;
         let to = self.sim.now();
         let secs = (to - from).as_secs_f64();
-        let rates: Vec<f64> = (0..lives.len())
+        let measured: Vec<usize> = (0..lives.len())
             .filter(|&i| {
                 let p = self.sim.process(i);
                 lives[i].0 && p.is_live() && p.life == lives[i].1
             })
-            .map(|i| (self.sim.process(i).bytes_sent - before[i]) as f64 / secs)
             .collect();
+        let rates: Vec<f64> = measured
+            .iter()
+            .map(|&i| (self.sim.process(i).bytes_sent - before[i]) as f64 / secs)
+            .collect();
+        let mut kinds = std::collections::BTreeMap::new();
+        for &i in &measured {
+            for (kind, (_, bytes)) in by_kind(&self.sim, i) {
+                let earlier = kinds_before[i].get(kind).map_or(0, |c| c.1);
+                *kinds.entry(kind).or_insert(0.0) += (bytes - earlier) as f64;
+            }
+        }
         if !rates.is_empty() && secs > 0.0 {
+            kinds.retain(|_, v| *v > 0.0);
+            for v in kinds.values_mut() {
+                *v = round3(*v / secs / rates.len() as f64);
+            }
             self.report.bytes_per_node_per_s = Bandwidth {
                 mean: Some(round3(rates.iter().sum::<f64>() / rates.len() as f64)),
                 max: Some(round3(rates.iter().copied().fold(0.0, f64::max))),
                 window_s: Some([round3(from.as_secs_f64()), round3(to.as_secs_f64())]),
                 nodes_measured: rates.len(),
+                by_kind: kinds,
             };
         }
         Ok(())
