@@ -26,7 +26,9 @@
 
 use std::time::Duration;
 
-use super::{Node, Output};
+use super::{Event, Node, Output, Source};
+use crate::codec::Update;
+use crate::member::Liveness;
 
 /// How far past this node's clock a generation may be (see the module docs): room for
 /// clocks that disagree, and for the milliseconds rejoins add.
@@ -111,5 +113,50 @@ impl Node {
         }
         self.last_rejoin = Some(now);
         self.rejoin(now, generation, p.voter, p.reason, out);
+    }
+
+    /// Comes back with a new life: `generation`, ALIVE at incarnation 0, the voter seat kept
+    /// or not, and its joins sent at once.
+    pub(super) fn rejoin(
+        &mut self,
+        now: Duration,
+        generation: u64,
+        voter: bool,
+        reason: &'static str,
+        out: &mut impl Output,
+    ) {
+        // The suspicions this node raised or relayed in the life the cluster just ended
+        // (typically on the far side of a partition that has healed) are void: once the new
+        // life is ALIVE elsewhere they would be believed, and make members SUSPECT that the
+        // cluster has been hearing from all along (the heal dip). A restarted process has
+        // none either.
+        self.suspicions.clear();
+        self.witnesses.clear();
+        self.probes.clear();
+        self.queue.retain(|u| !matches!(u, Update::Accuse { .. }));
+        self.forgive_own_pause(now);
+        // Likewise the members it holds SUSPECT: its table transfers would spread them. Its
+        // count of reachable voters is then unfounded until a table transfer arrives (the
+        // answer to the joins sent below, one round trip away once connected), so it claims
+        // no quorum until then: a node still cut off must not count the far side back in.
+        if self.table.clear_suspects(now) > 0 {
+            self.reach.note_liveness_change();
+        }
+        self.synced = false;
+        let mut rec = self.my_record().clone();
+        rec.generation = generation;
+        rec.incarnation = 0;
+        rec.liveness = Liveness::Alive;
+        rec.voter = voter;
+        rec.joining = false;
+        self.apply_record(now, &rec, Source::Local, out);
+        self.refresh_quorum(out);
+        out.event(Event::SelfRejoined { generation, reason });
+        // announce the new life to seeds and a few members at once
+        self.next_seed_contact = now;
+        let join = self.join_message(rec);
+        for to in self.random_members(self.config.gossip_fanout) {
+            self.send(to, &join, out);
+        }
     }
 }

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, Message, Sender, Update};
+use crate::error::CommandError;
+use crate::member::Status;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -965,7 +967,7 @@ fn oversize_local_metadata_is_refused_when_set() {
     assert_eq!(
         n.set_tag("big", Some(&"x".repeat(max))),
         Err(CommandError::MetadataTooLarge {
-            size: super::metadata_len_with_any_signals(&{
+            size: super::commands::metadata_len_with_any_signals(&{
                 let mut m = Metadata::clone(&before.meta);
                 m.tags.insert("big".into(), "x".repeat(max));
                 m
