@@ -50,7 +50,7 @@ impl Node {
         f(Arc::make_mut(&mut rec.meta));
         rec.meta_version = rec.meta_version.saturating_add(1);
         // time does not matter for our own record: it is never failed or tombstoned locally
-        let now = self.last_timeout.unwrap_or_default();
+        let now = self.timers.last_timeout.unwrap_or_default();
         if self.table.merge(now, &rec).is_some() {
             self.enqueue(Update::Record(rec));
         }
@@ -70,10 +70,10 @@ impl Node {
         rec.joining = false;
         self.apply_record(now, &rec, Source::Local, out);
         self.left = true;
-        self.pending_rejoin = None;
-        self.detectors.clear();
+        self.life.pending_rejoin = None;
+        self.watch.detectors.clear();
         self.suspicions.clear();
-        self.probes.clear();
+        self.watch.probes.clear();
         // tell a good number of members directly, so the leave does not wait for gossip
         let targets = self.random_members(32);
         let update = Update::Record(rec);

@@ -45,12 +45,26 @@ pub(super) struct PendingRejoin {
     pub reason: &'static str,
 }
 
+/// This process life: with `born` and `start_generation`, the node's idea of the wall
+/// clock; with the rest, the rate limit on coming back.
+#[derive(Debug)]
+pub(super) struct Life {
+    /// When this node (this process life) was created.
+    pub born: Duration,
+    /// Its generation then.
+    pub start_generation: u64,
+    /// When it last came back with a new generation.
+    pub last_rejoin: Option<Duration>,
+    /// A rejoin waiting for the interval.
+    pub pending_rejoin: Option<PendingRejoin>,
+}
+
 impl Node {
     /// The highest generation this node accepts from the network now.
     pub(super) fn generation_limit(&self) -> u64 {
-        let elapsed = self.clock.saturating_sub(self.born) + MAX_GENERATION_AHEAD;
+        let elapsed = self.clock.saturating_sub(self.life.born) + MAX_GENERATION_AHEAD;
         let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        self.start_generation.saturating_add(elapsed_ms)
+        self.life.start_generation.saturating_add(elapsed_ms)
     }
 
     /// Whether `generation`, from the network, is too far ahead to be believed (counted).
@@ -72,7 +86,7 @@ impl Node {
         reason: &'static str,
         out: &mut impl Output,
     ) {
-        let pending = match self.pending_rejoin.take() {
+        let pending = match self.life.pending_rejoin.take() {
             Some(p) => PendingRejoin {
                 generation: p.generation.max(generation),
                 // the seat is kept only if every reason to come back keeps it
@@ -85,33 +99,34 @@ impl Node {
                 reason,
             },
         };
-        self.pending_rejoin = Some(pending);
+        self.life.pending_rejoin = Some(pending);
         self.rejoin_if_due(now, out);
     }
 
     /// Runs a pending rejoin once a heartbeat interval has passed since the last one.
     pub(super) fn rejoin_if_due(&mut self, now: Duration, out: &mut impl Output) {
-        let Some(p) = self.pending_rejoin else {
+        let Some(p) = self.life.pending_rejoin else {
             return;
         };
         if self.left {
             // a node that left stays gone; news of its end is what it asked for
-            self.pending_rejoin = None;
+            self.life.pending_rejoin = None;
             return;
         }
         if self
+            .life
             .last_rejoin
             .is_some_and(|t| now.saturating_sub(t) < self.config.heartbeat_interval)
         {
             return;
         }
-        self.pending_rejoin = None;
+        self.life.pending_rejoin = None;
         let mine = self.my_record().generation;
         let generation = p.generation.max(mine.saturating_add(1));
         if generation <= mine {
             return; // at u64::MAX: nothing newer exists, and nobody can claim this one
         }
-        self.last_rejoin = Some(now);
+        self.life.last_rejoin = Some(now);
         self.rejoin(now, generation, p.voter, p.reason, out);
     }
 
@@ -132,7 +147,7 @@ impl Node {
         // none either.
         self.suspicions.clear();
         self.witnesses.clear();
-        self.probes.clear();
+        self.watch.probes.clear();
         self.queue.retain(|u| !matches!(u, Update::Accuse { .. }));
         self.forgive_own_pause(now);
         // Likewise the members it holds SUSPECT: its table transfers would spread them. Its
@@ -142,7 +157,7 @@ impl Node {
         if self.table.clear_suspects(now) > 0 {
             self.reach.note_liveness_change();
         }
-        self.synced = false;
+        self.sync.synced = false;
         let mut rec = self.my_record().clone();
         rec.generation = generation;
         rec.incarnation = 0;
@@ -153,7 +168,7 @@ impl Node {
         self.refresh_quorum(out);
         out.event(Event::SelfRejoined { generation, reason });
         // announce the new life to seeds and a few members at once
-        self.next_seed_contact = now;
+        self.sync.next_seed_contact = now;
         let join = self.join_message(rec);
         for to in self.random_members(self.config.gossip_fanout) {
             self.send(to, &join, out);

@@ -66,13 +66,17 @@ impl Node {
         // suspicions of this side's members, out of date, everyone's until each refutes.
         let suspect_unbelieved = source != Source::Local
             && incoming.liveness == Liveness::Suspect
-            && !self.sender_credible;
+            && !self.inbound.credible;
         // Seats come from the leader's decisions, which anyone may relay; a member's word
         // about its own seat counts only if this node already gives it one (a restart).
         let seat_unbelieved = source != Source::Local
-            && !self.sender_seated
+            && !self.inbound.seated
             && (incoming.voter || incoming.joining)
-            && self.sender_id.as_ref().is_none_or(|s| *s == *incoming.id);
+            && self
+                .inbound
+                .sender
+                .as_ref()
+                .is_none_or(|s| *s == *incoming.id);
         let believed;
         let incoming = if suspect_unbelieved || seat_unbelieved {
             let mut r = incoming.clone();
@@ -142,7 +146,7 @@ impl Node {
     /// cannot make it join again here. Older nodes keep ignoring them, so tombstones that
     /// were collected do not bounce back and forth between nodes.
     pub(super) fn learns_departures(&self, now: Duration, source: Source) -> bool {
-        source == Source::Sync && now.saturating_sub(self.born) < self.config.tombstone_ttl
+        source == Source::Sync && now.saturating_sub(self.life.born) < self.config.tombstone_ttl
     }
 
     pub(super) fn after_change(
@@ -186,8 +190,8 @@ impl Node {
             }
         }
         if !same_life {
-            self.detectors.remove(id.as_str());
-            self.probes.remove(id.as_str());
+            self.watch.detectors.remove(id.as_str());
+            self.watch.probes.remove(id.as_str());
         }
         let old_liveness = change
             .old
@@ -224,6 +228,7 @@ impl Node {
                 Liveness::Failed => {
                     self.stats.failures_detected += 1;
                     let silent_for = self
+                        .watch
                         .detectors
                         .get(id.as_str())
                         .map(|d| now.saturating_sub(d.last_arrival()));
@@ -243,7 +248,7 @@ impl Node {
             }
         }
         if new.liveness.is_terminal() {
-            self.detectors.remove(id.as_str());
+            self.watch.detectors.remove(id.as_str());
         }
         self.refresh_quorum(out);
     }

@@ -73,7 +73,6 @@ use rand::{Rng, SeedableRng};
 
 use crate::codec;
 use crate::config::Config;
-use crate::detector::PhiDetector;
 use crate::error::{ConfigError, DecodeError};
 use crate::gossip::BroadcastQueue;
 use crate::member::{Liveness, MemberRecord, Metadata, NodeId};
@@ -107,73 +106,53 @@ pub struct Node {
     config: Config,
     cluster: u32,
     me: NodeId,
+    /// The time of the input being handled (the node reads no clock of its own).
+    clock: Duration,
+    rng: SmallRng,
+    stats: Stats,
     table: Table,
     queue: BroadcastQueue,
-    detectors: HashMap<Arc<str>, PhiDetector>,
-    subjects_epoch: u64,
-    subjects_at: Option<Duration>,
+    /// What this node believes about the sender of the datagram being handled.
+    inbound: receive::Inbound,
+    /// When the heartbeats and the gossip round are next due.
+    timers: Timers,
+    /// Seeds, joins and anti-entropy (see `node::sync`).
+    sync: sync::SyncState,
+    /// The members this node watches, and the probes it has sent them (see `node::detect`).
+    watch: detect::Watch,
+    /// Whether this node's own timers run late (see `node::detect`, "local health").
+    local_health: detect::LocalHealth,
     my_observers: Vec<Arc<str>>,
     observers_epoch: u64,
+    hb_seq: u64,
     suspicions: HashMap<NodeId, Suspicion>,
-    /// Whether the sender of the datagram being handled is ALIVE in this node's view: only
-    /// then are the SUSPECT records it carries believed.
-    sender_credible: bool,
-    /// Whether the sender of the datagram being handled holds a seat (voter or joining) in
-    /// this node's view, and its id (none for a join): a join, or a member without a seat
-    /// gossiping about itself, cannot make itself a voter by saying so.
-    sender_seated: bool,
-    sender_id: Option<NodeId>,
-    /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
-    probes: HashMap<Arc<str>, (Duration, u64)>,
+    /// When a voter last turned SUSPECT here: convictions wait until suspicions settle.
+    last_voter_suspected: Option<Duration>,
     /// Suspects this node stands witness for (see `node::witness`).
     witnesses: HashMap<Arc<str>, witness::Witness>,
     /// Watched voters whose phi passed half the threshold: not counted as reachable.
     doubted: std::collections::BTreeSet<Arc<str>>,
     /// Voters counted for quorum on evidence of contact (see `node::reach`).
     reach: reach::Reach,
-    seeds: Vec<SocketAddr>,
-    /// When this node may found a cluster if it still knows no voter (see `decide`).
-    bootstrap_at: Option<Duration>,
-    /// Whether this node has received a table (a join answer or a sync) or founded the
-    /// cluster: until then its view is partial and it claims no quorum.
-    synced: bool,
-    rng: SmallRng,
-    next_heartbeat: Duration,
-    next_tick: Duration,
-    next_seed_contact: Duration,
-    last_timeout: Option<Duration>,
-    /// Local health (Lifeguard's "local health multiplier"): how many recent timeouts of
-    /// this node ran late, 0 to 8; see `node::detect`.
-    local_health: u32,
-    /// When `local_health` last changed.
-    local_health_at: Duration,
-    last_sync: Option<Duration>,
-    /// Where the next table transfer too large for one answer starts (see `sync`).
-    sync_cursor: usize,
-    hb_seq: u64,
-    stats: Stats,
     quorum: bool,
     /// Leader leases: who leads, and whether quorum is current (see `node::lease`).
     lease: lease::Lease,
-    /// The time of the input being handled (the node reads no clock of its own).
-    clock: Duration,
-    /// Bytes this node may still send while it handles a datagram from a sender not known
-    /// as a member (`None`: no limit). See the module docs, "Answers".
-    answer_budget: Option<usize>,
-    /// When a voter last turned SUSPECT here: convictions wait until suspicions settle.
-    last_voter_suspected: Option<Duration>,
     leader: Option<NodeId>,
     left: bool,
     started: bool,
-    /// When this node (this process life) was created.
-    born: Duration,
-    /// Its generation then: with `born`, its idea of the wall clock (see `node::generation`).
-    start_generation: u64,
-    /// When it last came back with a new generation, and a rejoin waiting for the interval.
-    last_rejoin: Option<Duration>,
-    pending_rejoin: Option<generation::PendingRejoin>,
+    /// This process life: when it began, and its rejoins (see `node::generation`).
+    life: generation::Life,
     /// Generations of departed members whose tombstones were collected.
     departed: departed::Departed,
+}
+
+/// The node's own periodic work: when it is next due, and when the last timeout ran.
+struct Timers {
+    next_heartbeat: Duration,
+    next_tick: Duration,
+    /// The last [`Node::handle_timeout`]: a much longer gap than the configured guard means
+    /// this process was paused (see `node::detect`).
+    last_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Node {
@@ -246,50 +225,49 @@ impl Node {
         let first_beat = now + config.heartbeat_interval.mul_f64(rng.random::<f64>());
         let first_tick = now + config.gossip_interval.mul_f64(rng.random::<f64>());
         Ok(Node {
-            start_generation: identity.generation,
-            last_rejoin: None,
-            pending_rejoin: None,
-            departed: Default::default(),
             cluster: codec::cluster_id(&identity.cluster),
             me: identity.id,
+            clock: now,
+            rng,
+            stats: Stats::default(),
             table,
             queue: BroadcastQueue::new(),
-            detectors: HashMap::new(),
-            subjects_epoch: u64::MAX,
-            subjects_at: None,
+            inbound: Default::default(),
+            timers: Timers {
+                next_heartbeat: first_beat,
+                next_tick: first_tick,
+                last_timeout: None,
+            },
+            sync: sync::SyncState {
+                seeds,
+                synced: bootstrap_at.is_some(),
+                bootstrap_at,
+                next_seed_contact: now,
+                last_sync: None,
+                cursor: 0,
+            },
+            watch: Default::default(),
+            local_health: Default::default(),
             my_observers: Vec::new(),
             observers_epoch: u64::MAX,
+            hb_seq: 0,
             suspicions: HashMap::new(),
-            sender_credible: true,
-            sender_seated: true,
-            sender_id: None,
-            probes: HashMap::new(),
+            last_voter_suspected: None,
             witnesses: HashMap::new(),
             doubted: Default::default(),
             reach: Default::default(),
-            seeds,
-            synced: bootstrap_at.is_some(),
-            bootstrap_at,
-            rng,
-            next_heartbeat: first_beat,
-            next_tick: first_tick,
-            next_seed_contact: now,
-            last_timeout: None,
-            local_health: 0,
-            local_health_at: Duration::ZERO,
-            last_sync: None,
-            sync_cursor: 0,
-            hb_seq: 0,
-            stats: Stats::default(),
             quorum: false,
             lease: Default::default(),
-            clock: now,
-            answer_budget: None,
-            last_voter_suspected: None,
             leader: None,
             left: false,
             started: false,
-            born: now,
+            life: generation::Life {
+                born: now,
+                start_generation: identity.generation,
+                last_rejoin: None,
+                pending_rejoin: None,
+            },
+            departed: Default::default(),
             config,
         })
     }
@@ -351,7 +329,7 @@ impl Node {
     /// This node's local health: 0 when its timers run on time, up to
     /// 8 while they run late (see `node::detect`, "local health").
     pub fn local_health(&self) -> u32 {
-        self.local_health
+        self.local_health.level
     }
 
     /// Whether this node has left the cluster.
@@ -381,7 +359,7 @@ impl Node {
 
     /// Members this node watches directly.
     pub fn monitored(&self) -> impl Iterator<Item = &str> {
-        self.detectors.keys().map(|id| &**id)
+        self.watch.detectors.keys().map(|id| &**id)
     }
 
     fn my_record(&self) -> &MemberRecord {
@@ -397,7 +375,7 @@ impl Node {
 
     /// When [`Node::handle_timeout`] wants to be called next.
     pub fn poll_timeout(&self) -> Duration {
-        let next = self.next_heartbeat.min(self.next_tick);
+        let next = self.timers.next_heartbeat.min(self.timers.next_tick);
         // wake exactly when a lease runs out, so quorum and leadership end on time
         self.lease
             .next_change(self.clock, self.lease_renew())
@@ -408,36 +386,36 @@ impl Node {
     /// quorum decisions, seed contact, tombstone collection.
     pub fn handle_timeout(&mut self, now: Duration, out: &mut impl Output) {
         // how late this call is for the deadline this node asked for
-        let due = self.next_heartbeat.min(self.next_tick);
+        let due = self.timers.next_heartbeat.min(self.timers.next_tick);
         self.note_own_lateness(now, now.saturating_sub(due));
         self.clock = self.clock.max(now);
-        if let Some(last) = self.last_timeout {
+        if let Some(last) = self.timers.last_timeout {
             if now.saturating_sub(last) > self.config.local_pause_guard {
                 // This process was not scheduled for a while: the silence it measured says
                 // nothing about its peers.
                 self.forgive_own_pause(now);
             }
         }
-        self.last_timeout = Some(now);
+        self.timers.last_timeout = Some(now);
         self.rejoin_if_due(now, out);
         if !self.started {
             self.started = true;
             self.refresh_quorum(out);
         }
         if self.left {
-            self.next_heartbeat = now + self.config.heartbeat_interval * 3600;
-            self.next_tick = now + self.config.gossip_interval;
+            self.timers.next_heartbeat = now + self.config.heartbeat_interval * 3600;
+            self.timers.next_tick = now + self.config.gossip_interval;
             self.gossip_round(now, out);
             return;
         }
-        if now >= self.next_heartbeat {
-            self.next_heartbeat = now + self.config.heartbeat_interval;
+        if now >= self.timers.next_heartbeat {
+            self.timers.next_heartbeat = now + self.config.heartbeat_interval;
             self.send_heartbeats(now, out);
         }
         self.lease_tick(now, out);
         self.refresh_quorum(out);
-        if now >= self.next_tick {
-            self.next_tick = now + self.config.gossip_interval;
+        if now >= self.timers.next_tick {
+            self.timers.next_tick = now + self.config.gossip_interval;
             self.check_subjects(now, out);
             self.refresh_reach(now, out);
             self.witness(now, out);

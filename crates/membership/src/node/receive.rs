@@ -10,7 +10,35 @@ use std::time::Duration;
 use super::{lease, Node, Output, Source};
 use crate::codec::{self, Message};
 use crate::error::DecodeError;
-use crate::member::Liveness;
+use crate::member::{Liveness, NodeId};
+
+/// What this node believes about the sender of the datagram being handled: set when the
+/// datagram arrives, read while its records are merged and its answers sent.
+#[derive(Debug)]
+pub(super) struct Inbound {
+    /// Whether the sender is ALIVE in this node's view: only then are the SUSPECT records it
+    /// carries believed.
+    pub credible: bool,
+    /// Whether the sender holds a seat (voter or joining) in this node's view, and its id
+    /// (none for a join): a join, or a member without a seat gossiping about itself, cannot
+    /// make itself a voter by saying so.
+    pub seated: bool,
+    pub sender: Option<NodeId>,
+    /// Bytes this node may still send while it handles a datagram from a sender not known
+    /// as a member (`None`: no limit). See the module docs of `node`, "Answers".
+    pub answer_budget: Option<usize>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound {
+            credible: true,
+            seated: true,
+            sender: None,
+            answer_budget: None,
+        }
+    }
+}
 
 impl Node {
     pub(super) fn receive(
@@ -42,9 +70,9 @@ impl Node {
             return Ok(()); // forged or from a host whose clock is far ahead: nothing to believe
         }
         let member = authenticated || self.sent_by_member(from, &msg);
-        self.answer_budget = (!member).then_some(datagram.len());
+        self.inbound.answer_budget = (!member).then_some(datagram.len());
         self.on_message(now, from, msg, out);
-        self.answer_budget = None;
+        self.inbound.answer_budget = None;
         Ok(())
     }
 
@@ -71,10 +99,10 @@ impl Node {
         msg: Message,
         out: &mut impl Output,
     ) {
-        self.sender_credible = true;
+        self.inbound.credible = true;
         // Until this node knows a voter it takes the first table it is given (its seeds').
-        self.sender_id = msg.sender().map(|s| s.id.clone());
-        self.sender_seated = self.table.voters() == 0
+        self.inbound.sender = msg.sender().map(|s| s.id.clone());
+        self.inbound.seated = self.table.voters() == 0
             || msg.sender().is_some_and(|s| {
                 self.table.get(&s.id).is_some_and(|e| {
                     e.record.generation == s.generation
@@ -86,9 +114,9 @@ impl Node {
             if sender.id == self.me {
                 return; // our own echo, or an impostor: nothing to learn
             }
-            self.sender_credible = false;
+            self.inbound.credible = false;
             if let Some(e) = self.table.get(&sender.id) {
-                self.sender_credible = e.record.liveness == Liveness::Alive;
+                self.inbound.credible = e.record.liveness == Liveness::Alive;
                 if e.record.generation == sender.generation {
                     let id = e.record.id.clone();
                     self.reach.note_heard(&id, now);
@@ -113,7 +141,7 @@ impl Node {
                 self.on_sync_digest(now, from, &ranges, reply, out)
             }
             Message::SyncRecords { records, .. } => {
-                self.synced = true;
+                self.sync.synced = true;
                 for r in records {
                     self.apply_record(now, &r, Source::Sync, out);
                 }

@@ -26,7 +26,7 @@ impl Node {
     /// Whether a datagram of `len` bytes fits what this node may still send in answer to
     /// the datagram being handled (see the module docs of `node`, "Answers").
     pub(super) fn may_answer(&self, len: usize) -> bool {
-        self.answer_budget.is_none_or(|left| len <= left)
+        self.inbound.answer_budget.is_none_or(|left| len <= left)
     }
 
     /// Sends an encoded datagram, unless it exceeds the answer budget (then it is withheld
@@ -42,7 +42,7 @@ impl Node {
             self.stats.answers_withheld += 1;
             return false;
         }
-        if let Some(left) = &mut self.answer_budget {
+        if let Some(left) = &mut self.inbound.answer_budget {
             *left -= bytes.len();
         }
         self.stats.messages_sent += 1;

@@ -363,7 +363,7 @@ fn an_accused_member_silent_for_an_interval_is_checked_without_waiting_for_phi()
     let deadline = p.now + MS(2500);
     for i in [0, 1, 2] {
         // n3 stays silent, so this is the phi each observer will have at the deadline
-        let phi = p.nodes[i].detectors["n3"].phi(deadline);
+        let phi = p.nodes[i].watch.detectors["n3"].phi(deadline);
         assert!(
             phi < config.phi_threshold,
             "n{i}: phi {phi} would accuse by itself"

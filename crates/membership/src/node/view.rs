@@ -35,7 +35,7 @@ impl Node {
 
     pub(super) fn member_view(&self, now: Duration, e: &table::Entry) -> MemberView {
         let r = &e.record;
-        let detector = self.detectors.get(&r.id);
+        let detector = self.watch.detectors.get(&r.id);
         let is_me = *r.id == *self.me;
         let phi = match (detector, r.liveness) {
             _ if is_me => 0.0,
