@@ -12,14 +12,14 @@ impl Node {
     pub(super) fn decide(&mut self, now: Duration, out: &mut impl Output) {
         if self.table.voters() == 0
             && self.table.joining.is_empty()
-            && self.bootstrap_at.is_some_and(|t| now >= t)
+            && self.sync.bootstrap_at.is_some_and(|t| now >= t)
         {
             // The bootstrap node founds the cluster (see `Node::new`). Not over a table that
             // holds seats: members marked joining prove a cluster exists, and this is its
             // founder restarted before the news of its own seat came back (founding then
             // stamped a first configuration that no other member's matched, and every voter
             // refused it as a candidate: a pipeline test lost quorum for good).
-            self.synced = true;
+            self.sync.synced = true;
             let mut me = self.my_record().clone();
             me.voter = true;
             self.apply_record(now, &me, Source::Local, out);

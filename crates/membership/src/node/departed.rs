@@ -136,9 +136,9 @@ impl Node {
             from: self.sender(),
             updates: vec![Update::Record(verdict)],
         };
-        let budget = self.answer_budget.take();
+        let budget = self.inbound.answer_budget.take();
         self.send(from, &msg, out);
-        self.answer_budget = budget;
+        self.inbound.answer_budget = budget;
     }
 }
 

@@ -4,7 +4,8 @@
 
 use super::tests::{addr, gossip_from, identity, Capture, Pump};
 use super::*;
-use crate::codec::encode;
+use crate::codec::{encode, Message, Update};
+use crate::member::Status;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -25,7 +25,7 @@
 //! them. A stall longer than `cluster.local-pause-guard` also restarts every silence clock
 //! (see [`Node::forgive_own_pause`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,29 +70,61 @@ pub(crate) struct Suspicion {
     pub since: Duration,
 }
 
+/// The members this node watches (its subjects) and its direct probes of them.
+#[derive(Debug)]
+pub(super) struct Watch {
+    /// One phi detector per subject.
+    pub detectors: HashMap<Arc<str>, PhiDetector>,
+    /// Direct probes awaiting an answer: when sent, and the nonce the answer must echo.
+    pub probes: HashMap<Arc<str>, (Duration, u64)>,
+    /// The ring epoch the subjects were chosen at (`u64::MAX`: choose again).
+    pub subjects_epoch: u64,
+    /// When they were last chosen.
+    pub subjects_at: Option<Duration>,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            detectors: HashMap::new(),
+            probes: HashMap::new(),
+            subjects_epoch: u64::MAX,
+            subjects_at: None,
+        }
+    }
+}
+
+/// Local health (Lifeguard's "local health multiplier"): how many recent timeouts of this
+/// node ran late, 0 to [`MAX_LOCAL_HEALTH`], and when that last changed.
+#[derive(Debug, Default)]
+pub(super) struct LocalHealth {
+    pub level: u32,
+    pub since: Duration,
+}
+
 impl Node {
     /// Raises local health when this call of `handle_timeout` is `late` (see the module
     /// docs), lowers it after a heartbeat interval on time.
     pub(super) fn note_own_lateness(&mut self, now: Duration, late: Duration) {
         if late > self.config.gossip_interval / 2 {
-            self.local_health = (self.local_health + 1).min(MAX_LOCAL_HEALTH);
-            self.local_health_at = now;
-        } else if self.local_health > 0
-            && now.saturating_sub(self.local_health_at) >= self.config.heartbeat_interval
+            self.local_health.level = (self.local_health.level + 1).min(MAX_LOCAL_HEALTH);
+            self.local_health.since = now;
+        } else if self.local_health.level > 0
+            && now.saturating_sub(self.local_health.since) >= self.config.heartbeat_interval
         {
-            self.local_health -= 1;
-            self.local_health_at = now;
+            self.local_health.level -= 1;
+            self.local_health.since = now;
         }
     }
 
     /// Whether this node's own timers run late: it accuses nobody meanwhile.
     pub(super) fn lagging(&self) -> bool {
-        self.local_health > 0
+        self.local_health.level > 0
     }
 
     /// `d` stretched by local health.
     pub(super) fn stretched(&self, d: Duration) -> Duration {
-        d.saturating_mul(1 + self.local_health)
+        d.saturating_mul(1 + self.local_health.level)
     }
 
     pub(super) fn refresh_my_observers(&mut self) {
@@ -152,7 +184,7 @@ impl Node {
             let id = e.record.id.clone();
             self.table.heartbeats.insert(id, this);
         }
-        if let Some(d) = self.detectors.get_mut(sender.id.as_str()) {
+        if let Some(d) = self.watch.detectors.get_mut(sender.id.as_str()) {
             d.heartbeat(now);
         } else if self
             .table
@@ -160,7 +192,7 @@ impl Node {
             .is_some_and(|e| e.record.generation == sender.generation)
         {
             // maybe we just became one of its observers: look again at the next check
-            self.subjects_epoch = u64::MAX;
+            self.watch.subjects_epoch = u64::MAX;
         }
         if let Some(e) = self.table.get_mut(&sender.id) {
             if e.record.generation == sender.generation {
@@ -176,12 +208,13 @@ impl Node {
     pub(super) fn on_probe_ack(&mut self, now: Duration, sender: &Sender, nonce: u64) {
         self.on_witness_ack(&sender.id, nonce);
         if self
+            .watch
             .probes
             .get(sender.id.as_str())
             .is_some_and(|&(_, pending)| pending == nonce)
         {
-            self.probes.remove(sender.id.as_str());
-            if let Some(d) = self.detectors.get_mut(sender.id.as_str()) {
+            self.watch.probes.remove(sender.id.as_str());
+            if let Some(d) = self.watch.detectors.get_mut(sender.id.as_str()) {
                 d.reset_silence(now);
             }
         }
@@ -192,17 +225,18 @@ impl Node {
         // Recomputing who we watch costs O(K^2 log N); while a big cluster is forming the
         // rings change on every tick, so do it at most twice per heartbeat interval.
         let due = self
+            .watch
             .subjects_at
             .is_none_or(|t| now.saturating_sub(t) >= self.config.heartbeat_interval / 2);
-        if self.subjects_epoch != self.table.ring_epoch && due {
-            self.subjects_epoch = self.table.ring_epoch;
-            self.subjects_at = Some(now);
+        if self.watch.subjects_epoch != self.table.ring_epoch && due {
+            self.watch.subjects_epoch = self.table.ring_epoch;
+            self.watch.subjects_at = Some(now);
             let subjects = self.table.rings().subjects(&self.me);
-            self.detectors.retain(|id, _| subjects.contains(id));
-            self.probes.retain(|id, _| subjects.contains(id));
+            self.watch.detectors.retain(|id, _| subjects.contains(id));
+            self.watch.probes.retain(|id, _| subjects.contains(id));
             for id in subjects {
                 let c = &self.config;
-                self.detectors.entry(id).or_insert_with(|| {
+                self.watch.detectors.entry(id).or_insert_with(|| {
                     PhiDetector::new(
                         now,
                         c.heartbeat_interval,
@@ -215,6 +249,7 @@ impl Node {
         }
         let half = self.config.phi_threshold / 2.0;
         let doubted: BTreeSet<Arc<str>> = self
+            .watch
             .detectors
             .iter()
             .filter(|(id, d)| {
@@ -229,7 +264,7 @@ impl Node {
         }
         let mut accuse: Vec<(Arc<str>, u64, u64)> = Vec::new();
         let mut probe: Vec<(Arc<str>, std::net::SocketAddr)> = Vec::new();
-        for (id, d) in &self.detectors {
+        for (id, d) in &self.watch.detectors {
             let Some(e) = self.table.get(id) else {
                 continue;
             };
@@ -251,11 +286,11 @@ impl Node {
                 && silent < self.config.failure_timeout
                 && !corroborate
             {
-                self.probes.remove(id);
+                self.watch.probes.remove(id);
                 continue;
             }
             // Ask the subject directly first; accuse only if it stays silent.
-            match self.probes.get(id) {
+            match self.watch.probes.get(id) {
                 None => {
                     probe.push((id.clone(), r.addr));
                     continue;
@@ -278,7 +313,7 @@ impl Node {
         probe.sort();
         for (id, to) in probe {
             let nonce = self.rng.random();
-            self.probes.insert(id, (now, nonce));
+            self.watch.probes.insert(id, (now, nonce));
             let msg = Message::Probe {
                 from: self.sender(),
                 nonce,
@@ -428,7 +463,7 @@ impl Node {
 
     /// After this process itself stalled, restart every silence and suspicion clock.
     pub(super) fn forgive_own_pause(&mut self, now: Duration) {
-        for d in self.detectors.values_mut() {
+        for d in self.watch.detectors.values_mut() {
             d.reset_silence(now);
         }
         for s in self.suspicions.values_mut() {

@@ -26,7 +26,9 @@
 
 use std::time::Duration;
 
-use super::{Node, Output};
+use super::{Event, Node, Output, Source};
+use crate::codec::Update;
+use crate::member::Liveness;
 
 /// How far past this node's clock a generation may be (see the module docs): room for
 /// clocks that disagree, and for the milliseconds rejoins add.
@@ -43,12 +45,26 @@ pub(super) struct PendingRejoin {
     pub reason: &'static str,
 }
 
+/// This process life: with `born` and `start_generation`, the node's idea of the wall
+/// clock; with the rest, the rate limit on coming back.
+#[derive(Debug)]
+pub(super) struct Life {
+    /// When this node (this process life) was created.
+    pub born: Duration,
+    /// Its generation then.
+    pub start_generation: u64,
+    /// When it last came back with a new generation.
+    pub last_rejoin: Option<Duration>,
+    /// A rejoin waiting for the interval.
+    pub pending_rejoin: Option<PendingRejoin>,
+}
+
 impl Node {
     /// The highest generation this node accepts from the network now.
     pub(super) fn generation_limit(&self) -> u64 {
-        let elapsed = self.clock.saturating_sub(self.born) + MAX_GENERATION_AHEAD;
+        let elapsed = self.clock.saturating_sub(self.life.born) + MAX_GENERATION_AHEAD;
         let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-        self.start_generation.saturating_add(elapsed_ms)
+        self.life.start_generation.saturating_add(elapsed_ms)
     }
 
     /// Whether `generation`, from the network, is too far ahead to be believed (counted).
@@ -70,7 +86,7 @@ impl Node {
         reason: &'static str,
         out: &mut impl Output,
     ) {
-        let pending = match self.pending_rejoin.take() {
+        let pending = match self.life.pending_rejoin.take() {
             Some(p) => PendingRejoin {
                 generation: p.generation.max(generation),
                 // the seat is kept only if every reason to come back keeps it
@@ -83,33 +99,79 @@ impl Node {
                 reason,
             },
         };
-        self.pending_rejoin = Some(pending);
+        self.life.pending_rejoin = Some(pending);
         self.rejoin_if_due(now, out);
     }
 
     /// Runs a pending rejoin once a heartbeat interval has passed since the last one.
     pub(super) fn rejoin_if_due(&mut self, now: Duration, out: &mut impl Output) {
-        let Some(p) = self.pending_rejoin else {
+        let Some(p) = self.life.pending_rejoin else {
             return;
         };
         if self.left {
             // a node that left stays gone; news of its end is what it asked for
-            self.pending_rejoin = None;
+            self.life.pending_rejoin = None;
             return;
         }
         if self
+            .life
             .last_rejoin
             .is_some_and(|t| now.saturating_sub(t) < self.config.heartbeat_interval)
         {
             return;
         }
-        self.pending_rejoin = None;
+        self.life.pending_rejoin = None;
         let mine = self.my_record().generation;
         let generation = p.generation.max(mine.saturating_add(1));
         if generation <= mine {
             return; // at u64::MAX: nothing newer exists, and nobody can claim this one
         }
-        self.last_rejoin = Some(now);
+        self.life.last_rejoin = Some(now);
         self.rejoin(now, generation, p.voter, p.reason, out);
+    }
+
+    /// Comes back with a new life: `generation`, ALIVE at incarnation 0, the voter seat kept
+    /// or not, and its joins sent at once.
+    pub(super) fn rejoin(
+        &mut self,
+        now: Duration,
+        generation: u64,
+        voter: bool,
+        reason: &'static str,
+        out: &mut impl Output,
+    ) {
+        // The suspicions this node raised or relayed in the life the cluster just ended
+        // (typically on the far side of a partition that has healed) are void: once the new
+        // life is ALIVE elsewhere they would be believed, and make members SUSPECT that the
+        // cluster has been hearing from all along (the heal dip). A restarted process has
+        // none either.
+        self.suspicions.clear();
+        self.witnesses.clear();
+        self.watch.probes.clear();
+        self.queue.retain(|u| !matches!(u, Update::Accuse { .. }));
+        self.forgive_own_pause(now);
+        // Likewise the members it holds SUSPECT: its table transfers would spread them. Its
+        // count of reachable voters is then unfounded until a table transfer arrives (the
+        // answer to the joins sent below, one round trip away once connected), so it claims
+        // no quorum until then: a node still cut off must not count the far side back in.
+        if self.table.clear_suspects(now) > 0 {
+            self.reach.note_liveness_change();
+        }
+        self.sync.synced = false;
+        let mut rec = self.my_record().clone();
+        rec.generation = generation;
+        rec.incarnation = 0;
+        rec.liveness = Liveness::Alive;
+        rec.voter = voter;
+        rec.joining = false;
+        self.apply_record(now, &rec, Source::Local, out);
+        self.refresh_quorum(out);
+        out.event(Event::SelfRejoined { generation, reason });
+        // announce the new life to seeds and a few members at once
+        self.sync.next_seed_contact = now;
+        let join = self.join_message(rec);
+        for to in self.random_members(self.config.gossip_fanout) {
+            self.send(to, &join, out);
+        }
     }
 }

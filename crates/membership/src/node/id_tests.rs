@@ -4,7 +4,7 @@
 
 use super::tests::{addr, gossip_from, Capture, Pump};
 use super::*;
-use crate::codec::encode;
+use crate::codec::{encode, Message, Update};
 
 fn record(id: &str) -> MemberRecord {
     MemberRecord {

@@ -276,7 +276,7 @@ impl Node {
         {
             return;
         }
-        if self.left || !self.synced {
+        if self.left || !self.sync.synced {
             return;
         }
         let me = self.my_record();
@@ -346,7 +346,7 @@ impl Node {
         }
         // Nobody has led for 2L: whoever is smallest in my view may not be standing (a view
         // that differs, a member stuck); the others stand in turn, one renewal apart.
-        let since = self.lease.last_led.unwrap_or(self.born);
+        let since = self.lease.last_led.unwrap_or(self.life.born);
         let wait = self.lease_len() * 2 + self.lease_renew() * (rank as u32).min(64);
         now.saturating_sub(since) >= wait
     }
@@ -545,7 +545,7 @@ impl Node {
             // A process younger than a lease may have granted another leader in its last
             // life: it grants only a leader that proves it holds the lease (which no other
             // can while that old grant could still count), until a lease length has passed.
-            _ if now.saturating_sub(self.born) < self.lease_len() && valid_ms == 0 => false,
+            _ if now.saturating_sub(self.life.born) < self.lease_len() && valid_ms == 0 => false,
             _ if valid_ms == 0 && leader_heard => false,
             // A candidate counting over an older configuration than this node's (or one as
             // old but different, stamped by a leader since lost) may count a quorum that

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::codec::{decode, encode, Message};
+use crate::member::Status;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 

@@ -21,6 +21,24 @@ use crate::member::MemberRecord;
 /// Most datagrams one sync answer may take (the rest waits for the next exchange).
 const MAX_SYNC_DATAGRAMS: usize = 64;
 
+/// Where this node finds the cluster and how it keeps its table in step.
+#[derive(Debug)]
+pub(super) struct SyncState {
+    /// The seeds, this node's own address left out.
+    pub seeds: Vec<SocketAddr>,
+    /// When this node may found a cluster if it still knows no voter (see `decide`).
+    pub bootstrap_at: Option<Duration>,
+    /// Whether this node has received a table (a join answer or a sync) or founded the
+    /// cluster: until then its view is partial and it claims no quorum.
+    pub synced: bool,
+    /// When the seeds are next contacted.
+    pub next_seed_contact: Duration,
+    /// When this node last started an anti-entropy exchange.
+    pub last_sync: Option<Duration>,
+    /// Where the next table transfer too large for one answer starts.
+    pub cursor: usize,
+}
+
 impl Node {
     /// Slices to cut the table into so a digest fits one datagram and each slice stays small.
     fn slice_count(&self) -> usize {
@@ -36,10 +54,11 @@ impl Node {
     ) {
         if sender.summary == self.table.summary() as u32 {
             // Same table as a member that is ALIVE here: as good as a transfer from it.
-            self.synced |= self.sender_credible;
+            self.sync.synced |= self.inbound.credible;
             return;
         }
         let due = self
+            .sync
             .last_sync
             .is_none_or(|t| now.saturating_sub(t) >= self.config.anti_entropy_interval);
         if due {
@@ -59,7 +78,7 @@ impl Node {
             // a stranger's datagram: no exchange with it, and none put off by it either
             return;
         }
-        self.last_sync = Some(now);
+        self.sync.last_sync = Some(now);
         self.stats.syncs_started += 1;
         self.send_encoded(to, msg.kind(), bytes, out);
     }
@@ -83,7 +102,7 @@ impl Node {
         }
         let budget = self.records_budget();
         let records = self.table.records_in_slices(n, &differs);
-        let pages = Self::pages_from_cursor(&mut self.sync_cursor, records, budget);
+        let pages = Self::pages_from_cursor(&mut self.sync.cursor, records, budget);
         self.send_records(from, pages, out);
         if reply {
             let msg = Message::SyncDigest {
@@ -221,7 +240,7 @@ impl Node {
         self.apply_record(now, &record, Source::Gossip, out);
         let budget = self.records_budget();
         let records = self.table.records().collect();
-        let pages = Self::pages_from_cursor(&mut self.sync_cursor, records, budget);
+        let pages = Self::pages_from_cursor(&mut self.sync.cursor, records, budget);
         self.send_records(from, pages, out);
     }
 
@@ -238,13 +257,13 @@ impl Node {
                 fresh.push(s);
             }
         }
-        if fresh == self.seeds {
+        if fresh == self.sync.seeds {
             return false;
         }
-        if fresh.iter().any(|s| !self.seeds.contains(s)) {
-            self.next_seed_contact = self.next_seed_contact.min(now);
+        if fresh.iter().any(|s| !self.sync.seeds.contains(s)) {
+            self.sync.next_seed_contact = self.sync.next_seed_contact.min(now);
         }
-        self.seeds = fresh;
+        self.sync.seeds = fresh;
         true
     }
 
@@ -272,8 +291,8 @@ impl Node {
         let join = self.join_message(self.my_record().clone());
         for to in &contacted {
             self.send(*to, &join, out);
-            if !self.seeds.contains(to) {
-                self.seeds.push(*to);
+            if !self.sync.seeds.contains(to) {
+                self.sync.seeds.push(*to);
             }
         }
         Ok(contacted)
@@ -285,23 +304,23 @@ impl Node {
     ///
     /// Members that started before their founder find each other first: they are not alone,
     /// but a cluster without a voter is nobody's. A probe would not get them in: the founder
-    /// answers a stranger no more than it sent (see `answer_budget`), and takes tables only
-    /// from seated members, so only a join does.
+    /// answers a stranger no more than it sent (see `Inbound::answer_budget`), and takes
+    /// tables only from seated members, so only a join does.
     pub(super) fn contact_seeds(&mut self, now: Duration, out: &mut impl Output) {
-        if now < self.next_seed_contact || self.seeds.is_empty() {
+        if now < self.sync.next_seed_contact || self.sync.seeds.is_empty() {
             return;
         }
         let alone = self.table.rings().len() <= 1 || self.table.voters() == 0;
         if alone {
-            self.next_seed_contact = now + Duration::from_secs(1);
+            self.sync.next_seed_contact = now + Duration::from_secs(1);
             let join = self.join_message(self.my_record().clone());
-            for to in self.seeds.clone() {
+            for to in self.sync.seeds.clone() {
                 self.send(to, &join, out);
             }
         } else {
-            self.next_seed_contact = now + self.config.seed_rejoin_interval;
-            let i = self.rng_index(self.seeds.len());
-            let to = self.seeds[i];
+            self.sync.next_seed_contact = now + self.config.seed_rejoin_interval;
+            let i = self.rng_index(self.sync.seeds.len());
+            let to = self.sync.seeds[i];
             let msg = Message::Probe {
                 from: self.sender(),
                 nonce: self.rng.random(),

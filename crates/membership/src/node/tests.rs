@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::codec::{decode, encode};
+use crate::codec::{decode, encode, Message, Sender, Update};
+use crate::error::CommandError;
+use crate::member::Status;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
@@ -361,7 +363,7 @@ fn an_accused_member_silent_for_an_interval_is_checked_without_waiting_for_phi()
     let deadline = p.now + MS(2500);
     for i in [0, 1, 2] {
         // n3 stays silent, so this is the phi each observer will have at the deadline
-        let phi = p.nodes[i].detectors["n3"].phi(deadline);
+        let phi = p.nodes[i].watch.detectors["n3"].phi(deadline);
         assert!(
             phi < config.phi_threshold,
             "n{i}: phi {phi} would accuse by itself"
@@ -965,7 +967,7 @@ fn oversize_local_metadata_is_refused_when_set() {
     assert_eq!(
         n.set_tag("big", Some(&"x".repeat(max))),
         Err(CommandError::MetadataTooLarge {
-            size: super::metadata_len_with_any_signals(&{
+            size: super::commands::metadata_len_with_any_signals(&{
                 let mut m = Metadata::clone(&before.meta);
                 m.tags.insert("big".into(), "x".repeat(max));
                 m
