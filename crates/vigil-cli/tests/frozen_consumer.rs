@@ -193,9 +193,7 @@ async fn reads_answer_from_the_other_consumer_while_a_frozen_one_is_ejected() {
         "gateway_ejections_total{role=\"consumer\",member=\"consumer-b\"}",
         "gateway_routed_requests_total{role=\"consumer\",member=\"consumer-a\"}",
     ] {
-        let value = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok());
+        let value = harness::metric_sample(&metrics, sample);
         assert!(
             value.is_some_and(|v| v >= 1.0),
             "{sample} missing or 0:\n{metrics}"

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use harness::Cluster;
+use harness::{metric_sample as sample, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_have_the_seeds_names_and_pass_promtool() {
@@ -189,17 +189,6 @@ async fn phi_is_exported_only_for_members_this_node_watches() {
             },
         )
         .await;
-}
-
-/// One sample's value in a Prometheus text body, if present.
-fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(name_and_labels)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,11 @@ impl Run {
             self.sim.run_for(Duration::from_secs(2))?;
         }
         self.outcome("crashed", json!(crashed));
+        // every sample, in crash order: p99 over a few crashes is their maximum, so runs are
+        // compared over many seeds by pooling these
+        let rounded = |v: &[f64]| v.iter().map(|x| round3(*x)).collect::<Vec<_>>();
+        self.outcome("first_suspect_s", json!(rounded(&self.first_suspect)));
+        self.outcome("all_failed_s", json!(rounded(&self.all_failed)));
         self.run_to_end()?;
         let s = self.expect_convergence(self.settle_window(), "after crashes")?;
         self.outcome("final_convergence_s", json!(s));

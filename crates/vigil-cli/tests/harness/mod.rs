@@ -151,15 +151,7 @@ impl Cluster {
             return 0.0;
         };
         let text = r.text().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(sample)?
-                    .strip_prefix(' ')?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0.0)
+        metric_sample(&text, sample).unwrap_or(0.0)
     }
 
     /// Failures detected, summed over the members `ids`.
@@ -662,4 +654,16 @@ impl Drop for Hogs {
             let _ = c.wait();
         }
     }
+}
+
+/// One sample's value in a Prometheus text body (`name{labels}` exactly as printed), if
+/// present.
+pub fn metric_sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
