@@ -151,7 +151,7 @@ fn an_evicted_member_that_still_speaks_is_told_at_its_address_and_comes_back() {
         p.nodes[0]
             .handle_datagram(now, from, &heartbeat_of_n3(seq), &mut cap)
             .unwrap();
-        cap.sent
+        cap.sends
     };
     let sent = deliver(&mut p, addr(3), 1_000);
     let verdict = told(&sent, addr(3), "n3");

@@ -57,7 +57,7 @@ fn records_with_bad_ids_are_refused_at_decode_and_never_enter_the_table() {
     );
     let after: Vec<MemberRecord> = p.nodes[0].records().cloned().collect();
     assert_eq!(after, before);
-    assert!(cap.sent.is_empty() && cap.events.is_empty());
+    assert!(cap.sends.is_empty() && cap.events.is_empty());
     // a valid id of the same shape goes in
     p.nodes[0]
         .handle_datagram(

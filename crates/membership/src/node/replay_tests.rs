@@ -8,18 +8,9 @@ use std::time::Duration;
 use super::*;
 use crate::codec::{decode, encode, Message};
 use crate::member::Status;
+use crate::Effects;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
-
-#[derive(Default)]
-struct Sent(Vec<(SocketAddr, Vec<u8>)>);
-
-impl Output for Sent {
-    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
-        self.0.push((to, datagram));
-    }
-    fn event(&mut self, _: Event) {}
-}
 
 fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 1, i as u8 + 1], 7946))
@@ -59,15 +50,15 @@ fn run(nodes: &mut [Node], up: &[bool], from: u64, ms: u64, watch: usize) -> Vec
             let d = encode(codec::cluster_id("replay"), &ack);
             for (i, n) in nodes.iter_mut().enumerate() {
                 if up[i] {
-                    let _ = n.handle_datagram(now, addr(watch), &d, &mut Sent::default());
+                    let _ = n.handle_datagram(now, addr(watch), &d, &mut Effects::default());
                 }
             }
         }
         for (i, n) in nodes.iter_mut().enumerate() {
             if up[i] && n.poll_timeout() <= now {
-                let mut out = Sent::default();
+                let mut out = Effects::default();
                 n.handle_timeout(now, &mut out);
-                queue.extend(out.0.into_iter().map(|(to, d)| (i, to, d)));
+                queue.extend(out.sends.into_iter().map(|(to, d)| (i, to, d)));
             }
         }
         while let Some((src, to, d)) = queue.pop() {
@@ -83,9 +74,9 @@ fn run(nodes: &mut [Node], up: &[bool], from: u64, ms: u64, watch: usize) -> Vec
             if !up[dst] {
                 continue;
             }
-            let mut out = Sent::default();
+            let mut out = Effects::default();
             let _ = nodes[dst].handle_datagram(now, addr(src), &d, &mut out);
-            queue.extend(out.0.into_iter().map(|(to, d)| (dst, to, d)));
+            queue.extend(out.sends.into_iter().map(|(to, d)| (dst, to, d)));
         }
     }
     seen
@@ -108,7 +99,7 @@ fn replayed_heartbeats_of_a_crashed_member_do_not_keep_it_alive() {
         run(&mut nodes, &up, second * 1000, 1000, 3);
         let now = MS(second * 1000 + 1000);
         for (dst, d) in &taped {
-            let mut out = Sent::default();
+            let mut out = Effects::default();
             let _ = nodes[*dst].handle_datagram(now, addr(3), d, &mut out);
         }
     }
@@ -135,8 +126,8 @@ fn replayed_heartbeats_of_a_crashed_member_do_not_keep_it_alive() {
     };
     let before = nodes[0].stats().stale_heartbeats;
     let d = encode(codec::cluster_id("replay"), &fresh);
-    let _ = nodes[0].handle_datagram(now, addr(1), &d, &mut Sent::default());
-    let _ = nodes[0].handle_datagram(now, addr(1), &d, &mut Sent::default());
+    let _ = nodes[0].handle_datagram(now, addr(1), &d, &mut Effects::default());
+    let _ = nodes[0].handle_datagram(now, addr(1), &d, &mut Effects::default());
     assert_eq!(
         nodes[0].stats().stale_heartbeats,
         before + 1,

@@ -12,20 +12,8 @@ use crate::member::Status;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-#[derive(Default)]
-pub(super) struct Capture {
-    pub(super) sent: Vec<(SocketAddr, Vec<u8>)>,
-    pub(super) events: Vec<Event>,
-}
-
-impl Output for Capture {
-    fn send(&mut self, to: SocketAddr, datagram: Vec<u8>) {
-        self.sent.push((to, datagram));
-    }
-    fn event(&mut self, event: Event) {
-        self.events.push(event);
-    }
-}
+/// What the node under test sent and reported: the crate's own collector.
+pub(super) type Capture = crate::Effects;
 
 pub(super) fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, i as u8 + 1], 7946))
@@ -138,7 +126,7 @@ impl Pump {
 
     pub(super) fn absorb(&mut self, i: usize, cap: Capture) {
         let from = self.nodes[i].my_record().addr;
-        for (to, bytes) in cap.sent {
+        for (to, bytes) in cap.sends {
             self.flight.push((self.now + MS(1), from, to, bytes));
         }
         self.events.extend(cap.events.into_iter().map(|e| (i, e)));
@@ -238,7 +226,7 @@ fn an_accusation_of_a_live_node_is_refuted_with_a_higher_incarnation() {
         )
         .unwrap();
     assert_eq!(target.my_record().incarnation, inc + 1);
-    let refutation = cap.sent.iter().find_map(|(to, bytes)| {
+    let refutation = cap.sends.iter().find_map(|(to, bytes)| {
         let Ok(Message::Gossip { updates, .. }) = decode(codec::cluster_id("test"), 1400, bytes)
         else {
             return None;
@@ -584,7 +572,7 @@ fn garbage_is_rejected_and_counted() {
         .is_err());
     assert!(n.handle_datagram(MS(1), addr(1), &[], &mut cap).is_err());
     assert_eq!(n.stats().decode_errors, 2);
-    assert!(cap.sent.is_empty());
+    assert!(cap.sends.is_empty());
 }
 
 #[test]
@@ -666,8 +654,8 @@ fn every_datagram_fits_the_limit_even_with_big_tables() {
     for t in 0..50 {
         n.handle_timeout(MS(100 * t + 10), &mut cap);
     }
-    assert!(!cap.sent.is_empty());
-    let max = cap.sent.iter().map(|(_, b)| b.len()).max().unwrap();
+    assert!(!cap.sends.is_empty());
+    let max = cap.sends.iter().map(|(_, b)| b.len()).max().unwrap();
     assert!(max <= 1400, "datagram of {max} bytes");
     let _: BTreeMap<(), ()> = BTreeMap::new();
 }
@@ -815,7 +803,7 @@ fn a_full_table_refuses_new_members_but_known_ones_keep_working() {
         )
         .unwrap();
         // a refused joiner gets no table either
-        assert_eq!(cap.sent.is_empty(), i > 3, "n{i}");
+        assert_eq!(cap.sends.is_empty(), i > 3, "n{i}");
     }
     assert_eq!(n.records().count(), 4);
     assert!(n.record("n4").is_none() && n.record("n5").is_none());
@@ -882,7 +870,7 @@ fn oversize_records_from_the_network_are_rejected_and_counted() {
         &mut c,
     )
     .unwrap();
-    assert!(c.sent.is_empty());
+    assert!(c.sends.is_empty());
     let mut big = MemberRecord {
         id: "n2".into(),
         addr: addr(2),
@@ -1502,7 +1490,7 @@ fn taped(p: &Pump, src: usize, pick: impl Fn(&Message) -> bool) -> (SocketAddr, 
 }
 
 fn sent_bytes(cap: &Capture) -> usize {
-    cap.sent.iter().map(|(_, d)| d.len()).sum()
+    cap.sends.iter().map(|(_, d)| d.len()).sum()
 }
 
 #[test]
@@ -1535,12 +1523,12 @@ fn a_replayed_probe_is_answered_to_its_source_never_to_the_prober() {
         }
         .unwrap();
         assert!(
-            cap.sent.iter().all(|(to, _)| *to == attacker),
+            cap.sends.iter().all(|(to, _)| *to == attacker),
             "answered elsewhere than the source: {:?}",
-            cap.sent.iter().map(|(to, _)| to).collect::<Vec<_>>()
+            cap.sends.iter().map(|(to, _)| to).collect::<Vec<_>>()
         );
         if authenticated {
-            assert!(cap.sent.iter().any(|(_, d)| matches!(
+            assert!(cap.sends.iter().any(|(_, d)| matches!(
                 decode(codec::cluster_id("test"), 1400, d),
                 Ok(Message::ProbeAck { .. })
             )));
@@ -1568,11 +1556,11 @@ fn a_replayed_lease_request_is_answered_to_its_source_never_to_the_leader() {
     p.nodes[voter]
         .handle_authenticated_datagram(p.now, attacker, &request, &mut cap)
         .unwrap();
-    assert!(!cap.sent.is_empty(), "the request was answered");
+    assert!(!cap.sends.is_empty(), "the request was answered");
     assert!(
-        cap.sent.iter().all(|(to, _)| *to == attacker),
+        cap.sends.iter().all(|(to, _)| *to == attacker),
         "grants aimed at {:?}, not at the source",
-        cap.sent.iter().map(|(to, _)| to).collect::<Vec<_>>()
+        cap.sends.iter().map(|(to, _)| to).collect::<Vec<_>>()
     );
 }
 
@@ -1647,7 +1635,7 @@ fn a_stranger_never_gets_more_bytes_back_than_it_sent() {
             "{kind} of {} bytes drew {} bytes in {} datagrams",
             bytes.len(),
             sent_bytes(&cap),
-            cap.sent.len()
+            cap.sends.len()
         );
         // the same from the member's own address (or authenticated) is answered in full
         if kind == "sync_digest" {
@@ -1701,7 +1689,7 @@ fn an_operator_join_contacts_the_address_and_merges_views() {
         .join(p.now, &[addr(0), addr(1), addr(0)], &mut cap)
         .unwrap();
     assert_eq!(contacted, vec![addr(0)]);
-    assert!(cap.sent.iter().any(|(to, _)| *to == addr(0)));
+    assert!(cap.sends.iter().any(|(to, _)| *to == addr(0)));
     p.absorb(1, cap);
     p.run_for(MS(1500));
     assert_eq!(p.status(0, 1), Some(Status::Healthy));
