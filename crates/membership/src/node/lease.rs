@@ -422,9 +422,13 @@ impl Node {
         self.refresh_quorum(out);
         if self.lease.leads(now) {
             self.lease.last_led = Some(now);
-            if !was_leading && self.lease.round > 1 {
+            if !was_leading {
                 // A new leader tells the members at once that it holds the lease, rather
                 // than a renewal later: they hold quorum again one delivery after it does.
+                // Also after the first round of its life: a candidate's grants last a
+                // renewal, which runs out before the next one is due, and a voter that is
+                // not the smallest does not stand again for 2L (trials seed 1, trial 7). A
+                // lone voter's round counts at once: this recurses once, as a leader.
                 self.send_round(now, out);
             }
         }

@@ -1343,6 +1343,37 @@ fn a_member_back_from_a_long_pause_holds_quorum_within_two_seconds_of_being_hear
     }
 }
 
+/// Issue 13, trials seed 1, trial 7: a voter that won the first round of its life did not
+/// announce its lease (the announcement skipped round 1), so it led only on a candidate's
+/// short grants, which ran out before its first renewal; a voter that is not the smallest
+/// then waits 2L to stand again, and the 193-node cluster had no lasting leader for 8 s
+/// after a heal. Here n1 wins its first round after the leader n0 crashed: the others must
+/// hold quorum under it at once, not only after a later round.
+#[test]
+fn a_voter_that_wins_its_first_round_announces_its_lease_at_once() {
+    let mut p = Pump::new(4, Config::default());
+    p.run_for(MS(8000));
+    assert_eq!(p.nodes[0].leader(), Some("n0"));
+    p.down[0] = true;
+    let crashed = p.now;
+    let mut won = None;
+    while p.now < crashed + MS(20_000) && won.is_none() {
+        p.run_for(MS(1));
+        if p.nodes[1].has_quorum() && p.nodes[1].leader() == Some("n1") {
+            won = Some(p.now);
+        }
+    }
+    let won = won.expect("n1 leads after n0 crashed");
+    // one request out and its delivery
+    p.run_for(MS(5));
+    for i in 2..4 {
+        assert!(
+            p.nodes[i].has_quorum() && p.nodes[i].leader() == Some("n1"),
+            "n{i} does not hold quorum under n1 5 ms after n1 won at {won:?}"
+        );
+    }
+}
+
 #[test]
 fn a_lapsed_lease_names_no_leader_even_before_the_next_input() {
     // The view is computed at the time it is asked for: a node cut off from everyone stops
