@@ -82,7 +82,7 @@ impl Run {
         for &i in &measured {
             for (kind, (_, bytes)) in by_kind(&self.sim, i) {
                 let earlier = kinds_before[i].get(kind).map_or(0, |c| c.1);
-                *kinds.entry(kind).or_insert(0.0) += (bytes - earlier) as f64;
+                *kinds.entry(kind).or_insert(0.0) += bytes.saturating_sub(earlier) as f64;
             }
         }
         if !rates.is_empty() && secs > 0.0 {
