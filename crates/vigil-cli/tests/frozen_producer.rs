@@ -5,7 +5,8 @@
 //! one closed-loop writer posting through the gateway. Once the gateway's outlier detection
 //! has ejected producer-b (its `/api/cluster/status` `routing` says so), the next
 //! [`WINDOW`] writes are counted. Asserted: producer-b took under [`MAX_SHARE`] of them (it
-//! takes about half when both are well), and almost every write was accepted. Phi alone
+//! takes about half when both are well), almost every write was accepted, and the store
+//! holds every acknowledged write once (writes hedged to both producers included). Phi alone
 //! would not do this: it adapts to the rhythm within seconds (`docs/experiments.md`,
 //! experiment 4).
 //!
@@ -190,5 +191,28 @@ async fn a_producer_frozen_in_bursts_stops_receiving_most_writes() {
     assert!(
         share < MAX_SHARE,
         "producer-b, frozen 85 % of the time, still took {to_b} of {accepted} writes"
+    );
+
+    // Writes the gateway hedged went to both producers with the same event id: the store
+    // holds each once, and every write answered 202 is there.
+    let posted = before.len() + after.len();
+    let acked = before.iter().chain(&after).filter(|w| w.0 == 202).count();
+    let stats = c.node("consumer").url("/logs/stats");
+    let stored = || async {
+        c.get_json(&stats)
+            .await
+            .and_then(|s| s["byService"]["frozen"].as_u64())
+            .unwrap_or(0) as usize
+    };
+    c.wait_for(
+        "every acknowledged write stored",
+        Duration::from_secs(30),
+        || async { stored().await >= acked },
+    )
+    .await;
+    let n = stored().await;
+    assert!(
+        n <= posted,
+        "{n} events stored for {posted} single-event writes: a hedged write was stored twice"
     );
 }

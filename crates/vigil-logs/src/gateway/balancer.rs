@@ -19,9 +19,18 @@
 //!   for `base_ejection × k` (capped at `max_ejection`), k growing with each ejection and
 //!   shrinking by one per `base_ejection` spent in rotation. Never more than
 //!   `max_ejected_share` of the known members are out at once.
+//!   A member back from an ejection is on probation for `base_ejection`: one failure ejects
+//!   it again (for longer), and requests to it are hedged after `probation_hedge_factor`
+//!   times the fastest other member's cost.
 //! - **Retry budget** (Finagle): every request deposits `retry_ratio` of a token, time
 //!   deposits `retry_min_per_s` a second, up to `retry_cap`; a retry spends one, so retries
 //!   add at most about `retry_ratio` to the load plus a small floor.
+//! - **Hedging** ("The Tail at Scale"): a request not answered within
+//!   [`Balancer::hedge_delay`] (`hedge_factor` times the fastest other member's cost) also
+//!   goes to the next member, paid from the same retry budget; the first acceptance answers
+//!   the client, and the slow attempt still runs to its [`Balancer::attempt_timeout`] so its
+//!   outcome is learned. Writes carry their event ids, so a write both members took is stored
+//!   once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -60,6 +69,15 @@ pub struct BalancerConfig {
     pub attempt_timeout_factor: f64,
     /// ... but never before this.
     pub attempt_timeout_min: Duration,
+    /// A second member is asked too (a hedge) when the first has not answered within this
+    /// many times the cost of the fastest other member in rotation ...
+    pub hedge_factor: f64,
+    /// ... but never before this.
+    pub hedge_min: Duration,
+    /// A member back from an ejection is on probation for `base_ejection`: one failure
+    /// ejects it again, and a request to it is hedged after this many times the fastest
+    /// other member's cost (no minimum).
+    pub probation_hedge_factor: f64,
 }
 
 impl Default for BalancerConfig {
@@ -79,6 +97,9 @@ impl Default for BalancerConfig {
             retry_cap: 20.0,
             attempt_timeout_factor: 8.0,
             attempt_timeout_min: Duration::from_millis(150),
+            hedge_factor: 3.0,
+            hedge_min: Duration::from_millis(10),
+            probation_hedge_factor: 1.0,
         }
     }
 }
@@ -316,6 +337,39 @@ impl Balancer {
             .max(self.config.attempt_timeout_min)
     }
 
+    /// How long an attempt to `id` may go unanswered before the same request is also sent to
+    /// the next member (a hedge; the first attempt keeps running until it answers or its
+    /// [`Balancer::attempt_timeout`]): a multiple of the fastest other member's cost in
+    /// rotation, unfloored, so that it follows what answers take on a quiet machine. None
+    /// while no other member has answered (nothing to compare with).
+    pub fn hedge_delay(&self, id: &str, now: Duration) -> Option<Duration> {
+        let best = self
+            .upstreams
+            .iter()
+            .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
+            .filter_map(|(other, _)| self.relaxed_ms(other, now))
+            .min_by(f64::total_cmp)?;
+        let delay = if self.on_probation(id, now) {
+            Duration::from_secs_f64(best * self.config.probation_hedge_factor / 1000.0)
+        } else {
+            Duration::from_secs_f64(best * self.config.hedge_factor / 1000.0)
+                .max(self.config.hedge_min)
+        };
+        Some(delay.min(self.attempt_timeout(id, now)))
+    }
+
+    /// Whether `id` came back from an ejection less than `base_ejection` ago: a member that
+    /// was frozen when ejected is likely frozen again, so it gets one chance, not three, and
+    /// its requests are hedged early (the requests that reached such a member as it came
+    /// back set experiment 4's write p99 under stress).
+    fn on_probation(&self, id: &str, now: Duration) -> bool {
+        self.upstreams.get(id).is_some_and(|u| {
+            u.ejections > 0
+                && !u.is_ejected(now)
+                && now.saturating_sub(u.back_since) < self.config.base_ejection
+        })
+    }
+
     /// Notes that a request to `id` was sent.
     pub fn started(&mut self, id: &str) {
         self.upstreams
@@ -330,6 +384,7 @@ impl Balancer {
         let tau = self.config.ewma_tau.as_secs_f64();
         let rtt = took.as_secs_f64() * 1000.0;
         let relaxed = self.relaxed_ms(id, now);
+        let probation = self.on_probation(id, now);
         let u = self.upstreams.entry(id.to_string()).or_default();
         u.outstanding = u.outstanding.saturating_sub(1);
         u.cost_ms = Some(match relaxed {
@@ -348,7 +403,12 @@ impl Balancer {
         if u.is_ejected(now) {
             return false;
         }
-        let failing = u.consecutive_failures >= self.config.consecutive_failures;
+        let failing = u.consecutive_failures
+            >= if probation {
+                1
+            } else {
+                self.config.consecutive_failures
+            };
         let cost = u.cost_ms.unwrap_or(0.0);
         let slow = cost > self.config.latency_min.as_secs_f64() * 1000.0
             && self
@@ -516,13 +576,11 @@ mod tests {
         assert!(!bal.observe("b", MS(20), MS(5), false));
         assert!(bal.observe("b", MS(30), MS(5), false));
         assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(2030)));
-        // back, and failing again at once: twice as long
+        // back, and failing again at once: on probation one failure ejects, twice as long
         let mut rng = SmallRng::seed_from_u64(4);
         bal.order(&two(100, 100), MS(2100), &mut rng);
-        for k in 0..3 {
-            bal.observe("b", MS(2100 + k), MS(5), false);
-        }
-        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6102)));
+        assert!(bal.observe("b", MS(2100), MS(5), false));
+        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6100)));
         assert_eq!(bal.upstream("b").unwrap().ejections, 2);
     }
 
@@ -604,5 +662,53 @@ mod tests {
         bal.observe("b", MS(10), MS(1500), true);
         bal.observe("a", MS(10), MS(10), true);
         assert!(bal.attempt_timeout("b", MS(10)) < MS(800));
+    }
+
+    #[test]
+    fn the_hedge_delay_follows_the_fastest_other_member_unfloored() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        // nobody to compare with yet
+        assert_eq!(bal.hedge_delay("a", MS(0)), None);
+        bal.observe("a", MS(0), MS(4), true);
+        assert_eq!(bal.hedge_delay("a", MS(0)), None);
+        // b is hedged after 3 x a's 4 ms; a after 3 x b's, at least 10 ms
+        bal.observe("b", MS(0), MS(2), true);
+        assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(12)));
+        assert_eq!(bal.hedge_delay("a", MS(0)), Some(MS(10)));
+        // a slower answer from a: b's hedge waits for 3 x a's peak-EWMA
+        bal.observe("a", MS(1), MS(30), true);
+        assert_eq!(bal.hedge_delay("b", MS(1)), Some(MS(90)));
+        // an ejected member is nobody to compare with
+        for k in 0..3 {
+            bal.observe("a", MS(2 + k), MS(5), false);
+        }
+        assert!(bal.upstream("a").unwrap().ejected_until.is_some());
+        assert_eq!(bal.hedge_delay("b", MS(10)), None);
+    }
+
+    #[test]
+    fn a_member_back_from_an_ejection_is_on_probation() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(5);
+        bal.observe("a", MS(0), MS(4), true);
+        bal.observe("b", MS(0), MS(4), true);
+        for k in 0..3 {
+            bal.observe("b", MS(10 + k), MS(5), false);
+        }
+        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(2012)));
+        // back at 2.1 s: hedged after a's 4 ms, not 3 x that or 10 ms
+        bal.order(&two(100, 100), MS(2100), &mut rng);
+        assert_eq!(bal.hedge_delay("b", MS(2100)), Some(MS(4)));
+        // one failure ejects it again, for longer
+        assert!(bal.observe("b", MS(2200), MS(150), false));
+        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6200)));
+        // back, and well for a whole base ejection time: off probation, three failures again
+        bal.order(&two(100, 100), MS(6300), &mut rng);
+        assert!(!bal.observe("b", MS(6400), MS(4), true));
+        let off = MS(6300) + BalancerConfig::default().base_ejection;
+        assert_eq!(bal.hedge_delay("b", off), Some(MS(12)));
+        assert!(!bal.observe("b", off, MS(5), false));
+        assert!(!bal.observe("b", off + MS(1), MS(5), false));
+        assert!(bal.observe("b", off + MS(2), MS(5), false));
     }
 }

@@ -16,6 +16,7 @@
 //! latency, ejections).
 
 pub mod balancer;
+mod race;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,7 @@ use crate::cache::Cache;
 use crate::event::{self, LogEvent, LogEventIn};
 use crate::routing::{self, ViewWatch};
 use balancer::{Balancer, BalancerConfig, Choice};
+use race::Race;
 
 /// How many members a request tries before giving up.
 const ATTEMPTS: usize = 3;
@@ -232,6 +234,17 @@ impl Gateway {
     }
 }
 
+/// Whether a producer's answer with this status says it works: a refusal for want of quorum
+/// or room (503, 429) or a 4xx says nothing about its speed.
+fn write_works(status: reqwest::StatusCode) -> bool {
+    status == reqwest::StatusCode::SERVICE_UNAVAILABLE || !status.is_server_error()
+}
+
+/// Whether a consumer's answer with this status says it works: a 4xx is the question's fault.
+fn read_works(status: reqwest::StatusCode) -> bool {
+    !status.is_server_error()
+}
+
 /// Builds the gateway and its routes.
 pub fn start(
     info: Arc<NodeInfo>,
@@ -338,15 +351,20 @@ async fn post_logs(
     // Producers that refused for want of quorum (their lease lapsed before ours): when all
     // did, the answer is the same "no quorum" refusal, which accepted nothing.
     let mut no_quorum = 0;
-    let attempts = candidates.len().min(ATTEMPTS);
-    for (k, c) in candidates.iter().take(attempts).enumerate() {
-        if !g.may_attempt(WRITES, k) {
-            errors.push("retry budget spent".to_string());
-            break;
-        }
-        let url = format!("{}/logs", vigil::tls::base_url(&c.http));
-        let request = g.client.post(&url).json(&body);
-        let (result, took) = g.attempt(WRITES, c, k + 1 == attempts, request).await;
+    let client = g.client.clone();
+    let payload = Arc::new(body);
+    let mut race = Race::new(
+        g.clone(),
+        WRITES,
+        candidates,
+        ATTEMPTS,
+        write_works,
+        move |c| {
+            let url = format!("{}/logs", vigil::tls::base_url(&c.http));
+            client.post(&url).json(&*payload)
+        },
+    );
+    while let Some((c, result, took)) = race.next().await {
         match result {
             Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
                 g.observe(WRITES, &c.id, took, true);
@@ -359,9 +377,7 @@ async fn post_logs(
             }
             Ok(r) => {
                 let status = r.status();
-                // a refusal for want of quorum or room says nothing about the producer's speed
-                let refused = status == reqwest::StatusCode::SERVICE_UNAVAILABLE;
-                g.observe(WRITES, &c.id, took, refused || !status.is_server_error());
+                g.observe(WRITES, &c.id, took, write_works(status));
                 saw_full |= status == reqwest::StatusCode::TOO_MANY_REQUESTS;
                 if status == reqwest::StatusCode::BAD_REQUEST {
                     // The producer validates like we do; a 400 would repeat everywhere.
@@ -381,6 +397,9 @@ async fn post_logs(
             }
         }
         debug!(producer = %c.id, "producer did not accept; trying the next");
+    }
+    if race.budget_spent() {
+        errors.push("retry budget spent".to_string());
     }
     if no_quorum > 0 && no_quorum == errors.len() {
         return refusal(Refusal::NoQuorum, 0);
@@ -409,7 +428,7 @@ async fn get_stats(State(g): State<Arc<Gateway>>, RawQuery(q): RawQuery) -> Resp
 }
 
 /// A read routed by the read balancer to a consumer, through the cache.
-async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Response {
+async fn read_through(g: &Arc<Gateway>, path: &str, query: Option<String>) -> Response {
     let query = query.unwrap_or_default();
     let key = format!("vigil:gateway:q:{path}?{query}");
     if let Some(body) = g.cache.get(&key).await {
@@ -423,26 +442,28 @@ async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Respons
         );
     }
     let mut errors = Vec::new();
-    let attempts = candidates.len().min(ATTEMPTS);
-    for (k, c) in candidates.iter().take(attempts).enumerate() {
-        if !g.may_attempt(READS, k) {
-            errors.push("retry budget spent".to_string());
-            break;
-        }
-        let base = vigil::tls::base_url(&c.http);
-        let url = if query.is_empty() {
-            format!("{base}{path}")
-        } else {
-            format!("{base}{path}?{query}")
-        };
-        let (result, took) = g
-            .attempt(READS, c, k + 1 == attempts, g.client.get(&url))
-            .await;
+    let client = g.client.clone();
+    let (path, q) = (path.to_string(), query.clone());
+    let mut race = Race::new(
+        g.clone(),
+        READS,
+        candidates,
+        ATTEMPTS,
+        read_works,
+        move |c| {
+            let base = vigil::tls::base_url(&c.http);
+            if q.is_empty() {
+                client.get(format!("{base}{path}"))
+            } else {
+                client.get(format!("{base}{path}?{q}"))
+            }
+        },
+    );
+    while let Some((c, result, took)) = race.next().await {
         match result {
             Ok(r) => {
                 let status = r.status();
-                // a 4xx is the question's fault, not the consumer's
-                g.observe(READS, &c.id, took, !status.is_server_error());
+                g.observe(READS, &c.id, took, read_works(status));
                 let body: Bytes = r.bytes().await.unwrap_or_default();
                 let text = String::from_utf8_lossy(&body).into_owned();
                 if status.is_success() {
@@ -460,6 +481,9 @@ async fn read_through(g: &Gateway, path: &str, query: Option<String>) -> Respons
             }
         }
         debug!(consumer = %c.id, "consumer did not answer; trying the next");
+    }
+    if race.budget_spent() {
+        errors.push("retry budget spent".to_string());
     }
     (
         StatusCode::SERVICE_UNAVAILABLE,
