@@ -88,6 +88,10 @@ pub struct Config {
     /// `cluster.local-pause-guard`: if this node itself was not scheduled for this long, it
     /// resets its detectors instead of accusing everyone (Cassandra's guard).
     pub local_pause_guard: Duration,
+    /// Whether this node tracks how late its own timeouts run (local health, see
+    /// `node::detect`). Not an operator setting: on by default and never read from a file;
+    /// the simulator turns it off (`--no-local-health`) to show what it prevents.
+    pub local_health: bool,
     /// `cluster.limits.max-members`: most records (members and tombstones, this node
     /// included) the table holds. Records of unknown members beyond it are refused and
     /// counted in [`crate::Stats::members_refused`]; known members keep working.
@@ -138,6 +142,7 @@ impl Config {
             max_clock_drift: 0.01,
             max_datagram: 1400,
             local_pause_guard: Duration::from_secs(3),
+            local_health: true,
             max_members: 10_000,
             max_metadata_bytes: 512,
         }

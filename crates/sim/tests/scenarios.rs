@@ -250,6 +250,39 @@ fn a_member_starved_in_bursts_convicts_nobody() {
     }
 }
 
+/// Issue 16: local health at work. The default detector forgives a starved member's view
+/// (phi's tolerance under ~3 s stalls, the pause guard over 3 s), so this one is sensitive
+/// (phi 3) and the stalls are 2.9 s with runs of 1 ms, shorter than a probe's round trip:
+/// the member's probes are still pending when it stalls, and at each resume its timers fire
+/// before it reads the answers. Without local health it accuses its subjects; with it, it
+/// holds every such accusation back (`starved_accusations_withheld`). Neither convicts
+/// anyone: one accuser is never enough.
+#[test]
+fn local_health_holds_back_the_accusations_of_a_starved_member() {
+    let mut p = params(Scenario::Starved, 8, 3, 70);
+    p.pause = Duration::from_millis(2900);
+    p.run = Duration::from_millis(1);
+    p.phi = Some(3.0);
+    let with = run(&p);
+    p.local_health = false;
+    let without = run(&p);
+    for r in [&with, &without] {
+        assert_eq!(r.false_positives, 0, "{:?}", r.false_positive_examples);
+    }
+    let count = |r: &Report, key: &str| outcome(r, key).as_u64().unwrap();
+    assert!(
+        count(&without, "starved_accusations") > 0,
+        "without local health the starved member accused nobody: the scenario shows nothing\n{}",
+        without.reproduce
+    );
+    assert_eq!(count(&with, "starved_accusations"), 0, "{}", with.reproduce);
+    assert!(
+        count(&with, "starved_accusations_withheld") > 0,
+        "{}",
+        with.reproduce
+    );
+}
+
 #[test]
 fn churn_keeps_the_safety_invariants() {
     let r = sim::run(&params(Scenario::Churn, 12, 9, 60)).unwrap();

@@ -106,6 +106,9 @@ impl Node {
     /// Raises local health when this call of `handle_timeout` is `late` (see the module
     /// docs), lowers it after a heartbeat interval on time.
     pub(super) fn note_own_lateness(&mut self, now: Duration, late: Duration) {
+        if !self.config.local_health {
+            return;
+        }
         if late > self.config.gossip_interval / 2 {
             self.local_health.level = (self.local_health.level + 1).min(MAX_LOCAL_HEALTH);
             self.local_health.since = now;

@@ -93,6 +93,13 @@ struct Args {
     /// Pause length in seconds (`pause`: default 5; `starved`: each stall, default 1.7).
     #[arg(long)]
     pause_s: Option<f64>,
+    /// `starved`: how long the member runs between stalls, in milliseconds (default 300).
+    #[arg(long)]
+    run_ms: Option<f64>,
+    /// Nodes do not track how late their own timeouts run (local health off), to show what
+    /// it prevents (`starved`).
+    #[arg(long)]
+    no_local_health: bool,
     /// Partition length in seconds (`partition`).
     #[arg(long, default_value_t = 30.0)]
     partition_s: f64,
@@ -196,6 +203,10 @@ fn params(a: &Args) -> anyhow::Result<ScenarioParams> {
     if let Some(x) = a.pause_s {
         p.pause = secs(x, "pause-s")?;
     }
+    if let Some(x) = a.run_ms {
+        p.run = ms(x, "run-ms")?;
+    }
+    p.local_health = !a.no_local_health;
     p.partition = secs(a.partition_s, "partition-s")?;
     p.minority = a.minority;
     p.crashes = a.crashes;

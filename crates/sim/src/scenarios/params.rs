@@ -37,6 +37,10 @@ pub struct ScenarioParams {
     pub loss: Option<f64>,
     /// Pause length for `pause`; each stall for `starved`.
     pub pause: Duration,
+    /// How long the starved member runs between stalls (`starved`).
+    pub run: Duration,
+    /// Whether nodes track their own lateness (`membership::Config::local_health`).
+    pub local_health: bool,
     /// Partition length for `partition`.
     pub partition: Duration,
     /// Minority size for `partition` (default: just under half).
@@ -90,6 +94,8 @@ impl ScenarioParams {
             } else {
                 Duration::from_secs(5)
             },
+            run: starved::RUN,
+            local_health: true,
             partition: Duration::from_secs(30),
             minority: None,
             crashes: None,
@@ -125,6 +131,7 @@ impl ScenarioParams {
         if let Some(g) = self.gossip_interval {
             core.gossip_interval = g;
         }
+        core.local_health = self.local_health;
         let noisy = self.scenario == Scenario::Jitter;
         let network = NetworkConfig {
             latency: self.latency,
@@ -198,6 +205,9 @@ impl ScenarioParams {
         if self.pause != d.pause {
             add("pause-s", self.pause.as_secs_f64().to_string());
         }
+        if self.run != d.run {
+            add("run-ms", ms(self.run).to_string());
+        }
         if self.partition != d.partition {
             add("partition-s", self.partition.as_secs_f64().to_string());
         }
@@ -232,6 +242,9 @@ impl ScenarioParams {
         if self.keep_going {
             c.push_str(" --keep-going");
         }
+        if !self.local_health {
+            c.push_str(" --no-local-health");
+        }
         c
     }
 
@@ -247,6 +260,9 @@ impl ScenarioParams {
         }
         if self.keep_going {
             c.push_str(" --keep-going");
+        }
+        if !self.local_health {
+            c.push_str(" --no-local-health");
         }
         c
     }

@@ -1,12 +1,18 @@
 //! `starved`: one member that gets CPU only in bursts.
 //!
 //! After the cold start, one random member (not node 0) is frozen for `--pause-s` ([`STALL`]
-//! by default) and then runs for [`RUN`], over and over for [`STARVE`] ([`crate::Sim::starve`]): at each resume its timers
-//! fire late and before the heartbeats that queued up meanwhile are read, so every peer
-//! looks silent for the whole stall, which is how a process short of CPU can see the world.
-//! Without local health awareness (`membership::node::detect`, "Local health") it would
-//! measure everyone else's silence and accuse them. The run then settles and runs to the
-//! end. The report's outcomes:
+//! by default) and then runs for `--run-ms` ([`RUN`] by default), over and over for
+//! [`STARVE`] ([`crate::Sim::starve`]): at each resume its timers fire late and before the
+//! datagrams that queued up meanwhile are read, so every peer looks silent for the whole
+//! stall, which is how a process short of CPU can see the world. Without local health
+//! awareness (`membership::node::detect`, "Local health") it would measure everyone else's
+//! silence and accuse them. With the default detector it never gets that far (phi tolerates
+//! stalls under ~3 s, and the pause guard forgives longer ones), local health or not. To see
+//! local health at work, make the detector sensitive and the runs shorter than a probe's
+//! round trip (`--phi 3 --pause-s 2.9 --run-ms 1`): the probes are still pending at the next
+//! stall and time out at the resume. With `--no-local-health` the member then accuses; with
+//! local health `starved_accusations_withheld` counts what it held back. The run then settles
+//! and runs to the end. The report's outcomes:
 //! - `starved`: the member; `starved_accusations`, `starved_accusations_withheld`: what it
 //!   accused and what it held back;
 //! - `others_accusations`: accusations by every other member (of anyone);
@@ -59,7 +65,7 @@ impl Run {
         while self.sim.now() < end {
             self.sim.excuse(i, Duration::MAX);
             self.sim.starve(i, self.p.pause);
-            self.sim.run_for(self.p.pause + RUN)?;
+            self.sim.run_for(self.p.pause + self.p.run)?;
         }
         let until = self.sim.now() + self.sim.excuse_grace_period();
         self.sim.excuse(i, until);
