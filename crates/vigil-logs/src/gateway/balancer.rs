@@ -387,6 +387,12 @@ impl Balancer {
         let probation = self.on_probation(id, now);
         let u = self.upstreams.entry(id.to_string()).or_default();
         u.outstanding = u.outstanding.saturating_sub(1);
+        // An attempt sent before the member came back from its last ejection (one to the
+        // last member of a request has no time limit) says nothing of it now: counted, its
+        // late failure would end the probation of a member that recovered.
+        if u.ejections > 0 && now.saturating_sub(took) < u.back_since {
+            return false;
+        }
         u.cost_ms = Some(match relaxed {
             Some(c) if rtt <= c => {
                 let w = (-now.saturating_sub(u.last_sample).as_secs_f64() / tau).exp();
@@ -444,6 +450,16 @@ impl Balancer {
         self.tokens_at = now;
         self.tokens = (self.tokens + self.config.retry_ratio + dt * self.config.retry_min_per_s)
             .min(self.config.retry_cap);
+    }
+
+    /// Spends a retry token on a hedge if one more is left for a failover.
+    pub fn try_hedge(&mut self) -> bool {
+        if self.tokens >= 2.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Spends a retry token if there is one.
@@ -579,8 +595,8 @@ mod tests {
         // back, and failing again at once: on probation one failure ejects, twice as long
         let mut rng = SmallRng::seed_from_u64(4);
         bal.order(&two(100, 100), MS(2100), &mut rng);
-        assert!(bal.observe("b", MS(2100), MS(5), false));
-        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6100)));
+        assert!(bal.observe("b", MS(2110), MS(5), false));
+        assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6110)));
         assert_eq!(bal.upstream("b").unwrap().ejections, 2);
     }
 
@@ -700,7 +716,7 @@ mod tests {
         bal.order(&two(100, 100), MS(2100), &mut rng);
         assert_eq!(bal.hedge_delay("b", MS(2100)), Some(MS(4)));
         // one failure ejects it again, for longer
-        assert!(bal.observe("b", MS(2200), MS(150), false));
+        assert!(bal.observe("b", MS(2200), MS(90), false));
         assert_eq!(bal.upstream("b").unwrap().ejected_until, Some(MS(6200)));
         // back, and well for a whole base ejection time: off probation, three failures again
         bal.order(&two(100, 100), MS(6300), &mut rng);
@@ -710,5 +726,31 @@ mod tests {
         assert!(!bal.observe("b", off, MS(5), false));
         assert!(!bal.observe("b", off + MS(1), MS(5), false));
         assert!(bal.observe("b", off + MS(2), MS(5), false));
+    }
+
+    #[test]
+    fn hedges_leave_a_token_for_a_failover() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        // the initial bucket is half full: 10 tokens
+        let hedges = (0..20).take_while(|_| bal.try_hedge()).count();
+        assert_eq!(hedges, 9);
+        assert!(bal.try_retry());
+        assert!(!bal.try_retry());
+    }
+
+    #[test]
+    fn an_attempt_sent_before_a_member_came_back_does_not_end_its_probation() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(6);
+        bal.observe("a", MS(0), MS(4), true);
+        for k in 0..3 {
+            bal.observe("b", MS(10 + k), MS(5), false);
+        }
+        bal.order(&two(100, 100), MS(2100), &mut rng);
+        // sent at 1 s (to b as the last member of a request: no time limit), failed at 2.2 s
+        assert!(!bal.observe("b", MS(2200), MS(1200), false));
+        assert!(!bal.upstream("b").unwrap().is_ejected(MS(2200)));
+        // a failure of an attempt sent after it came back does
+        assert!(bal.observe("b", MS(2300), MS(100), false));
     }
 }

@@ -187,6 +187,16 @@ impl Gateway {
         (result, sent.elapsed())
     }
 
+    /// Whether a hedge of a request to `role` may go: only while the retry budget keeps a
+    /// token for a failover besides (a refused hedge just waits for the attempt it hedged).
+    fn may_hedge(&self, role: &'static str) -> bool {
+        let taken = self.balancer(role).try_hedge();
+        if taken {
+            self.metrics.retry(role, true);
+        }
+        taken
+    }
+
     /// Notes an answer of a member of `role` and copies the balancer's state to the metrics.
     fn observe(&self, role: &'static str, id: &str, took: Duration, ok: bool) {
         let now = self.now();
@@ -364,6 +374,7 @@ async fn post_logs(
             client.post(&url).json(&*payload)
         },
     );
+    let mut bad_request = None;
     while let Some((c, result, took)) = race.next().await {
         match result {
             Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
@@ -380,9 +391,12 @@ async fn post_logs(
                 g.observe(WRITES, &c.id, took, write_works(status));
                 saw_full |= status == reqwest::StatusCode::TOO_MANY_REQUESTS;
                 if status == reqwest::StatusCode::BAD_REQUEST {
-                    // The producer validates like we do; a 400 would repeat everywhere.
+                    // The producer validates like we do; a 400 would repeat everywhere. An
+                    // attempt still in flight may yet accept the batch: wait for it first.
                     let text = r.text().await.unwrap_or_default();
-                    return json_response(StatusCode::BAD_REQUEST, text, &c.id, "MISS");
+                    bad_request.get_or_insert((text, c.id.clone()));
+                    race.close();
+                    continue;
                 }
                 if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
                     && r.text().await.is_ok_and(|t| t.contains("no quorum"))
@@ -397,6 +411,9 @@ async fn post_logs(
             }
         }
         debug!(producer = %c.id, "producer did not accept; trying the next");
+    }
+    if let Some((text, id)) = bad_request {
+        return json_response(StatusCode::BAD_REQUEST, text, &id, "MISS");
     }
     if race.budget_spent() {
         errors.push("retry budget spent".to_string());

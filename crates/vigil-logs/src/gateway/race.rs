@@ -13,10 +13,11 @@
 //! asked, and those few writes set the write p99 of experiment 4's throttled modes at 168 ms
 //! against 10-13 ms in the baseline.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
 
 use super::Gateway;
@@ -38,9 +39,14 @@ pub(super) struct Race {
     /// after the race is over).
     works: fn(reqwest::StatusCode) -> bool,
     launched: usize,
-    /// Whether the retry budget refused an attempt.
+    /// Whether the retry budget refused a failover (a refused hedge only waits).
     spent: bool,
+    /// Whether the caller wants no more attempts (the ones in flight still answer).
+    closed: bool,
     inflight: JoinSet<Outcome>,
+    /// Who each attempt in flight asks: a task that panicked still counts as that member's
+    /// failure, or its count of requests in flight would never come down.
+    asked: HashMap<Id, Candidate>,
     /// When the newest attempt is hedged.
     hedge_at: Option<Instant>,
 }
@@ -64,7 +70,9 @@ impl Race {
             works,
             launched: 0,
             spent: false,
+            closed: false,
             inflight: JoinSet::new(),
+            asked: HashMap::new(),
             hedge_at: None,
         }
     }
@@ -74,35 +82,57 @@ impl Race {
         self.spent
     }
 
+    /// Asks for no more attempts: [`Race::next`] returns what is in flight, then None.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.hedge_at = None;
+    }
+
     /// The next outcome, or None when every attempt allowed has answered.
     pub async fn next(&mut self) -> Option<Outcome> {
         loop {
-            if self.inflight.is_empty() && !self.launch() {
+            if self.inflight.is_empty() && !self.launch(false) {
                 return None;
             }
             let hedge = self.hedge_at;
             tokio::select! {
-                done = self.inflight.join_next() => match done {
-                    Some(Ok(outcome)) => return Some(outcome),
-                    // the attempt's task panicked: as if it failed without an answer
-                    Some(Err(_)) | None => continue,
+                // an answer already there goes first, before a hedge that is also due
+                biased;
+                done = self.inflight.join_next_with_id() => match done {
+                    Some(Ok((id, outcome))) => {
+                        self.asked.remove(&id);
+                        return Some(outcome);
+                    }
+                    Some(Err(e)) => {
+                        // the attempt's task panicked: a failure without an answer
+                        if let Some(c) = self.asked.remove(&e.id()) {
+                            return Some((c, Err("the attempt failed".into()), Duration::ZERO));
+                        }
+                    }
+                    None => {}
                 },
                 () = sleep_until(hedge) => {
                     self.hedge_at = None;
-                    self.launch();
+                    self.launch(true);
                 }
             }
         }
     }
 
-    /// Asks the next member, if any is left and the budget allows. Returns whether it did.
-    fn launch(&mut self) -> bool {
+    /// Asks the next member, if any is left and the budget allows: as a `hedge` (the
+    /// attempt before it still runs) or a failover. Returns whether it did.
+    fn launch(&mut self, hedge: bool) -> bool {
         let k = self.launched;
-        if k >= self.candidates.len() || self.spent {
+        if k >= self.candidates.len() || self.spent || self.closed {
             return false;
         }
-        if !self.g.may_attempt(self.role, k) {
-            self.spent = true;
+        let allowed = if hedge {
+            self.g.may_hedge(self.role)
+        } else {
+            self.g.may_attempt(self.role, k)
+        };
+        if !allowed {
+            self.spent |= !hedge;
             return false;
         }
         self.launched += 1;
@@ -119,10 +149,12 @@ impl Race {
         };
         let request = (self.build)(&c);
         let (g, role) = (self.g.clone(), self.role);
-        self.inflight.spawn(async move {
+        let asked = c.clone();
+        let task = self.inflight.spawn(async move {
             let (result, took) = g.attempt(role, &c, last, request).await;
             (c, result, took)
         });
+        self.asked.insert(task.id(), asked);
         true
     }
 }
@@ -130,6 +162,7 @@ impl Race {
 impl Drop for Race {
     fn drop(&mut self) {
         let mut rest = std::mem::take(&mut self.inflight);
+        let mut asked = std::mem::take(&mut self.asked);
         if rest.is_empty() {
             return;
         }
@@ -139,10 +172,17 @@ impl Drop for Race {
         };
         let (g, role, works) = (self.g.clone(), self.role, self.works);
         runtime.spawn(async move {
-            while let Some(done) = rest.join_next().await {
-                if let Ok((c, result, took)) = done {
-                    let ok = result.is_ok_and(|r| works(r.status()));
-                    g.observe(role, &c.id, took, ok);
+            while let Some(done) = rest.join_next_with_id().await {
+                match done {
+                    Ok((_, (c, result, took))) => {
+                        let ok = result.is_ok_and(|r| works(r.status()));
+                        g.observe(role, &c.id, took, ok);
+                    }
+                    Err(e) => {
+                        if let Some(c) = asked.remove(&e.id()) {
+                            g.observe(role, &c.id, Duration::ZERO, false);
+                        }
+                    }
                 }
             }
         });
