@@ -83,6 +83,11 @@ impl Pump {
         }
     }
 
+    /// The node that holds quorum and names itself leader, if one does.
+    pub(super) fn leader_index(&self) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| self.nodes[i].leader() == Some(self.nodes[i].id()))
+    }
+
     pub(super) fn run_for(&mut self, d: Duration) {
         let end = self.now + d;
         while self.now < end {
@@ -1388,22 +1393,25 @@ fn taped_rounds(p: &Pump, grants: bool) -> Vec<(usize, u64)> {
         .collect()
 }
 
+/// The rounds of `leader`'s requests on the tape.
+fn leader_rounds(p: &Pump, leader: usize) -> BTreeSet<u64> {
+    taped_rounds(p, false)
+        .into_iter()
+        .filter(|(from, _)| *from == leader)
+        .map(|(_, r)| r)
+        .collect()
+}
+
 /// Issue 13, bytes: a leader's routine renewal needs grants from a quorum, not from every
 /// voter; each voter answers two of its rounds in three and stays silent on the third.
 #[test]
 fn voters_answer_two_routine_renewals_in_three() {
     let mut p = Pump::new(7, Config::default());
     p.run_for(MS(10_000));
-    let leader = (0..7)
-        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
-        .expect("one leader");
+    let leader = p.leader_index().expect("one leader");
     p.recording = true;
     p.run_for(MS(9_000));
-    let rounds: BTreeSet<u64> = taped_rounds(&p, false)
-        .into_iter()
-        .filter(|(from, _)| *from == leader)
-        .map(|(_, r)| r)
-        .collect();
+    let rounds = leader_rounds(&p, leader);
     assert!(rounds.len() >= 8, "{} rounds in 9 s", rounds.len());
     let grants = taped_rounds(&p, true);
     for v in (0..7).filter(|&v| v != leader) {
@@ -1428,16 +1436,10 @@ fn voters_answer_two_routine_renewals_in_three() {
 fn three_voters_answer_every_round() {
     let mut p = Pump::new(3, Config::default());
     p.run_for(MS(10_000));
-    let leader = (0..3)
-        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
-        .expect("one leader");
+    let leader = p.leader_index().expect("one leader");
     p.recording = true;
     p.run_for(MS(6_000));
-    let rounds: BTreeSet<u64> = taped_rounds(&p, false)
-        .into_iter()
-        .filter(|(from, _)| *from == leader)
-        .map(|(_, r)| r)
-        .collect();
+    let rounds = leader_rounds(&p, leader);
     let grants = taped_rounds(&p, true);
     for v in (0..3).filter(|&v| v != leader) {
         let answered: BTreeSet<u64> = grants
@@ -1463,9 +1465,7 @@ fn three_voters_answer_every_round() {
 fn followers_name_the_leader_at_every_step_when_a_quorum_needs_every_voter() {
     let mut p = Pump::new(5, Config::default());
     p.run_for(MS(10_000));
-    let leader = (0..5)
-        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
-        .expect("one leader");
+    let leader = p.leader_index().expect("one leader");
     let majority: Vec<usize> = std::iter::once(leader)
         .chain((0..5).filter(|&i| i != leader).take(2))
         .collect();
@@ -1497,9 +1497,7 @@ fn followers_name_the_leader_at_every_step_when_a_quorum_needs_every_voter() {
 fn a_round_short_of_quorum_is_followed_by_one_every_voter_answers() {
     let mut p = Pump::new(7, Config::default());
     p.run_for(MS(10_000));
-    let leader = (0..7)
-        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
-        .expect("one leader");
+    let leader = p.leader_index().expect("one leader");
     // Keep alive one voter of each quiet turn, so that every routine round has exactly one
     // of them silent and falls short.
     let mut kept = [None; 3];
@@ -1524,11 +1522,7 @@ fn a_round_short_of_quorum_is_followed_by_one_every_voter_answers() {
         );
     }
     // some rounds did fall short: otherwise this test shows nothing
-    let requests: BTreeSet<u64> = taped_rounds(&p, false)
-        .into_iter()
-        .filter(|(from, _)| *from == leader)
-        .map(|(_, r)| r)
-        .collect();
+    let requests = leader_rounds(&p, leader);
     let grants = taped_rounds(&p, true);
     let short = requests
         .iter()
@@ -1600,9 +1594,7 @@ fn a_lapsed_lease_names_no_leader_even_before_the_next_input() {
     // naming itself leader when its lease runs out, whether or not a timer fired since.
     let mut p = Pump::new(3, Config::default());
     p.run_for(MS(8000));
-    let leader = (0..3)
-        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
-        .expect("one leader");
+    let leader = p.leader_index().expect("one leader");
     p.group[leader] = 1;
     let lease = Config::default().quorum_lease;
     p.run_for(lease + MS(100));
@@ -1791,9 +1783,7 @@ fn a_replayed_probe_is_answered_to_its_source_never_to_the_prober() {
 fn a_replayed_lease_request_is_answered_to_its_source_never_to_the_leader() {
     let mut p = Pump::new(3, Config::default());
     p.run_for(MS(8000));
-    let leader = (0..3)
-        .find(|&i| p.nodes[i].leader() == Some(p.nodes[i].id()))
-        .expect("one leader");
+    let leader = p.leader_index().expect("one leader");
     p.recording = true;
     p.run_for(MS(3000));
     // Every request on the tape, replayed at its voter (a voter answers two rounds in three

@@ -454,22 +454,21 @@ impl Balancer {
 
     /// Spends a retry token on a hedge if one more is left for a failover.
     pub fn try_hedge(&mut self) -> bool {
-        if self.tokens >= 2.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.spend_keeping(1.0)
     }
 
     /// Spends a retry token if there is one.
     pub fn try_retry(&mut self) -> bool {
-        if self.tokens >= 1.0 {
+        self.spend_keeping(0.0)
+    }
+
+    /// Spends a token if `reserve` more are left after it.
+    fn spend_keeping(&mut self, reserve: f64) -> bool {
+        let spend = self.tokens >= 1.0 + reserve;
+        if spend {
             self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
+        spend
     }
 
     /// Every member's routing state.
