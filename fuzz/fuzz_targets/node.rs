@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use membership::codec::{self, Message, Sender, Update};
+use membership::codec::{self, Message, Sender, Summary, Update};
 use membership::node::MAX_GENERATION_AHEAD;
 use membership::{
     Config, Event, HealthSignals, Identity, Liveness, MemberRecord, Metadata, Node, Output, Status,
@@ -170,7 +170,11 @@ fn sender(u: &mut Unstructured, from: &str) -> Result<Sender> {
         },
         generation: counter(u)?,
         incarnation: counter(u)?,
-        summary: if u.arbitrary()? { 0 } else { u.arbitrary()? },
+        summary: match u.int_in_range(0..=2u8)? {
+            0 => None,
+            1 => Some(Summary(0)),
+            _ => Some(Summary(u.arbitrary()?)),
+        },
     })
 }
 

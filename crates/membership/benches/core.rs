@@ -84,7 +84,7 @@ fn sender(i: usize, summary: u32) -> Sender {
         id: format!("node-{i}"),
         generation: 1,
         incarnation: 0,
-        summary,
+        summary: Some(membership::codec::Summary(summary)),
     }
 }
 

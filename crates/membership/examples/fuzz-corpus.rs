@@ -48,7 +48,7 @@ fn sender(id: &str) -> Sender {
         id: id.into(),
         generation: 1_764_000_000_000,
         incarnation: 0,
-        summary: 0x89ab_cdef,
+        summary: Some(codec::Summary(0x89ab_cdef)),
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! byte 0      magic 0x56 ('V')
-//! byte 1      wire version (5: a sender's table summary in 4 fixed bytes)
+//! byte 1      wire version (6: a sender's table summary only where it is needed)
 //! bytes 2..6  cluster id (u32, little endian; FNV-1a of the cluster name, truncated)
 //! byte 6      flags: low nibble = length of the trailing authentication tag in 8-byte units
 //!             (0 today; the authentication issue fills it in)
@@ -30,7 +30,7 @@ use crate::member::{fnv1a, MemberRecord, Metadata, NodeId};
 /// First byte of every Vigil datagram.
 pub const MAGIC: u8 = 0x56;
 /// Wire version this build speaks.
-pub const WIRE_VERSION: u8 = 5;
+pub const WIRE_VERSION: u8 = 6;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 7;
 /// Longest member id accepted, in bytes (ids are configured names, not payloads).
@@ -52,14 +52,18 @@ pub struct Sender {
     pub generation: u64,
     /// The sender's incarnation.
     pub incarnation: u64,
-    /// Fingerprint of the sender's whole member table, to spot divergence cheaply: the low
-    /// 32 bits of the table's fingerprint, in 4 fixed bytes. Every message carries it (a
-    /// member sends about seven a second in steady state), where the full 64 bits took 10
-    /// bytes as a varint; a false match (one in 2^32) only puts off the next exchange until
-    /// either table changes.
-    #[serde(with = "postcard::fixint::le")]
-    pub summary: u32,
+    /// Fingerprint of the sender's whole member table, to spot divergence cheaply (see
+    /// `node::sync`). Most messages carry it; a lease grant does not, nor a heartbeat while
+    /// its sender knows a leader and has no news, since every member then hears the
+    /// leader's summary in each renewal anyway (see `node::send`).
+    pub summary: Option<Summary>,
 }
+
+/// The low 32 bits of a table's fingerprint, in 4 fixed bytes: a member sends about seven
+/// messages a second in steady state, where the full 64 bits took 10 bytes as a varint. A
+/// false match (one in 2^32) only puts off the next exchange until either table changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary(#[serde(with = "postcard::fixint::le")] pub u32);
 
 /// A piece of membership news, spread by gossip.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -86,13 +86,13 @@ fn sender() -> impl Strategy<Value = Sender> {
         "[a-z0-9][a-z0-9-]{0,23}",
         any::<u64>(),
         any::<u64>(),
-        any::<u32>(),
+        proptest::option::of(any::<u32>()),
     )
         .prop_map(|(id, generation, incarnation, summary)| Sender {
             id,
             generation,
             incarnation,
-            summary,
+            summary: summary.map(crate::codec::Summary),
         })
 }
 
@@ -218,7 +218,7 @@ fn foreign_cluster_and_bad_headers_are_named() {
             id: "a".into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         nonce: 9,
     };
@@ -244,7 +244,7 @@ fn big_sender(id: &str) -> Sender {
         id: id.into(),
         generation: u64::MAX,
         incarnation: u64::MAX,
-        summary: u32::MAX,
+        summary: Some(crate::codec::Summary(u32::MAX)),
     }
 }
 

@@ -141,6 +141,7 @@ impl Node {
     pub(super) fn send_heartbeats(&mut self, _now: std::time::Duration, out: &mut impl Output) {
         self.refresh_my_observers();
         self.hb_seq += 1;
+        let from = self.heartbeat_sender();
         let targets: Vec<_> = self
             .my_observers
             .iter()
@@ -149,7 +150,7 @@ impl Node {
             .collect();
         for to in targets {
             let empty = Message::Heartbeat {
-                from: self.sender(),
+                from: from.clone(),
                 seq: self.hb_seq,
                 updates: Vec::new(),
             };
@@ -160,7 +161,7 @@ impl Node {
                 self.take_updates(budget)
             };
             let msg = Message::Heartbeat {
-                from: self.sender(),
+                from: from.clone(),
                 seq: self.hb_seq,
                 updates,
             };

@@ -61,7 +61,7 @@ fn a_forged_record_at_the_last_generation_is_refused_and_a_restarted_member_is_n
                 id: "n3".into(),
                 generation: g,
                 incarnation: 0,
-                summary: 0,
+                summary: Some(crate::codec::Summary(0)),
             },
             seq: 1,
             updates: Vec::new(),

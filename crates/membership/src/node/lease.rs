@@ -616,7 +616,7 @@ impl Node {
             return;
         }
         let answer = Message::LeaseGrant {
-            from: self.sender(),
+            from: self.grant_sender(),
             round,
             granted: grant,
             epoch: mine,

@@ -125,6 +125,9 @@ pub struct Node {
     my_observers: Vec<Arc<str>>,
     observers_epoch: u64,
     hb_seq: u64,
+    /// The table summary at the last heartbeat round, and how many more rounds carry it
+    /// (see `Node::heartbeat_sender`).
+    hb_news: (u64, u32),
     suspicions: HashMap<NodeId, Suspicion>,
     /// When a voter last turned SUSPECT here: convictions wait until suspicions settle.
     last_voter_suspected: Option<Duration>,
@@ -251,6 +254,7 @@ impl Node {
             my_observers: Vec::new(),
             observers_epoch: u64::MAX,
             hb_seq: 0,
+            hb_news: (0, 0),
             suspicions: HashMap::new(),
             last_voter_suspected: None,
             witnesses: HashMap::new(),

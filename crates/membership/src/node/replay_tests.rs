@@ -43,7 +43,7 @@ fn run(nodes: &mut [Node], up: &[bool], from: u64, ms: u64, watch: usize) -> Vec
                     id: format!("r{watch}"),
                     generation: 1,
                     incarnation: 0,
-                    summary: 0,
+                    summary: Some(crate::codec::Summary(0)),
                 },
                 nonce: t,
             };
@@ -119,7 +119,7 @@ fn replayed_heartbeats_of_a_crashed_member_do_not_keep_it_alive() {
             id: "r1".into(),
             generation: 1,
             incarnation: nodes[1].view(now).member("r1").unwrap().incarnation,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         seq: u64::MAX,
         updates: Vec::new(),

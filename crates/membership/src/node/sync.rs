@@ -1,7 +1,9 @@
 //! Joining and anti-entropy.
 //!
 //! A joiner sends its record to its seeds; a seed answers with its whole table (paged
-//! into datagrams). Afterwards every message carries the sender's table summary; when it
+//! into datagrams). Afterwards most messages carry the sender's table summary (not a lease
+//! grant, nor a heartbeat while its sender knows a leader and has no news: see
+//! `node::send`); when it
 //! differs from ours, we start (at most once per anti-entropy interval) a push-pull
 //! exchange: we send per-slice fingerprints, the peer answers with the records of the
 //! slices that differ and its own fingerprints, and we answer with ours. Seeds are probed
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
+use super::send::NEWS_ROUNDS;
 use super::{Node, Output, Source};
 use crate::codec::{self, Message, Sender, MAX_SLICES};
 use crate::error::CommandError;
@@ -52,11 +55,15 @@ impl Node {
         sender: &Sender,
         out: &mut impl Output,
     ) {
-        if sender.summary == self.table.summary() as u32 {
+        let Some(summary) = sender.summary else {
+            return; // a heartbeat under a known leader, or a grant (see `node::send`)
+        };
+        if summary.0 == self.table.summary() as u32 {
             // Same table as a member that is ALIVE here: as good as a transfer from it.
             self.sync.synced |= self.inbound.credible;
             return;
         }
+        self.hb_news.1 = NEWS_ROUNDS; // tables differ: say ours too (see `heartbeat_sender`)
         let due = self
             .sync
             .last_sync

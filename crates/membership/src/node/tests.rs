@@ -55,6 +55,8 @@ pub(super) struct Pump {
     pub(super) down: Vec<bool>,
     /// Nodes that send but receive nothing.
     deaf: Vec<bool>,
+    /// Nodes that hear no news: no gossip, no table exchange, heartbeats without updates.
+    news_blind: Vec<bool>,
     /// Partition group per node; datagrams only flow within a group.
     pub(super) group: Vec<u8>,
     /// Every datagram delivered while `recording` (source, destination, bytes), to replay.
@@ -76,6 +78,7 @@ impl Pump {
             events: Vec::new(),
             down: vec![false; n],
             deaf: vec![false; n],
+            news_blind: vec![false; n],
             group: vec![0; n],
             tape: Vec::new(),
             recording: false,
@@ -112,6 +115,21 @@ impl Pump {
                 if self.down[i] || self.deaf[i] || self.group[i] != self.group[j] {
                     continue;
                 }
+                let bytes = if self.news_blind[i] {
+                    let cluster = codec::cluster_id("test");
+                    match decode(cluster, usize::MAX, &bytes) {
+                        Ok(Message::Heartbeat { from, seq, .. }) => {
+                            let updates = Vec::new();
+                            encode(cluster, &Message::Heartbeat { from, seq, updates })
+                        }
+                        Ok(Message::Gossip { .. })
+                        | Ok(Message::SyncDigest { .. })
+                        | Ok(Message::SyncRecords { .. }) => continue,
+                        _ => bytes,
+                    }
+                } else {
+                    bytes
+                };
                 if self.recording {
                     self.tape.push((from, to, bytes.clone()));
                 }
@@ -212,7 +230,7 @@ fn an_accusation_of_a_live_node_is_refuted_with_a_higher_incarnation() {
             id: "n2".into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         updates: vec![Update::Accuse {
             subject: "n1".into(),
@@ -254,7 +272,7 @@ fn one_accuser_alone_cannot_convict() {
             id: "n4".into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         updates: vec![Update::Accuse {
             subject: "n3".into(),
@@ -591,7 +609,7 @@ fn news_of_its_own_failure_makes_a_node_rejoin_with_a_new_generation() {
             id: "n0".into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         updates: vec![Update::Record(dead)],
     };
@@ -782,7 +800,7 @@ pub(super) fn gossip_from(id: &str, updates: Vec<Update>) -> Vec<u8> {
             id: id.into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         updates,
     };
@@ -900,7 +918,7 @@ fn oversize_records_from_the_network_are_rejected_and_counted() {
             id: "n3".into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         records: vec![big.clone()],
     };
@@ -1287,7 +1305,7 @@ fn suspect_records_are_believed_only_from_senders_seen_alive() {
             id: from.into(),
             generation: 1,
             incarnation: 0,
-            summary: 0,
+            summary: Some(crate::codec::Summary(0)),
         },
         updates: vec![Update::Record(suspect.clone())],
     };
@@ -1429,6 +1447,125 @@ fn voters_answer_two_routine_renewals_in_three() {
     assert!(p.nodes[leader].has_quorum());
 }
 
+/// The summaries a node's taped datagrams carried, by kind: (heartbeats with, without).
+fn taped_summaries(p: &Pump, src: usize, kind: &str) -> (usize, usize) {
+    let cluster = codec::cluster_id("test");
+    let mut counts = (0, 0);
+    for (from, _, bytes) in &p.tape {
+        let Ok(msg) = decode(cluster, 1400, bytes) else {
+            continue;
+        };
+        if *from != addr(src) || msg.kind() != kind {
+            continue;
+        }
+        match msg.sender().and_then(|s| s.summary) {
+            Some(_) => counts.0 += 1,
+            None => counts.1 += 1,
+        }
+    }
+    counts
+}
+
+/// Issue 13, bytes: under a known leader, heartbeats of a table at rest and grants leave the
+/// table summary out (every member hears the leader's in each request); a table that just
+/// changed, and a node that knows no leader, put it back in heartbeats.
+#[test]
+fn heartbeats_carry_the_table_summary_only_with_news_or_without_a_leader() {
+    let mut p = Pump::new(5, Config::default());
+    p.run_for(MS(10_000));
+    let leader = p.leader_index().expect("one leader");
+    assert!(p.nodes.iter().all(|n| n.leader().is_some()));
+    p.recording = true;
+    p.run_for(MS(3_000));
+    for i in 0..5 {
+        let (with, without) = taped_summaries(&p, i, "heartbeat");
+        assert_eq!((with, without > 0), (0, true), "n{i}'s heartbeats");
+        let (with, _) = taped_summaries(&p, i, "lease_grant");
+        assert_eq!(with, 0, "n{i}'s grants");
+    }
+    let (with, without) = taped_summaries(&p, leader, "lease_request");
+    assert!(
+        with >= 3 && without == 0,
+        "requests: {with} with, {without} without"
+    );
+
+    // news: the member that changed says so in its next two rounds, then falls quiet again
+    let j = (leader + 2) % 5;
+    p.tape.clear();
+    p.nodes[j].set_tag("v", Some("2")).unwrap();
+    p.run_for(MS(2_000));
+    let (with, without) = taped_summaries(&p, j, "heartbeat");
+    assert!(
+        with > 0 && without == 0,
+        "n{j} with news: {with} with, {without} without"
+    );
+    p.run_for(MS(3_000));
+    p.tape.clear();
+    p.run_for(MS(2_000));
+    for i in 0..5 {
+        assert_eq!(
+            taped_summaries(&p, i, "heartbeat").0,
+            0,
+            "n{i} after the news"
+        );
+    }
+
+    // a member that hears nobody loses its leader, then says what its table holds
+    let k = (leader + 1) % 5;
+    p.deaf[k] = true;
+    p.run_for(MS(6_000));
+    assert_eq!(p.nodes[k].leader(), None);
+    p.tape.clear();
+    p.run_for(MS(2_000));
+    let (with, without) = taped_summaries(&p, k, "heartbeat");
+    assert!(
+        with > 0 && without == 0,
+        "n{k}: {with} with, {without} without"
+    );
+}
+
+/// Issue 13, bytes: with heartbeats silent about tables at rest under a leader, a member
+/// that missed a change while it kept its leader is still mended once it hears again: the
+/// leader's requests and the heartbeats of members that saw tables differ carry summaries
+/// until the tables agree.
+#[test]
+fn a_member_that_missed_a_change_under_a_leader_is_mended_once_it_hears_again() {
+    let mut p = Pump::new(5, Config::default());
+    p.run_for(MS(10_000));
+    let leader = p.leader_index().expect("one leader");
+    let k = (leader + 1) % 5;
+    let j = (leader + 2) % 5;
+    // n{k} hears no news while the change spreads and the news rounds end
+    p.news_blind[k] = true;
+    p.nodes[j].set_tag("v", Some("2")).unwrap();
+    p.run_for(MS(5_000));
+    p.news_blind[k] = false;
+    let tag = |p: &Pump| {
+        p.nodes[k]
+            .record(&format!("n{j}"))
+            .and_then(|r| r.meta.tags.get("v").cloned())
+    };
+    assert_eq!(
+        tag(&p),
+        None,
+        "the change reached n{k} while it heard no news"
+    );
+    assert!(
+        p.nodes[k].leader().is_some(),
+        "n{k} still follows the leader"
+    );
+    let back = p.now;
+    while tag(&p).is_none() && p.now < back + MS(5_000) {
+        p.run_for(MS(10));
+    }
+    assert_eq!(
+        tag(&p).as_deref(),
+        Some("2"),
+        "n{k} never learnt the change"
+    );
+    assert_eq!(p.nodes[k].summary(), p.nodes[leader].summary());
+}
+
 /// Three voters have no answer to spare: a quiet turn and one lost datagram would leave the
 /// leader without a quorum for a round (and n1 and n2 share their turns), so its requests
 /// carry the digest and both others answer every round.
@@ -1552,7 +1689,7 @@ fn a_candidate_gets_no_renewal_while_a_leased_leader_is_heard() {
                     id: me.id.to_string(),
                     generation: me.generation,
                     incarnation: me.incarnation,
-                    summary: 0,
+                    summary: Some(crate::codec::Summary(0)),
                 },
                 round,
                 valid_ms,
@@ -1839,7 +1976,7 @@ fn a_stranger_never_gets_more_bytes_back_than_it_sent() {
         id: id.into(),
         generation: 1,
         incarnation: 0,
-        summary: 0,
+        summary: Some(crate::codec::Summary(0)),
     };
     let digest = |id: &str| Message::SyncDigest {
         from: sender(id),

@@ -23,7 +23,7 @@ fn datagram() -> Vec<u8> {
             id: "node-a".into(),
             generation: 7,
             incarnation: 1,
-            summary: 42,
+            summary: Some(membership::codec::Summary(42)),
         },
         nonce: 3,
     };
