@@ -340,8 +340,12 @@ impl Balancer {
     /// How long an attempt to `id` may go unanswered before the same request is also sent to
     /// the next member (a hedge; the first attempt keeps running until it answers or its
     /// [`Balancer::attempt_timeout`]): a multiple of the fastest other member's cost in
-    /// rotation, unfloored, so that it follows what answers take on a quiet machine. None
-    /// while no other member has answered (nothing to compare with).
+    /// rotation, unfloored, so that it follows what answers take on a quiet machine. A
+    /// member on probation, or known slow (its own cost above both that multiple and the
+    /// latency floor), is hedged after one times that cost: its answer is not expected before
+    /// the longer wait ends anyway, and the few requests the power of two choices still gives
+    /// it (to learn whether it recovered) set the write p99 of experiment 4's `starved` mode.
+    /// None while no other member has answered (nothing to compare with).
     pub fn hedge_delay(&self, id: &str, now: Duration) -> Option<Duration> {
         let best = self
             .upstreams
@@ -349,7 +353,10 @@ impl Balancer {
             .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
             .filter_map(|(other, _)| self.relaxed_ms(other, now))
             .min_by(f64::total_cmp)?;
-        let delay = if self.on_probation(id, now) {
+        let slow = self
+            .relaxed_ms(id, now)
+            .is_some_and(|own| own > (best * self.config.hedge_factor).max(self.floor_ms()));
+        let delay = if slow || self.on_probation(id, now) {
             Duration::from_secs_f64(best * self.config.probation_hedge_factor / 1000.0)
         } else {
             Duration::from_secs_f64(best * self.config.hedge_factor / 1000.0)
@@ -690,15 +697,42 @@ mod tests {
         bal.observe("b", MS(0), MS(2), true);
         assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(12)));
         assert_eq!(bal.hedge_delay("a", MS(0)), Some(MS(10)));
-        // a slower answer from a: b's hedge waits for 3 x a's peak-EWMA
+        // a slower answer from a: b's hedge waits for 3 x a's peak-EWMA, and a, now known
+        // slow, is hedged after 1 x b's
         bal.observe("a", MS(1), MS(30), true);
         assert_eq!(bal.hedge_delay("b", MS(1)), Some(MS(90)));
+        assert_eq!(bal.hedge_delay("a", MS(1)), Some(MS(2)));
         // an ejected member is nobody to compare with
         for k in 0..3 {
             bal.observe("a", MS(2 + k), MS(5), false);
         }
         assert!(bal.upstream("a").unwrap().ejected_until.is_some());
         assert_eq!(bal.hedge_delay("b", MS(10)), None);
+    }
+
+    #[test]
+    fn a_member_known_slow_is_hedged_after_the_fastest_others_time() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        bal.observe("a", MS(0), MS(4), true);
+        bal.observe("b", MS(0), MS(300), true);
+        assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(4)));
+        // slower than 3 x a but under the 20 ms floor: an ordinary wait
+        let mut bal = Balancer::new(BalancerConfig::default());
+        bal.observe("a", MS(0), MS(2), true);
+        bal.observe("b", MS(0), MS(15), true);
+        assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(10)));
+        // b recovers: its fast answers bring its cost down, and the wait back up
+        let mut bal = Balancer::new(BalancerConfig::default());
+        bal.observe("a", MS(0), MS(4), true);
+        bal.observe("b", MS(0), MS(300), true);
+        let mut t = MS(0);
+        while bal.hedge_delay("b", t) == Some(MS(4)) {
+            t += MS(100);
+            bal.observe("b", t, MS(4), true);
+            bal.observe("a", t, MS(4), true);
+            assert!(t < MS(30_000), "b never lost its slow mark");
+        }
+        assert_eq!(bal.hedge_delay("b", t), Some(MS(12)));
     }
 
     #[test]
