@@ -17,11 +17,15 @@
 #            (kernel.sched_rt_runtime_us = 950000), so the stressed member really is the one
 #            short of CPU. (At SCHED_IDLE among four ordinary hogs, as measured before, it
 #            still got the CPU it needed within milliseconds.)
-#   throttled `stress-ng --cpu 2` plus producer-b frozen (SIGSTOP) 1.7 s out of every 2 s
-#            and let run 0.3 s (SIGCONT): a member that gets CPU only in rare bursts (a VM
-#            losing its CPU to a noisy neighbour, a swapping host). This machine has no cgroup
-#            CPU controller, so it is emulated with signals (real CFS throttling stalls a
-#            process for at most one period, 100 ms by default).
+#   throttled producer-b frozen (SIGSTOP) 1.7 s out of every 2 s and let run 0.3 s
+#            (SIGCONT), its own `stress-ng --cpu 1` beside it: a member whose container's CPU
+#            quota its hog uses up (the seed's `stress` inside the producer's container), or a
+#            VM losing its CPU to a noisy neighbour. This machine has no cgroup CPU
+#            controller, so the throttling is emulated with signals (real CFS throttling
+#            stalls a process for at most one period, 100 ms by default), and the confinement
+#            a quota gives by pinning: the hog and producer-b to CPU 1, every other member to
+#            CPU 0. (Until 2026-12-07 the hog was `stress-ng --cpu 2` for everyone, the `host`
+#            mode's load on top of the freezing; docs/experiments.md has both.)
 #   throttled-hard  the same with 2.8 s frozen out of every 3 s.
 # Installs stress-ng with apt-get if missing (root). Writes $RESULTS_DIR/exp4/<mode>/
 # samples.csv, routes.csv, run.json, phases.csv, $RESULTS_DIR/exp4/summary.json (every mode run
@@ -57,10 +61,12 @@ for mode in "${MODES[@]}"; do
                 --pin-stressed 1 --pin-others 0)
             ;;
         throttled)
-            args=(--stress-cmd "stress-ng --cpu 2 --timeout 40s" --throttle 300:1700)
+            args=(--stress-cmd "stress-ng --cpu 1 --taskset 1 --timeout 40s" --throttle 300:1700
+                --pin-stressed 1 --pin-others 0)
             ;;
         throttled-hard)
-            args=(--stress-cmd "stress-ng --cpu 2 --timeout 40s" --throttle 200:2800)
+            args=(--stress-cmd "stress-ng --cpu 1 --taskset 1 --timeout 40s" --throttle 200:2800
+                --pin-stressed 1 --pin-others 0)
             ;;
         *)
             log "unknown mode $mode (host, starved, throttled or throttled-hard)"
