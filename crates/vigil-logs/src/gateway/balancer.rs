@@ -78,6 +78,10 @@ pub struct BalancerConfig {
     /// ejects it again, and a request to it is hedged after this many times the fastest
     /// other member's cost (no minimum).
     pub probation_hedge_factor: f64,
+    /// A member neither offered as a candidate nor heard from for this long is left out of
+    /// the comparisons (typical cost, attempt timeouts, hedge delays, the ejected share): a
+    /// departed producer's last cost must not set the pace for the living.
+    pub forget_after: Duration,
 }
 
 impl Default for BalancerConfig {
@@ -100,6 +104,7 @@ impl Default for BalancerConfig {
             hedge_factor: 3.0,
             hedge_min: Duration::from_millis(10),
             probation_hedge_factor: 1.0,
+            forget_after: Duration::from_secs(10),
         }
     }
 }
@@ -125,6 +130,8 @@ pub struct Upstream {
     pub back_since: Duration,
     /// First attempts sent to it.
     pub chosen: u64,
+    /// When it was last a candidate or answered (see [`BalancerConfig::forget_after`]).
+    pub seen: Duration,
 }
 
 /// One member that may take a request: id, health score, tier (lower first).
@@ -203,11 +210,18 @@ impl Balancer {
         self.config.latency_floor.as_secs_f64() * 1000.0
     }
 
+    /// The members a candidate or heard from within `forget_after`.
+    fn current(&self, now: Duration) -> impl Iterator<Item = (&String, &Upstream)> {
+        let ttl = self.config.forget_after;
+        self.upstreams
+            .iter()
+            .filter(move |(_, u)| now.saturating_sub(u.seen) <= ttl)
+    }
+
     /// The median cost of the members answering normally, other than `except`.
     fn typical_ms(&self, except: Option<&str>, now: Duration) -> Option<f64> {
         median(
-            self.upstreams
-                .iter()
+            self.current(now)
                 .filter(|(id, u)| Some(id.as_str()) != except && !u.is_ejected(now))
                 .filter_map(|(_, u)| u.cost_ms)
                 .collect(),
@@ -256,6 +270,7 @@ impl Balancer {
     ) -> Vec<String> {
         for c in candidates {
             let u = self.upstreams.entry(c.id.to_string()).or_default();
+            u.seen = now;
             if u.ejected_until.is_some_and(|t| t <= now) {
                 u.ejected_until = None;
                 u.back_since = now;
@@ -326,8 +341,7 @@ impl Balancer {
     pub fn attempt_timeout(&self, id: &str, now: Duration) -> Duration {
         let floor = self.floor_ms();
         let best = self
-            .upstreams
-            .iter()
+            .current(now)
             .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
             .filter_map(|(other, _)| self.relaxed_ms(other, now))
             .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
@@ -341,21 +355,26 @@ impl Balancer {
     /// the next member (a hedge; the first attempt keeps running until it answers or its
     /// [`Balancer::attempt_timeout`]): a multiple of the fastest other member's cost in
     /// rotation, unfloored, so that it follows what answers take on a quiet machine. A
-    /// member on probation, or known slow (its own cost above both that multiple and the
-    /// latency floor), is hedged after one times that cost: its answer is not expected before
-    /// the longer wait ends anyway, and the few requests the power of two choices still gives
+    /// member on probation, or known slow (its last attempt failed and its own cost is above
+    /// both that multiple and the latency floor; one slow answer alone does not make it
+    /// slow), is hedged after one times that cost: its answer is not expected before the
+    /// longer wait ends anyway, and the few requests the power of two choices still gives
     /// it (to learn whether it recovered) set the write p99 of experiment 4's `starved` mode.
     /// None while no other member has answered (nothing to compare with).
     pub fn hedge_delay(&self, id: &str, now: Duration) -> Option<Duration> {
         let best = self
-            .upstreams
-            .iter()
+            .current(now)
             .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
             .filter_map(|(other, _)| self.relaxed_ms(other, now))
             .min_by(f64::total_cmp)?;
-        let slow = self
-            .relaxed_ms(id, now)
-            .is_some_and(|own| own > (best * self.config.hedge_factor).max(self.floor_ms()));
+        let failing = self
+            .upstreams
+            .get(id)
+            .is_some_and(|u| u.consecutive_failures > 0);
+        let slow = failing
+            && self
+                .relaxed_ms(id, now)
+                .is_some_and(|own| own > (best * self.config.hedge_factor).max(self.floor_ms()));
         let delay = if slow || self.on_probation(id, now) {
             Duration::from_secs_f64(best * self.config.probation_hedge_factor / 1000.0)
         } else {
@@ -394,6 +413,7 @@ impl Balancer {
         let probation = self.on_probation(id, now);
         let u = self.upstreams.entry(id.to_string()).or_default();
         u.outstanding = u.outstanding.saturating_sub(1);
+        u.seen = now;
         // An attempt sent before the member came back from its last ejection (one to the
         // last member of a request has no time limit) says nothing of it now: counted, its
         // late failure would end the probation of a member that recovered.
@@ -442,12 +462,8 @@ impl Balancer {
     }
 
     fn may_eject(&self, now: Duration) -> bool {
-        let known = self.upstreams.len();
-        let out = self
-            .upstreams
-            .values()
-            .filter(|u| u.is_ejected(now))
-            .count();
+        let known = self.current(now).count();
+        let out = self.current(now).filter(|(_, u)| u.is_ejected(now)).count();
         ((out + 1) as f64) <= (known as f64 * self.config.max_ejected_share).floor()
     }
 
@@ -697,11 +713,11 @@ mod tests {
         bal.observe("b", MS(0), MS(2), true);
         assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(12)));
         assert_eq!(bal.hedge_delay("a", MS(0)), Some(MS(10)));
-        // a slower answer from a: b's hedge waits for 3 x a's peak-EWMA, and a, now known
-        // slow, is hedged after 1 x b's
+        // a slower answer from a: b's hedge waits for 3 x a's peak-EWMA; one slow answer
+        // does not make a known slow
         bal.observe("a", MS(1), MS(30), true);
         assert_eq!(bal.hedge_delay("b", MS(1)), Some(MS(90)));
-        assert_eq!(bal.hedge_delay("a", MS(1)), Some(MS(2)));
+        assert_eq!(bal.hedge_delay("a", MS(1)), Some(MS(10)));
         // an ejected member is nobody to compare with
         for k in 0..3 {
             bal.observe("a", MS(2 + k), MS(5), false);
@@ -714,25 +730,32 @@ mod tests {
     fn a_member_known_slow_is_hedged_after_the_fastest_others_time() {
         let mut bal = Balancer::new(BalancerConfig::default());
         bal.observe("a", MS(0), MS(4), true);
-        bal.observe("b", MS(0), MS(300), true);
+        // an attempt to b abandoned after 150 ms: known slow
+        bal.observe("b", MS(0), MS(150), false);
         assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(4)));
-        // slower than 3 x a but under the 20 ms floor: an ordinary wait
+        // its next answer, fast: an ordinary wait again
+        bal.observe("b", MS(100), MS(4), true);
+        assert_eq!(bal.hedge_delay("b", MS(100)), Some(MS(12)));
+        // failing but under the 20 ms floor: an ordinary wait
         let mut bal = Balancer::new(BalancerConfig::default());
         bal.observe("a", MS(0), MS(2), true);
-        bal.observe("b", MS(0), MS(15), true);
+        bal.observe("b", MS(0), MS(15), false);
         assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(10)));
-        // b recovers: its fast answers bring its cost down, and the wait back up
+    }
+
+    #[test]
+    fn a_member_gone_for_good_sets_no_pace_for_the_others() {
         let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(3);
+        // c answered in 1 ms, then left the cluster: no longer a candidate
+        bal.observe("c", MS(0), MS(1), true);
         bal.observe("a", MS(0), MS(4), true);
-        bal.observe("b", MS(0), MS(300), true);
-        let mut t = MS(0);
-        while bal.hedge_delay("b", t) == Some(MS(4)) {
-            t += MS(100);
-            bal.observe("b", t, MS(4), true);
-            bal.observe("a", t, MS(4), true);
-            assert!(t < MS(30_000), "b never lost its slow mark");
-        }
-        assert_eq!(bal.hedge_delay("b", t), Some(MS(12)));
+        bal.observe("b", MS(0), MS(4), true);
+        assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(10)));
+        let later = MS(0) + BalancerConfig::default().forget_after + MS(1);
+        bal.order(&two(100, 100), later, &mut rng);
+        // b is compared with a alone: 3 x 4 ms
+        assert_eq!(bal.hedge_delay("b", later), Some(MS(12)));
     }
 
     #[test]
