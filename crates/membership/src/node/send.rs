@@ -19,12 +19,12 @@ impl Node {
 
     /// The sender block of one heartbeat round: with the table's summary only while this
     /// node knows no leader, or for [`NEWS_ROUNDS`] rounds after its table changed or it
-    /// received a summary unlike its own (`note_sender`). Why: with
-    /// a leader known, every member hears the leader's summary in each of its requests
-    /// (every third of `cluster.quorum.lease`, as often as the anti-entropy interval lets a
-    /// mismatch start an exchange), and an exchange with the leader mends both tables
-    /// (push-pull), so in a table at rest the summary took 4 of a heartbeat's 23 bytes, a
-    /// sixth of a member's steady traffic, for nothing. Fresh news is different: a member
+    /// received a summary unlike its own (`note_sender`). Why: with a leader known, every
+    /// member hears the leader's summary in each of its requests (every third of
+    /// `cluster.quorum.lease`, as often as the anti-entropy interval lets a mismatch start
+    /// an exchange), and an exchange with the leader mends both tables (push-pull), so in a
+    /// table at rest the summary took 4 of a heartbeat's 23 bytes, a sixth of a member's
+    /// steady traffic, for nothing. Fresh news is different: a member
     /// that just learnt something makes each observer still without it pull it at once, and
     /// one that saw a summary unlike its own lets its observers push what it lacks, which
     /// speeds the last stragglers of a spread (without either, a crash took 0.2-0.4 s longer

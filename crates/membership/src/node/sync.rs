@@ -3,12 +3,11 @@
 //! A joiner sends its record to its seeds; a seed answers with its whole table (paged
 //! into datagrams). Afterwards most messages carry the sender's table summary (not a lease
 //! grant, nor a heartbeat while its sender knows a leader and has no news: see
-//! `node::send`); when it
-//! differs from ours, we start (at most once per anti-entropy interval) a push-pull
-//! exchange: we send per-slice fingerprints, the peer answers with the records of the
-//! slices that differ and its own fingerprints, and we answer with ours. Seeds are probed
-//! every rejoin interval (every second while alone), so an isolated node or a healed
-//! partition finds its way back.
+//! `node::send`); when it differs from ours, we start (at most once per anti-entropy
+//! interval) a push-pull exchange: we send per-slice fingerprints, the peer answers with the
+//! records of the slices that differ and its own fingerprints, and we answer with ours.
+//! Seeds are probed every rejoin interval (every second while alone), so an isolated node
+//! or a healed partition finds its way back.
 
 use std::net::SocketAddr;
 use std::time::Duration;
