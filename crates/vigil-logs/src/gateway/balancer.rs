@@ -335,18 +335,21 @@ impl Balancer {
         out
     }
 
+    /// The relaxed cost of the fastest current member in rotation other than `id`: what
+    /// attempt timeouts and hedge delays are multiples of.
+    fn fastest_other_ms(&self, id: &str, now: Duration) -> Option<f64> {
+        self.current(now)
+            .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
+            .filter_map(|(other, _)| self.relaxed_ms(other, now))
+            .min_by(f64::total_cmp)
+    }
+
     /// How long a non-final attempt to `id` may take before it is abandoned for the next
     /// member: a multiple of the fastest other member's cost in rotation (not of a median:
     /// with two producers, one of them slow, the median would be half the slow one).
     pub fn attempt_timeout(&self, id: &str, now: Duration) -> Duration {
         let floor = self.floor_ms();
-        let best = self
-            .current(now)
-            .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
-            .filter_map(|(other, _)| self.relaxed_ms(other, now))
-            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
-            .unwrap_or(floor)
-            .max(floor);
+        let best = self.fastest_other_ms(id, now).unwrap_or(floor).max(floor);
         Duration::from_secs_f64(best * self.config.attempt_timeout_factor / 1000.0)
             .max(self.config.attempt_timeout_min)
     }
@@ -362,11 +365,7 @@ impl Balancer {
     /// it (to learn whether it recovered) set the write p99 of experiment 4's `starved` mode.
     /// None while no other member has answered (nothing to compare with).
     pub fn hedge_delay(&self, id: &str, now: Duration) -> Option<Duration> {
-        let best = self
-            .current(now)
-            .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
-            .filter_map(|(other, _)| self.relaxed_ms(other, now))
-            .min_by(f64::total_cmp)?;
+        let best = self.fastest_other_ms(id, now)?;
         let failing = self
             .upstreams
             .get(id)
