@@ -94,6 +94,16 @@ def main():
     ap.add_argument("--rate", type=float, default=20.0, help="writes per second through the gateway")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.pin_others:
+        # The writer and sampler are the clients: they run beside the unstressed members in
+        # every phase. Left free, they used the stressed member's CPU while it was idle (the
+        # baseline) and lost it to the hog under stress, so the client's own scheduling delays
+        # (up to a second behind the real-time hog) counted as the cluster's write latency.
+        cpus = set()
+        for part in args.pin_others.split(","):
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+        os.sched_setaffinity(0, cpus)
 
     work = tempfile.mkdtemp(prefix="vigil-exp4-")
     ports = {m: (free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)) for m, _ in MEMBERS}
@@ -255,7 +265,7 @@ def main():
     with open(os.path.join(args.out, "run.json"), "w") as f:
         json.dump({"phases": phases, "producers": PRODUCERS, "stressed": args.stressed,
                    "stress_cmd": args.stress_cmd, "throttle": args.throttle, "members": commands, "rate": args.rate,
-                   "logs": work}, f, indent=1)
+                   "driver_cpus": sorted(os.sched_getaffinity(0)), "logs": work}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
 //! - **Peak-EWMA latency** (Finagle, Linkerd): a member's cost jumps to any slower answer at
 //!   once and decays toward faster ones with time constant [`BalancerConfig::ewma_tau`]; while
 //!   nobody asks it, it relaxes toward the typical cost of the others
-//!   ([`BalancerConfig::idle_tau`]), so a member that was slow is tried again later.
-//! - **Weight** = (health score / 100)² / max(cost × (outstanding + 1), floor).
+//!   ([`BalancerConfig::idle_tau`]), so a member that was slow is tried again later. An
+//!   attempt still unanswered counts as an answer at least as slow as it has waited.
+//! - **Weight** = (health score / 100)² / (max(cost, floor) × (attempts in flight + 1)).
 //! - **Power of two choices, soft**: two members of the best tier drawn at random, one of
 //!   them taken with probability proportional to its weight. Two equal members split evenly;
 //!   one with a tenth of the weight gets about a tenth of the other's share.
@@ -119,8 +120,8 @@ pub struct Upstream {
     pub cost_ms: Option<f64>,
     /// When the last answer came.
     pub last_sample: Duration,
-    /// Requests sent and not answered yet.
-    pub outstanding: u32,
+    /// When each attempt sent to it and not answered yet was sent.
+    pub pending: Vec<Duration>,
     /// Failures in a row.
     pub consecutive_failures: u32,
     /// Ejected until then.
@@ -245,15 +246,34 @@ impl Balancer {
         })
     }
 
-    /// A member's cost now: its relaxed peak-EWMA (the others' typical cost before its first
-    /// answer), at least the floor, times its outstanding requests plus one.
+    /// How long the oldest attempt to `id` still unanswered has waited, milliseconds (0 when
+    /// none is).
+    fn waiting_ms(&self, id: &str, now: Duration) -> f64 {
+        self.upstreams
+            .get(id)
+            .and_then(|u| u.pending.iter().min())
+            .map_or(0.0, |&sent| now.saturating_sub(sent).as_secs_f64() * 1000.0)
+    }
+
+    /// What an answer from `id` is expected to take now: its relaxed peak-EWMA, or longer if
+    /// an attempt to it has waited longer already. An answer not yet come is at least that
+    /// slow: without this the balancer learned of a stall only when the stalled attempt was
+    /// abandoned, and meanwhile the next few writes went to the stalled member too, each
+    /// waiting for its hedge (they set experiment 4's write p99 as a stress began).
+    fn expected_ms(&self, id: &str, now: Duration) -> Option<f64> {
+        self.relaxed_ms(id, now)
+            .map(|cost| cost.max(self.waiting_ms(id, now)))
+    }
+
+    /// A member's cost now: its expected answer time (the others' typical cost before its
+    /// first answer), at least the floor, times its attempts in flight plus one.
     pub fn cost_ms(&self, id: &str, now: Duration) -> f64 {
         let floor = self.floor_ms();
-        let outstanding = self.upstreams.get(id).map_or(0, |u| u.outstanding);
+        let pending = self.upstreams.get(id).map_or(0, |u| u.pending.len());
         let cost = self
-            .relaxed_ms(id, now)
+            .expected_ms(id, now)
             .unwrap_or_else(|| self.typical_ms(Some(id), now).unwrap_or(floor));
-        cost.max(floor) * f64::from(outstanding + 1)
+        cost.max(floor) * (pending + 1) as f64
     }
 
     /// A member's weight now: (score / 100)² / cost.
@@ -338,12 +358,12 @@ impl Balancer {
         out
     }
 
-    /// The relaxed cost of the fastest current member in rotation other than `id`: what
-    /// attempt timeouts and hedge delays are multiples of.
+    /// The expected answer time of the fastest current member in rotation other than `id`:
+    /// what attempt timeouts and hedge delays are multiples of.
     fn fastest_other_ms(&self, id: &str, now: Duration) -> Option<f64> {
         self.current(now)
             .filter(|(other, u)| other.as_str() != id && !u.is_ejected(now))
-            .filter_map(|(other, _)| self.relaxed_ms(other, now))
+            .filter_map(|(other, _)| self.expected_ms(other, now))
             .min_by(f64::total_cmp)
     }
 
@@ -361,22 +381,22 @@ impl Balancer {
     /// the next member (a hedge; the first attempt keeps running until it answers or its
     /// [`Balancer::attempt_timeout`]): a multiple of the fastest other member's cost in
     /// rotation, unfloored, so that it follows what answers take on a quiet machine. A
-    /// member on probation, or known slow (its last attempt failed and its own cost is above
-    /// both that multiple and the latency floor; one slow answer alone does not make it
-    /// slow), is hedged after one times that cost: its answer is not expected before the
-    /// longer wait ends anyway, and the few requests the power of two choices still gives
-    /// it (to learn whether it recovered) set the write p99 of experiment 4's `starved` mode.
+    /// member on probation, or known slow, is hedged after one times that cost: its answer
+    /// is not expected before the longer wait ends anyway, and the few requests the power of
+    /// two choices still gives it (to learn whether it recovered) set the write p99 of
+    /// experiment 4's `starved` mode. Known slow: an attempt to it has waited longer than
+    /// both that multiple and the latency floor, or its last attempt failed and its cost is
+    /// above them (one slow answer alone does not make it slow).
     /// None while no other member has answered (nothing to compare with).
     pub fn hedge_delay(&self, id: &str, now: Duration) -> Option<Duration> {
         let best = self.fastest_other_ms(id, now)?;
+        let limit = (best * self.config.hedge_factor).max(self.floor_ms());
         let failing = self
             .upstreams
             .get(id)
             .is_some_and(|u| u.consecutive_failures > 0);
-        let slow = failing
-            && self
-                .relaxed_ms(id, now)
-                .is_some_and(|own| own > (best * self.config.hedge_factor).max(self.floor_ms()));
+        let slow = self.waiting_ms(id, now) > limit
+            || failing && self.relaxed_ms(id, now).is_some_and(|own| own > limit);
         let delay = if slow || self.on_probation(id, now) {
             Duration::from_secs_f64(best * self.config.probation_hedge_factor / 1000.0)
         } else {
@@ -398,12 +418,13 @@ impl Balancer {
         })
     }
 
-    /// Notes that a request to `id` was sent.
-    pub fn started(&mut self, id: &str) {
+    /// Notes that an attempt to `id` was sent at `now`.
+    pub fn started(&mut self, id: &str, now: Duration) {
         self.upstreams
             .entry(id.to_string())
             .or_default()
-            .outstanding += 1;
+            .pending
+            .push(now);
     }
 
     /// Notes an answer (or a failure: an error, a 5xx, an abandoned attempt) from `id`
@@ -414,7 +435,11 @@ impl Balancer {
         let relaxed = self.relaxed_ms(id, now);
         let probation = self.on_probation(id, now);
         let u = self.upstreams.entry(id.to_string()).or_default();
-        u.outstanding = u.outstanding.saturating_sub(1);
+        // the attempt that answered: the one sent nearest `took` ago
+        let sent = now.saturating_sub(took);
+        if let Some(k) = (0..u.pending.len()).min_by_key(|&k| u.pending[k].abs_diff(sent)) {
+            u.pending.swap_remove(k);
+        }
         u.seen = now;
         // An attempt sent before the member came back from its last ejection (one to the
         // last member of a request has no time limit) says nothing of it now: counted, its
@@ -562,7 +587,7 @@ mod tests {
             if first == "b" {
                 to_b += 1;
             }
-            bal.started(&first);
+            bal.started(&first, now);
             let (took, ok) = latency(&first, now);
             bal.observe(&first, now + took, took, ok);
             now += MS(50);
@@ -743,6 +768,35 @@ mod tests {
         bal.observe("a", MS(0), MS(2), true);
         bal.observe("b", MS(0), MS(15), false);
         assert_eq!(bal.hedge_delay("b", MS(0)), Some(MS(5)));
+    }
+
+    #[test]
+    fn a_member_whose_attempt_waits_is_known_slow_before_the_attempt_ends() {
+        let mut bal = Balancer::new(BalancerConfig::default());
+        let mut rng = SmallRng::seed_from_u64(7);
+        bal.observe("a", MS(0), MS(3), true);
+        bal.observe("b", MS(0), MS(3), true);
+        // b stalls with an attempt sent at 1 s; 50 ms later the next request is due
+        bal.started("b", MS(1000));
+        let now = MS(1050);
+        assert_eq!(bal.hedge_delay("b", now), Some(MS(3)));
+        assert!(bal.weight("b", 100, now) * 4.0 < bal.weight("a", 100, now));
+        // and a is not hedged to b, whose answer is 50 ms late already
+        assert_eq!(bal.hedge_delay("a", now), Some(MS(100)));
+        let to_b = (0..1000)
+            .filter(|_| bal.order(&two(100, 100), now, &mut rng)[0] == "b")
+            .count();
+        assert!(to_b < 200, "b first {to_b} of 1000 while stalled");
+        // its answer comes after 150 ms: nothing waits any more, and the 150 ms is learned
+        bal.observe("b", MS(1150), MS(150), true);
+        assert!(bal.upstream("b").unwrap().pending.is_empty());
+        assert_eq!(bal.upstream("b").unwrap().cost_ms, Some(150.0));
+        // an attempt that waits less than the hedge delay proves nothing
+        let mut bal = Balancer::new(BalancerConfig::default());
+        bal.observe("a", MS(0), MS(3), true);
+        bal.observe("b", MS(0), MS(3), true);
+        bal.started("b", MS(1000));
+        assert_eq!(bal.hedge_delay("b", MS(1004)), Some(MS(6)));
     }
 
     #[test]

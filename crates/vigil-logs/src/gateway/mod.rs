@@ -174,7 +174,7 @@ impl Gateway {
     ) -> (Result<reqwest::Response, String>, Duration) {
         let limit = (!last).then(|| self.balancer(role).attempt_timeout(&c.id, self.now()));
         self.metrics.routed(role, &c.id);
-        self.balancer(role).started(&c.id);
+        self.balancer(role).started(&c.id, self.now());
         let sent = std::time::Instant::now();
         let request = request.send();
         let result = match limit {
