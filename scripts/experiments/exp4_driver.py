@@ -209,7 +209,10 @@ def main():
             th.start()
         stop.wait(args.baseline)
         print(f"stress: {args.stress_cmd}", file=sys.stderr)
-        stress = subprocess.Popen(shlex.split(args.stress_cmd), stdout=subprocess.DEVNULL,
+        # The whole stress command (stress-ng's parent too, real-time in `starved`, not only
+        # its workers) runs on the stressed member's CPUs, as a container's hog would.
+        pin = ["taskset", "-c", args.pin_stressed] if args.pin_stressed else []
+        stress = subprocess.Popen(pin + shlex.split(args.stress_cmd), stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, start_new_session=True)
         throttle_stop = threading.Event()
         throttler = None
