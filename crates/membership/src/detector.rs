@@ -76,6 +76,12 @@ impl PhiDetector {
         self.heard
     }
 
+    /// Counts as heard from before its first heartbeat: the subject's previous life was
+    /// (see `Watch::heard_before` in `node::detect`).
+    pub fn count_as_heard(&mut self) {
+        self.heard = true;
+    }
+
     /// Forgets the silence so far (used after this node itself was paused: the gap says
     /// nothing about the subject).
     pub fn reset_silence(&mut self, now: Duration) {

@@ -190,7 +190,7 @@ impl Node {
             }
         }
         if !same_life {
-            self.watch.detectors.remove(id.as_str());
+            self.watch.forget(id.as_str());
             self.watch.probes.remove(id.as_str());
         }
         let old_liveness = change
@@ -248,7 +248,7 @@ impl Node {
             }
         }
         if new.liveness.is_terminal() {
-            self.watch.detectors.remove(id.as_str());
+            self.watch.forget(id.as_str());
         }
         self.refresh_quorum(out);
     }
