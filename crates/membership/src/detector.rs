@@ -20,6 +20,8 @@ pub struct PhiDetector {
     pause_ms: f64,
     /// Whether a heartbeat arrived since monitoring started (the prior is no evidence).
     heard: bool,
+    /// Whether the subject's previous life was heard from (see [`PhiDetector::known`]).
+    known_before: bool,
 }
 
 impl PhiDetector {
@@ -43,6 +45,7 @@ impl PhiDetector {
             min_std_ms: min_std.as_secs_f64() * 1000.0,
             pause_ms: pause.as_secs_f64() * 1000.0,
             heard: false,
+            known_before: false,
         };
         d.push(mean - std);
         d.push(mean + std);
@@ -76,10 +79,18 @@ impl PhiDetector {
         self.heard
     }
 
-    /// Counts as heard from before its first heartbeat: the subject's previous life was
-    /// (see `Watch::heard_before` in `node::detect`).
-    pub fn count_as_heard(&mut self) {
-        self.heard = true;
+    /// Notes that the subject's previous life was heard from (see `Watch::heard_before` in
+    /// `node::detect`). Only for [`PhiDetector::known`]: [`PhiDetector::heard`] still says
+    /// whether this life was, so the credit is not handed on from life to life by lives
+    /// never heard (a member crash-looping before its first heartbeat).
+    pub fn mark_known_before(&mut self) {
+        self.known_before = true;
+    }
+
+    /// Whether this life or the one before it was heard from: a subject that is not known
+    /// is checked without waiting for phi.
+    pub fn known(&self) -> bool {
+        self.heard || self.known_before
     }
 
     /// Forgets the silence so far (used after this node itself was paused: the gap says

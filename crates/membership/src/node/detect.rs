@@ -76,7 +76,8 @@ pub(super) struct Watch {
     /// One phi detector per subject.
     pub detectors: HashMap<Arc<str>, PhiDetector>,
     /// Subjects convicted, gone or restarted whose previous life this node heard heartbeats
-    /// from, until they come back with a new life or are no longer FAILED. Their next life
+    /// from, until the next choice of subjects: kept past it only while they are FAILED
+    /// (waiting for a new life), taken by the detector of their next life. That life
     /// is watched like any member (phi from the usual prior), not like one never heard from
     /// (probed after a second of silence and accused if the probe goes unanswered): a
     /// member convicted at a long stall rejoins in the moments it runs, before its
@@ -270,7 +271,7 @@ impl Node {
                         c.acceptable_heartbeat_pause,
                     );
                     if heard_before.remove(id) {
-                        d.count_as_heard();
+                        d.mark_known_before();
                     }
                     d
                 });
@@ -309,14 +310,15 @@ impl Node {
             }
             let silent = now.saturating_sub(d.last_arrival());
             // Two kinds of subject are probed once silent for a heartbeat interval, not only
-            // once phi says so: one that others already accuse, and one never heard from
-            // since this node took it over (its old observers failed or are cut off). This
+            // once phi says so: one that others already accuse, and one never heard from,
+            // nor its previous life, since this node took it over (its old observers failed
+            // or are cut off). This
             // node has no history of either and would otherwise wait for phi to build up
             // from nothing, which in a partition leaves members watched only from the far
             // side unsuspected for seconds. A live subject answers the probe; only silence
             // leads to accusing.
             let corroborate = silent >= self.config.heartbeat_interval
-                && (r.liveness == Liveness::Suspect || !d.heard());
+                && (r.liveness == Liveness::Suspect || !d.known());
             if d.phi(now) <= self.config.phi_threshold
                 && silent < self.config.failure_timeout
                 && !corroborate
@@ -561,5 +563,38 @@ impl Node {
             self.leader = leader.clone();
             out.event(Event::LeaderChanged { leader });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn detector() -> PhiDetector {
+        PhiDetector::new(MS(0), MS(1000), 100, MS(100), MS(500))
+    }
+
+    #[test]
+    fn only_a_life_heard_from_vouches_for_the_next() {
+        let mut w = Watch::default();
+        let id: Arc<str> = Arc::from("n1");
+        // a life heard from: its next one is known
+        let mut d = detector();
+        d.heartbeat(MS(1000));
+        w.detectors.insert(id.clone(), d);
+        w.forget(&id);
+        assert!(w.heard_before.contains(&id));
+        // that next life, never heard itself, is known but vouches for nobody after it (a
+        // member crash-looping before its first heartbeat is checked without waiting again)
+        assert!(w.heard_before.remove(&id));
+        let mut next = detector();
+        next.mark_known_before();
+        assert!(next.known() && !next.heard());
+        w.detectors.insert(id.clone(), next);
+        w.forget(&id);
+        assert!(!w.heard_before.contains(&id));
+        assert!(!detector().known());
     }
 }

@@ -27,7 +27,8 @@
 //!   deposits `retry_min_per_s` a second, up to `retry_cap`; a retry spends one, so retries
 //!   add at most about `retry_ratio` to the load plus a small floor.
 //! - **Hedging** ("The Tail at Scale"): a request not answered within
-//!   [`Balancer::hedge_delay`] (`hedge_factor` times the fastest other member's cost) also
+//!   [`Balancer::hedge_delay`] (`hedge_factor` times the fastest other member's expected
+//!   answer time) also
 //!   goes to the next member, paid from the same retry budget; the first acceptance answers
 //!   the client, and the slow attempt still runs to its [`Balancer::attempt_timeout`] so its
 //!   outcome is learned. Writes carry their event ids, so a write both members took is stored
@@ -271,8 +272,9 @@ impl Balancer {
         let floor = self.floor_ms();
         let pending = self.upstreams.get(id).map_or(0, |u| u.pending.len());
         let cost = self
-            .expected_ms(id, now)
-            .unwrap_or_else(|| self.typical_ms(Some(id), now).unwrap_or(floor));
+            .relaxed_ms(id, now)
+            .unwrap_or_else(|| self.typical_ms(Some(id), now).unwrap_or(floor))
+            .max(self.waiting_ms(id, now));
         cost.max(floor) * (pending + 1) as f64
     }
 
@@ -368,7 +370,8 @@ impl Balancer {
     }
 
     /// How long a non-final attempt to `id` may take before it is abandoned for the next
-    /// member: a multiple of the fastest other member's cost in rotation (not of a median:
+    /// member: a multiple of the fastest other member's expected answer time in rotation
+    /// (not of a median:
     /// with two producers, one of them slow, the median would be half the slow one).
     pub fn attempt_timeout(&self, id: &str, now: Duration) -> Duration {
         let floor = self.floor_ms();
@@ -797,6 +800,11 @@ mod tests {
         bal.observe("b", MS(0), MS(3), true);
         bal.started("b", MS(1000));
         assert_eq!(bal.hedge_delay("b", MS(1004)), Some(MS(6)));
+        // a member that never answered yet stalls on its first attempt: the same
+        let mut bal = Balancer::new(BalancerConfig::default());
+        bal.observe("a", MS(0), MS(3), true);
+        bal.started("b", MS(1000));
+        assert!(bal.weight("b", 100, MS(1100)) * 4.0 < bal.weight("a", 100, MS(1100)));
     }
 
     #[test]
