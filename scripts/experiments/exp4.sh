@@ -27,6 +27,9 @@
 #            CPU 0. (Until 2026-12-07 the hog was `stress-ng --cpu 2` for everyone, the `host`
 #            mode's load on top of the freezing; docs/experiments.md has both.)
 #   throttled-hard  the same with 2.8 s frozen out of every 3 s.
+# In the pinned modes the writer and sampler run on the unstressed members' CPU in every
+# phase, and the whole stress command on the stressed member's: the client's own scheduling
+# must not change between the phases it compares.
 # Installs stress-ng with apt-get if missing (root). Writes $RESULTS_DIR/exp4/<mode>/
 # samples.csv, routes.csv, run.json, phases.csv, $RESULTS_DIR/exp4/summary.json (every mode run
 # so far: {"modes": {mode: {phase: {share_b, share_b_after_5s, score_b_min, ...}}}}) and

@@ -312,10 +312,9 @@ impl Node {
             // Two kinds of subject are probed once silent for a heartbeat interval, not only
             // once phi says so: one that others already accuse, and one never heard from,
             // nor its previous life, since this node took it over (its old observers failed
-            // or are cut off). This
-            // node has no history of either and would otherwise wait for phi to build up
-            // from nothing, which in a partition leaves members watched only from the far
-            // side unsuspected for seconds. A live subject answers the probe; only silence
+            // or are cut off). This node has no history of either and would otherwise wait
+            // for phi to build up from nothing, which in a partition leaves members watched
+            // only from the far side unsuspected for seconds. A live subject answers the probe; only silence
             // leads to accusing.
             let corroborate = silent >= self.config.heartbeat_interval
                 && (r.liveness == Liveness::Suspect || !d.known());

@@ -28,10 +28,9 @@
 //!   add at most about `retry_ratio` to the load plus a small floor.
 //! - **Hedging** ("The Tail at Scale"): a request not answered within
 //!   [`Balancer::hedge_delay`] (`hedge_factor` times the fastest other member's expected
-//!   answer time) also
-//!   goes to the next member, paid from the same retry budget; the first acceptance answers
-//!   the client, and the slow attempt still runs to its [`Balancer::attempt_timeout`] so its
-//!   outcome is learned. Writes carry their event ids, so a write both members took is stored
+//!   answer time) also goes to the next member, paid from the same retry budget; the first
+//!   acceptance answers the client, and the slow attempt still runs to its
+//!   [`Balancer::attempt_timeout`] so its outcome is learned. Writes carry their event ids, so a write both members took is stored
 //!   once.
 
 use std::collections::BTreeMap;
@@ -371,8 +370,8 @@ impl Balancer {
 
     /// How long a non-final attempt to `id` may take before it is abandoned for the next
     /// member: a multiple of the fastest other member's expected answer time in rotation
-    /// (not of a median:
-    /// with two producers, one of them slow, the median would be half the slow one).
+    /// (not of a median: with two producers, one of them slow, the median would be half the
+    /// slow one).
     pub fn attempt_timeout(&self, id: &str, now: Duration) -> Duration {
         let floor = self.floor_ms();
         let best = self.fastest_other_ms(id, now).unwrap_or(floor).max(floor);
